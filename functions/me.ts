@@ -1,0 +1,11 @@
+import { authenticate } from '../lib/auth';
+import { loadConfig } from '../lib/config';
+import { httpHandler, ok } from '../lib/http';
+import { getCurrentUser, toPublicUser } from '../lib/users';
+
+export const handler = httpHandler(async (event) => {
+  const config = await loadConfig();
+  const userId = await authenticate(event, config);
+  const user = await getCurrentUser(config, userId);
+  return ok({ user: toPublicUser(user) }, '查询当前用户信息成功');
+});

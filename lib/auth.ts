@@ -1,0 +1,75 @@
+import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import type { Config } from './config';
+import { UnauthorizedError } from './errors';
+
+type SessionConfig = Pick<Config, 'jwtSecret' | 'jwtIssuer' | 'jwtAudience' | 'jwtTtlSeconds'>;
+
+const ALG = 'HS256';
+const TYP = 'JWT';
+const CLOCK_TOLERANCE_SECONDS = 30;
+const MAX_TOKEN_CHARS = 4096;
+
+/** Issues a session token: HS256 JWT with sub = user id, iss, aud, iat, exp (now + jwtTtlSeconds). */
+export async function issueSessionToken(userId: string, config: SessionConfig, now = new Date()): Promise<string> {
+  const iat = Math.floor(now.getTime() / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: ALG, typ: TYP })
+    .setSubject(userId)
+    .setIssuer(config.jwtIssuer)
+    .setAudience(config.jwtAudience)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + config.jwtTtlSeconds)
+    .sign(config.jwtSecret);
+}
+
+/**
+ * Verifies a session token and returns its user id. Only HS256 with our key, iss, aud and typ; exp, iat
+ * and sub required; 30 s clock tolerance; tokens older than the configured lifetime are refused.
+ * Throws UnauthorizedError (401) for anything else.
+ */
+export async function verifySessionToken(token: string, config: SessionConfig, now = new Date()): Promise<string> {
+  if (token.length > MAX_TOKEN_CHARS || token.split('.').length !== 3) {
+    throw new UnauthorizedError('登录已失效，请重新登录', 'INVALID_TOKEN', 'malformed token');
+  }
+  try {
+    const { payload } = await jwtVerify(token, config.jwtSecret, {
+      algorithms: [ALG],
+      typ: TYP,
+      issuer: config.jwtIssuer,
+      audience: config.jwtAudience,
+      requiredClaims: ['exp', 'iat', 'sub'],
+      clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      maxTokenAge: config.jwtTtlSeconds,
+      currentDate: now,
+    });
+    if (typeof payload.sub !== 'string' || !/^u[0-9A-Za-z_-]{8,64}$/.test(payload.sub)) {
+      throw new UnauthorizedError('登录已失效，请重新登录', 'INVALID_TOKEN', 'bad sub');
+    }
+    return payload.sub;
+  } catch (error) {
+    if (error instanceof UnauthorizedError) throw error;
+    const expired = error instanceof joseErrors.JWTExpired;
+    throw new UnauthorizedError(
+      expired ? '登录已过期，请重新登录' : '登录已失效，请重新登录',
+      expired ? 'TOKEN_EXPIRED' : 'INVALID_TOKEN',
+      (error as Error).name,
+    );
+  }
+}
+
+/** Reads `Authorization: Bearer <token>` (one header, one token); throws UnauthorizedError when absent or malformed. */
+export function bearerToken(headers: Record<string, string | undefined> | undefined): string {
+  const value = headers?.authorization;
+  if (!value) throw new UnauthorizedError('请先登录', 'UNAUTHORIZED', 'no authorization header');
+  const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(value);
+  if (!match?.[1]) throw new UnauthorizedError('登录已失效，请重新登录', 'INVALID_TOKEN', 'malformed authorization');
+  return match[1];
+}
+
+/** The user id of the request's session token; throws UnauthorizedError (401). */
+export async function authenticate(
+  event: { headers?: Record<string, string | undefined> },
+  config: SessionConfig,
+): Promise<string> {
+  return verifySessionToken(bearerToken(event.headers), config);
+}

@@ -1,0 +1,101 @@
+import {
+  BadRequestError,
+  ForbiddenError,
+  ServiceUnavailableError,
+  TooManyRequestsError,
+  UpstreamError,
+} from '../errors';
+import { logger } from '../logger';
+
+export interface WechatAuthConfig {
+  appId: string;
+  wechatSecret: string;
+  apiBase: string;
+}
+
+/** What sign-in may keep from code2Session. session_key is deliberately absent: it never leaves this module. */
+export interface WechatIdentity {
+  openid: string;
+  unionid?: string;
+}
+
+const TIMEOUT_MS = 3000;
+const ID_PATTERN = /^[A-Za-z0-9_-]{6,64}$/;
+
+class RetryableError extends Error {}
+
+async function callOnce(config: WechatAuthConfig, code: string): Promise<WechatIdentity> {
+  const url = new URL(`${config.apiBase}/sns/jscode2session`);
+  url.search = new URLSearchParams({
+    appid: config.appId,
+    secret: config.wechatSecret,
+    js_code: code,
+    grant_type: 'authorization_code',
+  }).toString();
+
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+    text = await response.text();
+  } catch (error) {
+    throw new RetryableError(`network: ${(error as Error).name}`);
+  }
+  if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
+  if (response.status !== 200) throw new UpstreamError(undefined, 'WECHAT_ERROR', `http ${response.status}`);
+
+  // WeChat answers JSON labelled text/plain: read text, then parse.
+  let body: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+    body = parsed as Record<string, unknown>;
+  } catch {
+    throw new UpstreamError(undefined, 'WECHAT_ERROR', 'jscode2session answered non-JSON');
+  }
+
+  const errcode = body.errcode ?? 0;
+  switch (errcode) {
+    case 0:
+      break;
+    case -1:
+      throw new RetryableError('errcode -1');
+    case 40029:
+    case 40163:
+      throw new BadRequestError('登录凭证无效或已使用，请重新调用 wx.login', 'INVALID_CODE', `errcode ${errcode}`);
+    case 45011:
+      throw new TooManyRequestsError('登录过于频繁，请稍后再试', 60, 'WECHAT_RATE_LIMITED', 'errcode 45011');
+    case 40226:
+      throw new ForbiddenError('该微信账号存在风险，登录被拦截', 'WECHAT_LOGIN_BLOCKED', 'errcode 40226');
+    default:
+      throw new UpstreamError(undefined, 'WECHAT_ERROR', `errcode ${String(errcode)}`);
+  }
+
+  const { openid, unionid } = body;
+  if (typeof openid !== 'string' || !ID_PATTERN.test(openid)) {
+    throw new UpstreamError(undefined, 'WECHAT_ERROR', 'jscode2session answered without a valid openid');
+  }
+  if (unionid !== undefined && (typeof unionid !== 'string' || !ID_PATTERN.test(unionid))) {
+    throw new UpstreamError(undefined, 'WECHAT_ERROR', 'jscode2session answered an invalid unionid');
+  }
+  return unionid === undefined ? { openid } : { openid, unionid };
+}
+
+/**
+ * Exchanges a wx.login code for the user's openid (and unionid when bound); WeChat auth.code2Session.
+ * 3 s timeout, one retry on errcode -1, 5xx or timeout. Throws BadRequestError INVALID_CODE (40029/40163),
+ * TooManyRequestsError (45011), ForbiddenError (40226), ServiceUnavailableError (busy/timeout after the retry),
+ * UpstreamError (anything else).
+ */
+export async function code2Session(config: WechatAuthConfig, code: string): Promise<WechatIdentity> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await callOnce(config, code);
+    } catch (error) {
+      if (!(error instanceof RetryableError)) throw error;
+      logger.warn('jscode2session failed', { attempt, reason: error.message });
+      if (attempt >= 2) throw new ServiceUnavailableError(undefined, 'WECHAT_UNAVAILABLE', error.message);
+      await new Promise((resolve) => setTimeout(resolve, 100 + Math.floor(Math.random() * 200)));
+    }
+  }
+}

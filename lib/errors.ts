@@ -1,0 +1,95 @@
+/**
+ * Typed errors. Domain and client code throw these; `lib/http.ts` (API routes) and `lib/notify.ts`
+ * (WeChat Pay notifies) are the only places that turn them into responses.
+ * `message` is for people (Chinese, shown to the mini-program); `code` is for machines; `detail` only
+ * goes to the logs and must never hold a secret.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly detail?: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class BadRequestError extends AppError {
+  constructor(message: string, code = 'BAD_REQUEST', detail?: string) {
+    super(400, code, message, detail);
+  }
+}
+
+export class UnauthorizedError extends AppError {
+  constructor(message = '请先登录', code = 'UNAUTHORIZED', detail?: string) {
+    super(401, code, message, detail);
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message: string, code = 'FORBIDDEN', detail?: string) {
+    super(403, code, message, detail);
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(message: string, code = 'NOT_FOUND', detail?: string) {
+    super(404, code, message, detail);
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string, code = 'CONFLICT', detail?: string) {
+    super(409, code, message, detail);
+  }
+}
+
+export class PayloadTooLargeError extends AppError {
+  constructor(message = '请求体过大', code = 'PAYLOAD_TOO_LARGE') {
+    super(413, code, message);
+  }
+}
+
+export class TooManyRequestsError extends AppError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds = 60,
+    code = 'TOO_MANY_REQUESTS',
+    detail?: string,
+  ) {
+    super(429, code, message, detail);
+  }
+}
+
+/** WeChat answered, but with something we cannot use (502). */
+export class UpstreamError extends AppError {
+  constructor(message = '微信服务异常，请稍后再试', code = 'WECHAT_ERROR', detail?: string) {
+    super(502, code, message, detail);
+  }
+}
+
+/** WeChat did not answer in time or said it is busy (503). */
+export class ServiceUnavailableError extends AppError {
+  constructor(message = '微信服务繁忙，请稍后再试', code = 'WECHAT_UNAVAILABLE', detail?: string) {
+    super(503, code, message, detail);
+  }
+}
+
+/** A missing or malformed configuration value. `detail` names the parameter, never its value. */
+export class ConfigError extends AppError {
+  constructor(detail: string) {
+    super(500, 'CONFIG_ERROR', '服务配置错误', detail);
+  }
+}
+
+/**
+ * A WeChat Pay notify or response that failed verification or validation. Never credited.
+ * `status` is the HTTP status a v3 notify reply uses (v2 always answers 200 with FAIL XML).
+ */
+export class NotifyRejectedError extends AppError {
+  constructor(reason: string, status = 401, detail?: string) {
+    super(status, 'NOTIFY_REJECTED', reason, detail);
+  }
+}

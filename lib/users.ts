@@ -1,0 +1,155 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as v from 'valibot';
+import { issueSessionToken } from './auth';
+import { code2Session } from './clients/wechat-auth';
+import type { Config } from './config';
+import { BadRequestError, UnauthorizedError } from './errors';
+import * as users from './repositories/user-repository';
+import type { ProfileChanges, UserRecord } from './repositories/user-repository';
+
+/** The user as the mini-program sees it (DESIGN.md `user`). Never holds openid, unionid or session_key. */
+export interface PublicUser {
+  id: string;
+  nickname: string;
+  avatar: string;
+  sex: 0 | 1 | 2;
+  role: 0 | 1;
+  company: string;
+  introduce: string;
+  membershipExpiredAt: string | null;
+}
+
+/** Our user id for an openid: stable, opaque, and the same for every concurrent first sign-in. */
+export function userIdForOpenid(openid: string): string {
+  return `u${createHash('sha256').update(`openid:${openid}`).digest('base64url').slice(0, 22)}`;
+}
+
+/** A new user with the seed-000 defaults: nickname 微信用户 + 6 chars, sex 2 (unknown), role 0. */
+export function newUser(openid: string, unionid: string | undefined, now: string): UserRecord {
+  return {
+    id: userIdForOpenid(openid),
+    openid,
+    ...(unionid ? { unionid } : {}),
+    nickname: `微信用户${randomBytes(3).toString('hex')}`,
+    avatar: '',
+    sex: 2,
+    role: 0,
+    company: '',
+    introduce: '',
+    version: 0,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+/** The public shape of a stored user; a lapsed membership reads as role 0. */
+export function toPublicUser(user: UserRecord, now = new Date()): PublicUser {
+  const member = user.role === 1 && !!user.membershipExpiredAt && new Date(user.membershipExpiredAt) > now;
+  return {
+    id: user.id,
+    nickname: user.nickname,
+    avatar: user.avatar,
+    sex: user.sex,
+    role: member ? 1 : 0,
+    company: user.company,
+    introduce: user.introduce,
+    membershipExpiredAt: user.membershipExpiredAt ?? null,
+  };
+}
+
+export const SignInBody = v.object({
+  code: v.pipe(
+    v.string('请提供微信登录 code'),
+    v.minLength(1, '请提供微信登录 code'),
+    v.maxLength(128, '微信登录 code 格式不正确'),
+    v.regex(/^[A-Za-z0-9_-]+$/, '微信登录 code 格式不正确'),
+  ),
+});
+
+/**
+ * wx.login code → session: code2Session, then find-or-create the user by openid with one conditional
+ * write (a returning user costs one DynamoDB request), then a session token. Throws what code2Session throws.
+ */
+export async function signIn(config: Config, code: string): Promise<{ token: string; user: PublicUser }> {
+  const identity = await code2Session(config, code);
+  const now = new Date();
+  const { user } = await users.createUserIfAbsent(
+    config.usersTable,
+    newUser(identity.openid, identity.unionid, now.toISOString()),
+  );
+  if (identity.unionid && user.unionid !== identity.unionid) {
+    await users.setUnionId(config.usersTable, user.id, identity.unionid);
+  }
+  const token = await issueSessionToken(user.id, config, now);
+  return { token, user: toPublicUser(user, now) };
+}
+
+/** The signed-in user; a token whose user no longer exists is a 401. */
+export async function getCurrentUser(config: Config, userId: string): Promise<UserRecord> {
+  const user = await users.getUser(config.usersTable, userId);
+  if (!user) throw new UnauthorizedError('用户不存在，请重新登录', 'USER_NOT_FOUND');
+  return user;
+}
+
+// Text people type: no control characters, no bidi overrides, well-formed UTF-16, not only invisible characters.
+const UNSAFE_TEXT = /[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069]/;
+const INVISIBLE = /^[\s\u200b-\u200d\u2060\ufeff]*$/u;
+
+function text(field: string, min: number, max: number) {
+  return v.pipe(
+    v.string(`${field}必须是字符串`),
+    v.check((s) => s.isWellFormed() && !UNSAFE_TEXT.test(s), `${field}包含不允许的字符`),
+    v.check((s) => [...s].length >= min && [...s].length <= max, `${field}长度应为 ${min}–${max} 个字符`),
+    v.check((s) => min === 0 || !INVISIBLE.test(s), `${field}不能为空`),
+  );
+}
+
+function isHttpsUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' && !url.username && !url.password && url.hostname.includes('.');
+  } catch {
+    return false;
+  }
+}
+
+/** Allow-listed profile fields; anything else in the body is ignored, never stored. */
+export const ProfileUpdateBody = v.object({
+  nickname: v.optional(text('昵称', 1, 32)),
+  avatar: v.optional(
+    v.pipe(
+      v.string('头像必须是字符串'),
+      v.maxLength(512, '头像地址过长'),
+      v.check(isHttpsUrl, '头像必须是 https 地址'),
+    ),
+  ),
+  sex: v.optional(v.picklist([0, 1, 2], '性别只能是 0、1 或 2')),
+  company: v.optional(text('公司', 0, 64)),
+  introduce: v.optional(text('简介', 0, 256)),
+});
+
+/** Validates a profile update body into the allowed changes; throws BadRequestError (400) and writes nothing. */
+export function parseProfileUpdate(body: unknown): ProfileChanges {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new BadRequestError('请求体必须是 JSON 对象', 'VALIDATION_ERROR');
+  }
+  const result = v.safeParse(ProfileUpdateBody, body);
+  if (!result.success) {
+    const issue = result.issues[0];
+    throw new BadRequestError(issue?.message ?? '参数错误', 'VALIDATION_ERROR', issue ? v.getDotPath(issue) ?? '' : '');
+  }
+  const changes = Object.fromEntries(
+    Object.entries(result.output).filter(([, value]) => value !== undefined),
+  ) as ProfileChanges;
+  if (Object.keys(changes).length === 0) {
+    throw new BadRequestError('没有可更新的字段', 'NO_CHANGES');
+  }
+  return changes;
+}
+
+/** Applies validated profile changes to the signed-in user; throws UnauthorizedError if the user is gone. */
+export async function updateUserProfile(config: Config, userId: string, changes: ProfileChanges): Promise<PublicUser> {
+  const user = await users.updateProfile(config.usersTable, userId, changes, new Date().toISOString());
+  if (!user) throw new UnauthorizedError('用户不存在，请重新登录', 'USER_NOT_FOUND');
+  return toPublicUser(user);
+}

@@ -1,0 +1,12 @@
+import { envValue } from '../../lib/config';
+import { createConfiguredSandbox } from './index';
+
+const sandbox = createConfiguredSandbox();
+const port = Number(envValue('SANDBOX_PORT', '3100'));
+const url = await sandbox.listen(port);
+console.log(`sandbox listening on ${url}`);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    void sandbox.close().then(() => process.exit(0));
+  });
+}

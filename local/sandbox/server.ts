@@ -1,0 +1,135 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * The WeChat sandbox: a node:http server that plays api.weixin.qq.com and api.mch.weixin.qq.com on
+ * loopback, speaking the real wire formats, plus a control API under /sandbox/ for tests and the demo.
+ * Each WeChat surface is a module that registers its routes (login.ts, pay-v2.ts, pay-v3.ts).
+ */
+
+export interface SandboxRequest {
+  method: string;
+  url: URL;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+export interface SandboxReply {
+  status: number;
+  headers?: Record<string, string>;
+  body: string;
+}
+
+export type RouteHandler = (request: SandboxRequest) => Promise<SandboxReply> | SandboxReply;
+
+/** A fault switched on for one WeChat endpoint: `timeout` never answers, `busy` answers WeChat's "system busy", `5xx` a 502. */
+export type FaultMode = 'timeout' | 'busy' | '5xx';
+
+export interface Fault {
+  mode: FaultMode;
+  /** How many calls it affects; undefined = until cleared. */
+  remaining?: number;
+}
+
+export class Sandbox {
+  private readonly routes = new Map<string, RouteHandler>();
+  private readonly busyReplies = new Map<string, () => SandboxReply>();
+  readonly faults = new Map<string, Fault>();
+  /** Every call to a WeChat endpoint (not /sandbox/), newest last; tests count them. */
+  readonly calls: { method: string; path: string; at: number }[] = [];
+  private server?: Server;
+  baseUrl = '';
+
+  /** Registers a route. `busy` builds the endpoint's own "system busy" answer for the busy fault. */
+  route(method: string, path: string, handler: RouteHandler, busy?: () => SandboxReply): void {
+    this.routes.set(`${method} ${path}`, handler);
+    if (busy) this.busyReplies.set(path, busy);
+  }
+
+  async handle(request: SandboxRequest): Promise<SandboxReply | undefined> {
+    const path = request.url.pathname;
+    if (!path.startsWith('/sandbox/')) {
+      this.calls.push({ method: request.method, path, at: Date.now() });
+      const fault = this.faults.get(path);
+      if (fault) {
+        if (fault.remaining !== undefined && --fault.remaining <= 0) this.faults.delete(path);
+        if (fault.mode === 'timeout') return undefined;
+        if (fault.mode === '5xx') return { status: 502, headers: { 'content-type': 'text/html' }, body: '<html>502 Bad Gateway</html>' };
+        const busy = this.busyReplies.get(path);
+        if (busy) return busy();
+        return { status: 503, body: 'busy' };
+      }
+    }
+    const handler = this.routes.get(`${request.method} ${path}`);
+    if (!handler) return json(404, { errcode: 404, errmsg: `no sandbox route ${request.method} ${path}` });
+    try {
+      return await handler(request);
+    } catch (error) {
+      return json(400, { errcode: 400, errmsg: (error as Error).message });
+    }
+  }
+
+  /** Starts listening on host:port (0 = any free port); resolves with the base URL. */
+  async listen(port: number, host = '127.0.0.1'): Promise<string> {
+    this.controlRoutes();
+    const hanging = new Set<ServerResponse>();
+    this.server = createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const request: SandboxRequest = {
+        method: req.method ?? 'GET',
+        url: new URL(req.url ?? '/', 'http://sandbox'),
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
+      const reply = await this.handle(request);
+      if (!reply) {
+        hanging.add(res);
+        res.on('close', () => hanging.delete(res));
+        return;
+      }
+      res.writeHead(reply.status, reply.headers ?? {});
+      res.end(reply.body);
+    });
+    this.server.on('close', () => {
+      for (const res of hanging) res.destroy();
+    });
+    await new Promise<void>((resolve) => this.server?.listen(port, host, resolve));
+    const address = this.server.address() as AddressInfo;
+    this.baseUrl = `http://${host}:${address.port}`;
+    return this.baseUrl;
+  }
+
+  async close(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  }
+
+  private controlRoutes(): void {
+    this.route('POST', '/sandbox/faults', ({ body }) => {
+      const { endpoint, mode, count } = JSON.parse(body || '{}') as { endpoint?: string; mode?: FaultMode; count?: number };
+      if (!endpoint || !mode || !['timeout', 'busy', '5xx'].includes(mode)) {
+        return json(400, { error: 'expected {endpoint, mode: timeout|busy|5xx, count?}' });
+      }
+      this.faults.set(endpoint, { mode, remaining: count });
+      return json(200, { endpoint, mode, count: count ?? null });
+    });
+    this.route('DELETE', '/sandbox/faults', () => {
+      this.faults.clear();
+      return json(200, { cleared: true });
+    });
+    this.route('GET', '/sandbox/calls', () => json(200, { calls: this.calls }));
+  }
+}
+
+/** A JSON reply. WeChat's own JSON APIs answer `text/plain`, so callers pass that content type where WeChat does. */
+export function json(status: number, body: unknown, contentType = 'application/json'): SandboxReply {
+  return { status, headers: { 'content-type': contentType }, body: JSON.stringify(body) };
+}
+
+/** Parses a JSON control body, answering an empty object for an empty body. */
+export function controlBody(request: SandboxRequest): Record<string, unknown> {
+  if (!request.body) return {};
+  const parsed: unknown = JSON.parse(request.body);
+  return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
+}
