@@ -1,0 +1,13 @@
+import { authenticate } from '../lib/auth';
+import { loadConfig } from '../lib/config';
+import { httpHandler, ok } from '../lib/http';
+import { getOrderForUser } from '../lib/payments';
+import { paymentProvider } from '../lib/wechat-pay';
+
+export const handler = httpHandler(async (event) => {
+  const config = await loadConfig();
+  const userId = await authenticate(event, config);
+  const outTradeNo = event.pathParameters?.outTradeNo ?? '';
+  const order = await getOrderForUser(config, paymentProvider(config), userId, outTradeNo);
+  return ok({ order }, '查询订单成功');
+});

@@ -1,0 +1,11 @@
+import { authenticate } from '../lib/auth';
+import { loadConfig } from '../lib/config';
+import { httpHandler, ok } from '../lib/http';
+import { listOrders } from '../lib/payments';
+
+export const handler = httpHandler(async (event) => {
+  const config = await loadConfig();
+  const userId = await authenticate(event, config);
+  const { cursor, limit } = event.queryStringParameters ?? {};
+  return ok(await listOrders(config, userId, cursor, limit ? Number(limit) : undefined), '查询订单成功');
+});

@@ -1,0 +1,210 @@
+import type { Config } from '../config';
+import {
+  ConfigError,
+  ConflictError,
+  NotifyRejectedError,
+  ServiceUnavailableError,
+  UpstreamError,
+} from '../errors';
+import { logger } from '../logger';
+import type {
+  NotifyReply,
+  NotifyRequest,
+  NotifyResult,
+  OrderQueryResult,
+  PayParams,
+  PaymentProvider,
+  PaymentReport,
+  PrepayRequest,
+} from '../wechat-pay/provider';
+import {
+  buildPayParamsV2,
+  formatTimeExpire,
+  nonceStr,
+  parseTimeEnd,
+  parseV2Xml,
+  signV2,
+  toV2Xml,
+  V2_SUCCESS_REPLY,
+  v2FailReply,
+  verifyV2Sign,
+} from '../wechat-pay/v2-protocol';
+
+type V2Config = Pick<Config, 'appId' | 'mchId' | 'mchKey' | 'payApiBase' | 'notifyUrl' | 'v2SignType'>;
+
+const TIMEOUT_MS = 5000;
+const FEN = /^[1-9]\d{0,9}$/;
+const CASH_FEN = /^(0|[1-9]\d{0,9})$/;
+
+class RetryableError extends Error {}
+
+/** A required string field of a verified WeChat message; throws NotifyRejectedError when absent. */
+function field(params: Record<string, string>, name: string): string {
+  const value = params[name];
+  if (!value) throw new NotifyRejectedError(`missing ${name}`, 400);
+  return value;
+}
+
+/** Reads a verified v2 payment message (notify or orderquery) into a report; amounts as exact integers. */
+function toReport(params: Record<string, string>, source: PaymentReport['source']): PaymentReport {
+  const totalFee = field(params, 'total_fee');
+  if (!FEN.test(totalFee)) throw new NotifyRejectedError('total_fee is not an integer amount', 400);
+  const cashFee = params.cash_fee;
+  if (cashFee !== undefined && !CASH_FEN.test(cashFee)) throw new NotifyRejectedError('bad cash_fee', 400);
+  let paidAt: string;
+  try {
+    paidAt = parseTimeEnd(field(params, 'time_end'));
+  } catch {
+    throw new NotifyRejectedError('bad time_end', 400);
+  }
+  return {
+    outTradeNo: field(params, 'out_trade_no'),
+    transactionId: field(params, 'transaction_id'),
+    totalFee: Number(totalFee),
+    currency: params.fee_type || 'CNY',
+    paidAt,
+    appId: field(params, 'appid'),
+    mchId: field(params, 'mch_id'),
+    bankType: params.bank_type,
+    cashFee: cashFee === undefined ? undefined : Number(cashFee),
+    source,
+  };
+}
+
+/**
+ * WeChat Pay API v2 (XML, MD5 / HMAC-SHA256) for mini-program JSAPI payments: unifiedorder, orderquery,
+ * the wx.requestPayment signature and the payment notify. https://pay.weixin.qq.com/wiki/doc/api/wxa/wxa_api.php
+ */
+export class WechatPayV2 implements PaymentProvider {
+  readonly version = 'v2' as const;
+
+  constructor(private readonly config: V2Config) {}
+
+  /** POSTs a signed XML request and returns the verified response fields (return_code SUCCESS, sign valid). */
+  private async call(path: string, fields: Record<string, string | number>): Promise<Record<string, string>> {
+    const { config } = this;
+    const params: Record<string, string | number> = {
+      appid: config.appId,
+      mch_id: config.mchId,
+      nonce_str: nonceStr(),
+      sign_type: config.v2SignType,
+      ...fields,
+    };
+    params.sign = signV2(params, config.mchKey, config.v2SignType);
+    const body = toV2Xml(params);
+
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.send(path, body);
+      } catch (error) {
+        if (!(error instanceof RetryableError)) throw error;
+        logger.warn('wechat pay v2 call failed', { path, attempt, reason: error.message });
+        if (attempt >= 2) throw new ServiceUnavailableError('微信支付繁忙，请稍后再试', 'WECHAT_PAY_UNAVAILABLE', error.message);
+      }
+    }
+  }
+
+  private async send(path: string, body: string): Promise<Record<string, string>> {
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(`${this.config.payApiBase}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/xml; charset=utf-8' },
+        body,
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      });
+      text = await response.text();
+    } catch (error) {
+      throw new RetryableError(`network: ${(error as Error).name}`);
+    }
+    if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
+    let result: Record<string, string>;
+    try {
+      result = parseV2Xml(text);
+    } catch {
+      throw new UpstreamError('微信支付响应异常', 'WECHAT_PAY_ERROR', `${path}: unparsable response (http ${response.status})`);
+    }
+    if (result.return_code !== 'SUCCESS') {
+      throw new UpstreamError('微信支付响应异常', 'WECHAT_PAY_ERROR', `${path}: return_msg ${result.return_msg ?? ''}`);
+    }
+    if (!verifyV2Sign(result, this.config.mchKey, [this.config.v2SignType])) {
+      throw new UpstreamError('微信支付响应签名无效', 'WECHAT_PAY_BAD_SIGNATURE', `${path}: response sign invalid`);
+    }
+    if (result.result_code !== 'SUCCESS' && result.err_code === 'SYSTEMERROR') {
+      throw new RetryableError('SYSTEMERROR');
+    }
+    return result;
+  }
+
+  /** unifiedorder (trade_type JSAPI) → prepay_id. ORDERPAID / ORDERCLOSED → ConflictError; others → UpstreamError. */
+  async prepay(request: PrepayRequest): Promise<string> {
+    if (!this.config.notifyUrl) throw new ConfigError('WECHAT_NOTIFY_URL is not set');
+    const result = await this.call('/pay/unifiedorder', {
+      body: request.description,
+      out_trade_no: request.outTradeNo,
+      total_fee: request.totalFee,
+      spbill_create_ip: request.clientIp,
+      notify_url: this.config.notifyUrl,
+      trade_type: 'JSAPI',
+      openid: request.openid,
+      time_expire: formatTimeExpire(request.timeExpire),
+    });
+    if (result.result_code === 'SUCCESS' && result.prepay_id) return result.prepay_id;
+    const code = result.err_code ?? 'UNKNOWN';
+    logger.error('unifiedorder refused', { outTradeNo: request.outTradeNo, errCode: code, errCodeDes: result.err_code_des });
+    if (code === 'ORDERPAID') throw new ConflictError('订单已支付', 'ORDER_PAID', code);
+    if (code === 'ORDERCLOSED') throw new ConflictError('订单已关闭，请重新下单', 'ORDER_CLOSED', code);
+    throw new UpstreamError('微信支付下单失败', 'WECHAT_PAY_ERROR', `unifiedorder ${code}`);
+  }
+
+  /** wx.requestPayment parameters, signed with the configured sign type. */
+  payParams(prepayId: string): PayParams {
+    return buildPayParamsV2({
+      appId: this.config.appId,
+      prepayId,
+      signType: this.config.v2SignType,
+      key: this.config.mchKey,
+    });
+  }
+
+  /** orderquery by out_trade_no. */
+  async queryOrder(outTradeNo: string): Promise<OrderQueryResult> {
+    const result = await this.call('/pay/orderquery', { out_trade_no: outTradeNo });
+    if (result.result_code !== 'SUCCESS') return { tradeState: result.err_code ?? 'UNKNOWN' };
+    const tradeState = result.trade_state ?? 'UNKNOWN';
+    if (tradeState !== 'SUCCESS') return { tradeState };
+    return { tradeState, report: toReport(result, 'orderquery-v2') };
+  }
+
+  accepts(request: NotifyRequest): boolean {
+    return request.body.trimStart().startsWith('<');
+  }
+
+  /**
+   * Payment notify: hardened XML parse, sign verified in constant time (MD5 or HMAC-SHA256 with the v2 key),
+   * then the fields. return_code / result_code FAIL is acknowledged without credit.
+   */
+  parseNotify(request: NotifyRequest): NotifyResult {
+    let params: Record<string, string>;
+    try {
+      params = parseV2Xml(request.body);
+    } catch (error) {
+      throw new NotifyRejectedError('参数格式校验错误', 400, (error as { reason?: string }).reason);
+    }
+    if (!verifyV2Sign(params, this.config.mchKey, ['MD5', 'HMAC-SHA256'])) {
+      throw new NotifyRejectedError('签名失败', 401);
+    }
+    if (params.return_code !== 'SUCCESS') return { kind: 'ignored', reason: `return_code ${params.return_code}` };
+    if (params.result_code !== 'SUCCESS') return { kind: 'ignored', reason: `result_code ${params.result_code}` };
+    return { kind: 'paid', report: toReport(params, 'notify-v2') };
+  }
+
+  notifyAck(): NotifyReply {
+    return { statusCode: 200, headers: { 'content-type': 'text/xml' }, body: V2_SUCCESS_REPLY };
+  }
+
+  notifyFail(_status: number, message: string): NotifyReply {
+    return { statusCode: 200, headers: { 'content-type': 'text/xml' }, body: v2FailReply(message) };
+  }
+}

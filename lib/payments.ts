@@ -1,0 +1,319 @@
+import { randomInt } from 'node:crypto';
+import * as v from 'valibot';
+import type { Config } from './config';
+import {
+  BadRequestError,
+  ConflictError,
+  NotFoundError,
+  NotifyRejectedError,
+  ServiceUnavailableError,
+  UnauthorizedError,
+} from './errors';
+import { logger } from './logger';
+import { findPlan, type Plan } from './plans';
+import * as orders from './repositories/order-repository';
+import type { OrderRecord } from './repositories/order-repository';
+import * as users from './repositories/user-repository';
+import type { OrderQueryResult, PayParams, PaymentProvider, PaymentReport } from './wechat-pay/provider';
+
+/** The order as the mini-program sees it (DESIGN.md `order`). */
+export interface PublicOrder {
+  outTradeNo: string;
+  planId: string;
+  description: string;
+  totalFee: number;
+  status: OrderRecord['status'];
+  createdAt: string;
+  paidAt: string | null;
+  transactionId: string | null;
+}
+
+/** How long an order (and its prepay_id) can be paid: WeChat keeps a prepay_id for 2 hours. */
+export const ORDER_LIFETIME_SECONDS = 2 * 3600;
+const OUT_TRADE_NO = /^[0-9A-Za-z_\-|*]{6,32}$/;
+const ALPHANUMERIC = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** The public shape of a stored order. */
+export function toPublicOrder(order: OrderRecord): PublicOrder {
+  return {
+    outTradeNo: order.outTradeNo,
+    planId: order.planId,
+    description: order.description,
+    totalFee: order.totalFee,
+    status: order.status,
+    createdAt: order.createdAt,
+    paidAt: order.paidAt ?? null,
+    transactionId: order.transactionId ?? null,
+  };
+}
+
+/** A fresh out_trade_no: `M` + yyyyMMddHHmmss (UTC) + 12 random letters/digits = 27 chars of [0-9A-Za-z]. */
+export function newOutTradeNo(now: Date): string {
+  const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  let random = '';
+  for (let i = 0; i < 12; i++) random += ALPHANUMERIC[randomInt(ALPHANUMERIC.length)];
+  return `M${stamp}${random}`;
+}
+
+/** Cuts a string to at most `maxBytes` UTF-8 bytes on a code-point boundary (never splits a character). */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  let out = '';
+  let bytes = 0;
+  for (const char of text) {
+    const size = Buffer.byteLength(char);
+    if (bytes + size > maxBytes) break;
+    out += char;
+    bytes += size;
+  }
+  return out;
+}
+
+/** Adds calendar months in UTC, clamping the day (Jan 31 + 1 month = Feb 28/29). */
+export function addMonths(date: Date, months: number): Date {
+  const result = new Date(date.getTime());
+  const day = result.getUTCDate();
+  result.setUTCDate(1);
+  result.setUTCMonth(result.getUTCMonth() + months);
+  const lastDay = new Date(Date.UTC(result.getUTCFullYear(), result.getUTCMonth() + 1, 0)).getUTCDate();
+  result.setUTCDate(Math.min(day, lastDay));
+  return result;
+}
+
+/** New membership end: max(now, current end) + plan months, as ISO 8601 UTC. */
+export function extendMembership(currentEnd: string | undefined, now: Date, months: number): string {
+  const current = currentEnd ? new Date(currentEnd) : undefined;
+  const base = current && current > now ? current : now;
+  return addMonths(base, months).toISOString();
+}
+
+export const CreatePaymentBody = v.union(
+  [
+    v.strictObject({ planId: v.pipe(v.string(), v.minLength(1), v.maxLength(32)) }),
+    v.strictObject({ outTradeNo: v.pipe(v.string(), v.regex(OUT_TRADE_NO)) }),
+  ],
+  '请提供 planId（新订单）或 outTradeNo（继续支付）其中之一',
+);
+
+/** Order description shown in the user's WeChat bill (≤ 127 bytes). */
+export function orderDescription(plan: Plan): string {
+  return truncateUtf8(`会员-${plan.name}`, 127);
+}
+
+async function payPendingOrder(
+  config: Config,
+  provider: PaymentProvider,
+  order: OrderRecord,
+  now: Date,
+): Promise<{ order: PublicOrder; payParams: PayParams }> {
+  if (order.status === 'PAID') throw new ConflictError('订单已支付', 'ORDER_PAID');
+  if (order.status !== 'PENDING') throw new ConflictError('订单已关闭，请重新下单', 'ORDER_CLOSED');
+  if (new Date(order.timeExpire) <= now) throw new ConflictError('订单已过期，请重新下单', 'ORDER_EXPIRED');
+  if (order.payVersion !== provider.version) {
+    throw new ConflictError('支付方式已变更，请重新下单', 'ORDER_PAY_VERSION_CHANGED');
+  }
+  let prepayId = order.prepayId;
+  if (!prepayId) {
+    // Re-requests carry exactly the stored parameters, so WeChat treats them as the same order.
+    prepayId = await provider.prepay({
+      outTradeNo: order.outTradeNo,
+      description: order.description,
+      totalFee: order.totalFee,
+      openid: order.openid,
+      clientIp: order.clientIp,
+      timeExpire: new Date(order.timeExpire),
+    });
+    const saved = await orders.savePrepayId(config.ordersTable, order.outTradeNo, prepayId, now.toISOString());
+    if (!saved) {
+      const current = await orders.getOrder(config.ordersTable, order.outTradeNo);
+      if (current?.status === 'PAID') throw new ConflictError('订单已支付', 'ORDER_PAID');
+      throw new ConflictError('订单状态已变化，请刷新', 'ORDER_CHANGED');
+    }
+    order = { ...order, prepayId, prepayAt: now.toISOString() };
+  }
+  return { order: toPublicOrder(order), payParams: provider.payParams(prepayId) };
+}
+
+/**
+ * `POST /wechat/pay`: `{planId}` creates a PENDING order at the catalog price and requests a prepay_id;
+ * `{outTradeNo}` pays the caller's PENDING order again (reusing its live prepay_id). Returns the order and
+ * `wx.requestPayment` parameters. Throws BadRequestError (unknown plan), NotFoundError (not the caller's
+ * order), ConflictError (PAID / CLOSED / expired), UpstreamError / ServiceUnavailableError (WeChat).
+ */
+export async function createPayment(
+  config: Config,
+  provider: PaymentProvider,
+  userId: string,
+  body: v.InferOutput<typeof CreatePaymentBody>,
+  clientIp: string,
+  now = new Date(),
+): Promise<{ order: PublicOrder; payParams: PayParams }> {
+  if ('outTradeNo' in body) {
+    const order = await orders.getOrder(config.ordersTable, body.outTradeNo);
+    if (!order || order.userId !== userId) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
+    return payPendingOrder(config, provider, order, now);
+  }
+  const plan = findPlan(body.planId);
+  if (!plan) throw new BadRequestError('会员套餐不存在', 'UNKNOWN_PLAN');
+  const user = await users.getUser(config.usersTable, userId);
+  if (!user) throw new UnauthorizedError('用户不存在，请重新登录', 'USER_NOT_FOUND');
+
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const order: OrderRecord = {
+      outTradeNo: newOutTradeNo(now),
+      userId,
+      openid: user.openid,
+      planId: plan.id,
+      description: orderDescription(plan),
+      totalFee: plan.totalFee,
+      status: 'PENDING',
+      payVersion: provider.version,
+      clientIp,
+      createdAt: now.toISOString(),
+      timeExpire: new Date(now.getTime() + ORDER_LIFETIME_SECONDS * 1000).toISOString(),
+    };
+    if (await orders.createOrder(config.ordersTable, order)) return payPendingOrder(config, provider, order, now);
+    logger.warn('out_trade_no collision, generating another', { outTradeNo: order.outTradeNo });
+  }
+  throw new ServiceUnavailableError('下单失败，请重试', 'ORDER_ID_EXHAUSTED');
+}
+
+export type SettleOutcome = 'credited' | 'duplicate';
+
+const MAX_SETTLE_ATTEMPTS = 6;
+
+/**
+ * Credits a payment WeChat reported (notify or order query) exactly once, keyed on out_trade_no:
+ * validates appid/mchid/amount/currency against our records, then one transaction (order PENDING → PAID,
+ * membership max(now, end) + plan months, role 1). A changed user version is retried, never taken for a
+ * duplicate. Returns 'duplicate' when the order is already PAID with the same transaction_id; throws
+ * NotifyRejectedError for anything that must not be credited (nothing is written then).
+ */
+export async function settlePayment(
+  config: Config,
+  report: PaymentReport,
+  now: () => Date = () => new Date(),
+): Promise<SettleOutcome> {
+  const context = { outTradeNo: report.outTradeNo, transactionId: report.transactionId, source: report.source };
+  if (report.appId !== config.appId || report.mchId !== config.mchId) {
+    throw new NotifyRejectedError('appid/mchid mismatch', 400, JSON.stringify(context));
+  }
+  if (report.currency !== 'CNY') throw new NotifyRejectedError('currency mismatch', 400);
+
+  for (let attempt = 1; attempt <= MAX_SETTLE_ATTEMPTS; attempt++) {
+    const order = await orders.getOrder(config.ordersTable, report.outTradeNo);
+    if (!order) throw new NotifyRejectedError('unknown out_trade_no', 404, JSON.stringify(context));
+    if (order.totalFee !== report.totalFee) {
+      throw new NotifyRejectedError(
+        'amount mismatch',
+        400,
+        JSON.stringify({ ...context, expected: order.totalFee, reported: report.totalFee }),
+      );
+    }
+    if (order.status === 'PAID') {
+      if (order.transactionId === report.transactionId) return 'duplicate';
+      throw new NotifyRejectedError('order already paid by another transaction', 409, JSON.stringify(context));
+    }
+    if (order.status !== 'PENDING') {
+      throw new NotifyRejectedError(`order is ${order.status}`, 409, JSON.stringify(context));
+    }
+    const plan = findPlan(order.planId);
+    const user = await users.getUser(config.usersTable, order.userId);
+    if (!plan || !user) throw new Error(`order ${order.outTradeNo} references a missing plan or user`);
+
+    const at = now();
+    const result = await orders.markOrderPaidAndExtendMembership({
+      ordersTable: config.ordersTable,
+      usersTable: config.usersTable,
+      order,
+      paid: {
+        transactionId: report.transactionId,
+        paidAt: report.paidAt,
+        bankType: report.bankType,
+        cashFee: report.cashFee,
+        paidVia: report.source,
+      },
+      userVersion: user.version ?? 0,
+      membershipExpiredAt: extendMembership(user.membershipExpiredAt, at, plan.months),
+      now: at.toISOString(),
+    });
+    if (result.kind === 'committed') {
+      logger.info('payment credited', context);
+      return 'credited';
+    }
+    // Another delivery or the order query got there first (or the user moved on): look again.
+    logger.info('paid transition retried', { ...context, attempt, reason: result.kind });
+    if (result.kind !== 'order_changed') {
+      await new Promise((resolve) => setTimeout(resolve, randomInt(10, 40 * attempt)));
+    }
+  }
+  throw new Error(`paid transition for ${report.outTradeNo} did not settle after ${MAX_SETTLE_ATTEMPTS} attempts`);
+}
+
+/**
+ * `GET /wechat/orders/{outTradeNo}`: the caller's order; a PENDING one is first checked with WeChat's order
+ * query, and a SUCCESS there goes through the same exactly-once transition as a notify. NotFoundError
+ * for someone else's order. A failing order query leaves the order PENDING (logged, not thrown).
+ */
+export async function getOrderForUser(
+  config: Config,
+  provider: PaymentProvider,
+  userId: string,
+  outTradeNo: string,
+): Promise<PublicOrder> {
+  if (!OUT_TRADE_NO.test(outTradeNo)) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
+  const order = await orders.getOrder(config.ordersTable, outTradeNo);
+  if (!order || order.userId !== userId) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
+  if (order.status !== 'PENDING' || order.payVersion !== provider.version) return toPublicOrder(order);
+
+  let query: OrderQueryResult;
+  try {
+    query = await provider.queryOrder(outTradeNo);
+  } catch (error) {
+    logger.warn('order query failed; order stays PENDING', { outTradeNo, error: (error as Error).message });
+    return toPublicOrder(order);
+  }
+  if (query.tradeState !== 'SUCCESS' || !('report' in query)) return toPublicOrder(order);
+  try {
+    await settlePayment(config, query.report);
+  } catch (error) {
+    if (!(error instanceof NotifyRejectedError)) throw error;
+    logger.error('order query reported a payment we cannot credit', { outTradeNo, reason: error.message });
+  }
+  const current = await orders.getOrder(config.ordersTable, outTradeNo);
+  return toPublicOrder(current ?? order);
+}
+
+const CURSOR = v.strictObject({
+  outTradeNo: v.pipe(v.string(), v.regex(OUT_TRADE_NO)),
+  userId: v.string(),
+  createdAt: v.pipe(v.string(), v.isoTimestamp()),
+});
+
+/** Decodes an opaque page cursor; it must belong to the caller. Throws BadRequestError otherwise. */
+export function decodeCursor(cursor: string | undefined, userId: string): Record<string, string> | undefined {
+  if (!cursor) return undefined;
+  try {
+    const key = v.parse(CURSOR, JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    if (key.userId !== userId) throw new Error('foreign cursor');
+    return key;
+  } catch {
+    throw new BadRequestError('分页参数无效', 'INVALID_CURSOR');
+  }
+}
+
+/** `GET /wechat/orders`: the caller's orders, newest first, `limit` per page (1–50), with an opaque cursor. */
+export async function listOrders(
+  config: Config,
+  userId: string,
+  cursor: string | undefined,
+  limit = 20,
+): Promise<{ orders: PublicOrder[]; nextCursor: string | null }> {
+  if (!Number.isInteger(limit) || limit < 1 || limit > 50) {
+    throw new BadRequestError('limit 应为 1–50 的整数', 'INVALID_LIMIT');
+  }
+  const page = await orders.listOrdersByUser(config.ordersTable, userId, limit, decodeCursor(cursor, userId));
+  return {
+    orders: page.orders.map(toPublicOrder),
+    nextCursor: page.lastKey ? Buffer.from(JSON.stringify(page.lastKey)).toString('base64url') : null,
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * What the payments domain needs from WeChat Pay, whichever API version runs. `lib/clients/wechat-pay-v2.ts`
+ * and `lib/clients/wechat-pay-v3.ts` implement it; lib/payments.ts never knows which one it holds.
+ */
+
+export interface PrepayRequest {
+  outTradeNo: string;
+  /** ≤ 127 bytes UTF-8. */
+  description: string;
+  /** Integer fen. */
+  totalFee: number;
+  openid: string;
+  clientIp: string;
+  timeExpire: Date;
+}
+
+/** Exactly what `wx.requestPayment` takes. */
+export interface PayParams {
+  timeStamp: string;
+  nonceStr: string;
+  package: string;
+  signType: 'MD5' | 'HMAC-SHA256' | 'RSA';
+  paySign: string;
+}
+
+/** A payment WeChat reports as successful, from a notify or an order query. */
+export interface PaymentReport {
+  outTradeNo: string;
+  transactionId: string;
+  /** Integer fen, the order total (not cash_fee / payer_total). */
+  totalFee: number;
+  currency: string;
+  /** ISO 8601 UTC. */
+  paidAt: string;
+  appId: string;
+  mchId: string;
+  bankType?: string;
+  /** Integer fen actually paid by the user (after coupons). */
+  cashFee?: number;
+  source: 'notify-v2' | 'notify-v3' | 'orderquery-v2' | 'orderquery-v3';
+}
+
+/** WeChat's view of an order: SUCCESS carries the report; other trade states are only named. */
+export type OrderQueryResult = { tradeState: 'SUCCESS'; report: PaymentReport } | { tradeState: string };
+
+export interface NotifyRequest {
+  headers: Record<string, string | undefined>;
+  /** The raw body exactly as received (already base64-decoded when API Gateway flagged it). */
+  body: string;
+}
+
+/** A verified notify: a payment to credit, or a verified message to acknowledge without credit. */
+export type NotifyResult = { kind: 'paid'; report: PaymentReport } | { kind: 'ignored'; reason: string };
+
+export interface NotifyReply {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface PaymentProvider {
+  readonly version: 'v2' | 'v3';
+  /** Requests a prepay_id (idempotent for identical parameters); throws ConflictError / UpstreamError / ServiceUnavailableError. */
+  prepay(request: PrepayRequest): Promise<string>;
+  /** Signs `wx.requestPayment` parameters for a prepay_id. */
+  payParams(prepayId: string): PayParams;
+  /** WeChat's order query by out_trade_no, response signature verified. */
+  queryOrder(outTradeNo: string): Promise<OrderQueryResult>;
+  /** Whether a notify body is in this version's format (v2 XML, v3 JSON). */
+  accepts(request: NotifyRequest): boolean;
+  /** Verifies and decodes a notify; throws NotifyRejectedError on anything unverified or malformed. */
+  parseNotify(request: NotifyRequest, nowSeconds: number): NotifyResult;
+  /** The success reply WeChat expects. */
+  notifyAck(): NotifyReply;
+  /** The failure reply WeChat expects (it retries on it). */
+  notifyFail(status: number, message: string): NotifyReply;
+}

@@ -1,0 +1,438 @@
+/**
+ * WeChat Pay API v3 crypto layer: request signing (Authorization header), mini-program `paySign`, response and
+ * notify signature verification, and AEAD_AES_256_GCM resource decryption.
+ *
+ * Pure functions over node:crypto: no network, no config reads, no clock reads except where a default
+ * timestamp/nonce is generated (pass them in to stay deterministic). All timestamps are unix SECONDS.
+ * Keys are node `KeyObject`s parsed once by the caller (or once by `createVerifier`), never per call.
+ */
+import {
+  constants,
+  createCipheriv,
+  createDecipheriv,
+  createPublicKey,
+  type KeyObject,
+  randomBytes,
+  sign,
+  verify,
+  X509Certificate,
+} from 'node:crypto';
+
+/** The only signature scheme of API v3; prefix of the merchant `Authorization` header. */
+const AUTH_SCHEMA = 'WECHATPAY2-SHA256-RSA2048';
+/** Signatures WeChat sends on purpose to check that merchants verify (official FAQ 4016241880). */
+const PROBE_PREFIX = 'WECHATPAY/SIGNTEST/';
+/** Allowed clock skew between `Wechatpay-Timestamp` and now, seconds (official: "最多5分钟的时间偏差"). */
+const MAX_SKEW_SECONDS = 300;
+const GCM_TAG_BYTES = 16;
+/** WeChat resource nonce length: "随机串nonce长度12个字节". */
+const RESOURCE_NONCE_BYTES = 12;
+/** APIv3 key length: "密钥key长度为32个字节". */
+const API_V3_KEY_BYTES = 32;
+/** associated_data limit: field table says string[1,16], the decryption guide "<16 字节"; we allow ≤ 16. */
+const MAX_ASSOCIATED_DATA_BYTES = 16;
+/** ciphertext field limit from the notify field table: string[1,1048576]. */
+const MAX_CIPHERTEXT_CHARS = 1_048_576;
+const MAX_AUTHORIZATION_CHARS = 4096;
+/** 10 digits = seconds until year 2286; 13-digit millisecond values are rejected. */
+const TIMESTAMP_PATTERN = /^\d{1,10}$/;
+const MAX_TIMESTAMP_SECONDS = 9_999_999_999;
+const PUBLIC_KEY_ID_PATTERN = /^PUB_KEY_ID_\d+$/;
+const HEX_SERIAL_PATTERN = /^[0-9A-Fa-f]{1,128}$/;
+/** Header tokens we put between double quotes: no quote, comma, space or newline can break the header. */
+const HEADER_TOKEN_PATTERN = /^[0-9A-Za-z_-]+$/;
+const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const AUTHORIZATION_ITEM_PATTERN = /^([a-z_]+)="([^"]*)"$/;
+const AUTHORIZATION_KEYS = ['mchid', 'nonce_str', 'signature', 'timestamp', 'serial_no'] as const;
+
+const UTF8_STRICT = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+export type V3SignatureReason =
+  | 'missing_header'
+  | 'bad_timestamp'
+  | 'stale_timestamp'
+  | 'unknown_serial'
+  | 'probe'
+  | 'bad_signature'
+  | 'bad_authorization';
+
+export type V3DecryptReason =
+  | 'bad_key'
+  | 'bad_nonce'
+  | 'bad_resource'
+  | 'bad_algorithm'
+  | 'bad_associated_data'
+  | 'bad_ciphertext'
+  | 'short_input'
+  | 'bad_tag'
+  | 'bad_plaintext';
+
+/** A v3 signature or Authorization header was rejected; `reason` is machine-readable and holds no secret. */
+export class V3SignatureError extends Error {
+  readonly reason: V3SignatureReason;
+
+  constructor(reason: V3SignatureReason, message = `WeChat Pay v3 signature rejected: ${reason}`) {
+    super(message);
+    this.name = 'V3SignatureError';
+    this.reason = reason;
+  }
+}
+
+/** A v3 encrypted resource could not be decrypted/authenticated; `reason` is machine-readable. */
+export class V3DecryptError extends Error {
+  readonly reason: V3DecryptReason;
+
+  constructor(reason: V3DecryptReason, message = `WeChat Pay v3 decryption failed: ${reason}`) {
+    super(message);
+    this.name = 'V3DecryptError';
+    this.reason = reason;
+  }
+}
+
+/** Verifies WeChat Pay v3 response/notify signatures against keys fixed at creation (no network). */
+export interface WechatPayVerifier {
+  /** Configured ids: the `PUB_KEY_ID_…` public key id first, then certificate serials (upper-case hex). */
+  serials(): string[];
+  /** Throws V3SignatureError (see createVerifier) or returns when the headers sign `body` at time `now` (unix s). */
+  verify(input: {
+    serial: string;
+    signature: string;
+    timestamp: string;
+    nonce: string;
+    body: string;
+    now: number;
+  }): void;
+}
+
+/** SHA256withRSA (PKCS#1 v1.5) over the UTF-8 `message` → base64; throws TypeError unless an RSA private key (WeChat 签名生成). */
+export function signRsaSha256(privateKey: KeyObject, message: string): string {
+  if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'rsa') {
+    throw new TypeError('signRsaSha256: an RSA private KeyObject is required');
+  }
+  return sign('sha256', Buffer.from(message, 'utf8'), {
+    key: privateKey,
+    padding: constants.RSA_PKCS1_PADDING,
+  }).toString('base64');
+}
+
+/** True when base64 `signatureB64` is a SHA256withRSA (PKCS#1 v1.5) signature of UTF-8 `message`; false (never throws) on malformed base64, wrong length or wrong key type (WeChat 验签). */
+export function verifyRsaSha256(publicKey: KeyObject, message: string, signatureB64: string): boolean {
+  try {
+    if (publicKey.asymmetricKeyType !== 'rsa' || typeof message !== 'string') return false;
+    const modulusBits = publicKey.asymmetricKeyDetails?.modulusLength;
+    const signature = decodeBase64Strict(signatureB64);
+    if (signature === undefined || modulusBits === undefined) return false;
+    if (signature.length !== Math.ceil(modulusBits / 8)) return false;
+    return verify(
+      'sha256',
+      Buffer.from(message, 'utf8'),
+      { key: publicKey, padding: constants.RSA_PKCS1_PADDING },
+      signature,
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** `Authorization` header value `WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",signature="…",timestamp="…",serial_no="…"` signing `METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`; url = path+query without host, timestamp unix s (default now), nonce default 32 hex chars; throws TypeError on a bad input (WeChat 签名生成 / request-body-parameters-signature). */
+export function buildAuthorization(input: {
+  mchId: string;
+  serialNo: string;
+  privateKey: KeyObject;
+  method: string;
+  url: string;
+  body: string;
+  timestamp?: number;
+  nonce?: string;
+}): string {
+  const method = input.method.toUpperCase();
+  if (!/^[A-Z]+$/.test(method)) throw new TypeError('buildAuthorization: method must be an HTTP verb');
+  if (!input.url.startsWith('/') || /[\r\n]/.test(input.url)) {
+    throw new TypeError('buildAuthorization: url must be the path (+ ?query) without scheme and host');
+  }
+  assertHeaderToken('mchId', input.mchId);
+  assertHeaderToken('serialNo', input.serialNo);
+  const timestamp = input.timestamp ?? nowSeconds();
+  assertUnixSeconds('buildAuthorization', timestamp);
+  const nonce = input.nonce ?? randomNonce();
+  assertHeaderToken('nonce', nonce);
+  const message = `${method}\n${input.url}\n${timestamp}\n${nonce}\n${input.body}\n`;
+  const signature = signRsaSha256(input.privateKey, message);
+  return (
+    `${AUTH_SCHEMA} mchid="${input.mchId}",nonce_str="${nonce}",signature="${signature}",` +
+    `timestamp="${timestamp}",serial_no="${input.serialNo}"`
+  );
+}
+
+/** Parses a merchant `Authorization` header (five key="value" items in any order, each exactly once, non-empty) for the local sandbox; throws V3SignatureError 'missing_header' | 'bad_authorization' (WeChat 签名生成, "以上五项签名信息，无顺序要求"). */
+export function parseAuthorization(header: string): {
+  mchid: string;
+  nonce_str: string;
+  signature: string;
+  timestamp: string;
+  serial_no: string;
+} {
+  if (typeof header !== 'string' || header.trim() === '') throw new V3SignatureError('missing_header');
+  if (header.length > MAX_AUTHORIZATION_CHARS) throw badAuthorization('header too long');
+  const prefix = `${AUTH_SCHEMA} `;
+  if (!header.startsWith(prefix)) throw badAuthorization(`scheme must be ${AUTH_SCHEMA}`);
+  const items = new Map<string, string>();
+  for (const part of header.slice(prefix.length).split(',')) {
+    const match = AUTHORIZATION_ITEM_PATTERN.exec(part.trim());
+    const key = match?.[1];
+    const value = match?.[2];
+    if (key === undefined || value === undefined) throw badAuthorization('malformed item');
+    if (!(AUTHORIZATION_KEYS as readonly string[]).includes(key)) {
+      throw badAuthorization(`unknown item ${key}`);
+    }
+    if (items.has(key)) throw badAuthorization(`duplicate item ${key}`);
+    if (value === '') throw badAuthorization(`empty item ${key}`);
+    items.set(key, value);
+  }
+  const pick = (key: (typeof AUTHORIZATION_KEYS)[number]): string => {
+    const value = items.get(key);
+    if (value === undefined) throw badAuthorization(`missing item ${key}`);
+    return value;
+  };
+  return {
+    mchid: pick('mchid'),
+    nonce_str: pick('nonce_str'),
+    signature: pick('signature'),
+    timestamp: pick('timestamp'),
+    serial_no: pick('serial_no'),
+  };
+}
+
+/** `wx.requestPayment` arguments for v3: paySign = SHA256withRSA over `appId\ntimeStamp\nnonceStr\nprepay_id=…\n` (timeStamp unix s as a string, default now; signType 'RSA' is not signed); throws TypeError on an empty/multi-line field or a prepayId that already has the `prepay_id=` prefix (WeChat 小程序调起支付签名). */
+export function buildPayParamsV3(input: {
+  appId: string;
+  prepayId: string;
+  privateKey: KeyObject;
+  timeStamp?: string;
+  nonceStr?: string;
+}): { timeStamp: string; nonceStr: string; package: string; signType: 'RSA'; paySign: string } {
+  const timeStamp = input.timeStamp ?? String(nowSeconds());
+  const nonceStr = input.nonceStr ?? randomNonce();
+  if (!TIMESTAMP_PATTERN.test(timeStamp)) {
+    throw new TypeError('buildPayParamsV3: timeStamp must be unix seconds');
+  }
+  assertSingleLine('appId', input.appId);
+  assertSingleLine('nonceStr', nonceStr);
+  assertSingleLine('prepayId', input.prepayId);
+  if (input.prepayId.includes('=')) {
+    throw new TypeError('buildPayParamsV3: prepayId must be the bare id, without the "prepay_id=" prefix');
+  }
+  const pkg = `prepay_id=${input.prepayId}`;
+  const paySign = signRsaSha256(input.privateKey, `${input.appId}\n${timeStamp}\n${nonceStr}\n${pkg}\n`);
+  return { timeStamp, nonceStr, package: pkg, signType: 'RSA', paySign };
+}
+
+/** Decrypts base64(ciphertext ‖ 16-byte tag) with AES-GCM (16-byte key → aes-128-gcm, 32 → aes-256-gcm), UTF-8 nonce and AAD → UTF-8 plaintext; throws V3DecryptError 'bad_key' | 'bad_nonce' | 'bad_ciphertext' | 'short_input' | 'bad_tag' | 'bad_plaintext' (WeChat 证书和回调报文解密, RFC 5116). */
+export function aesGcmDecrypt(
+  key: Buffer,
+  nonce: string,
+  associatedData: string,
+  ciphertextB64: string,
+): string {
+  const algorithm = gcmAlgorithm(key);
+  const iv = gcmNonce(nonce);
+  const data = decodeBase64Strict(ciphertextB64);
+  if (data === undefined) throw new V3DecryptError('bad_ciphertext');
+  if (data.length < GCM_TAG_BYTES) throw new V3DecryptError('short_input');
+  let plaintext: Buffer;
+  try {
+    const decipher = createDecipheriv(algorithm, key, iv, { authTagLength: GCM_TAG_BYTES });
+    decipher.setAuthTag(data.subarray(data.length - GCM_TAG_BYTES));
+    decipher.setAAD(Buffer.from(associatedData, 'utf8'));
+    plaintext = Buffer.concat([
+      decipher.update(data.subarray(0, data.length - GCM_TAG_BYTES)),
+      decipher.final(),
+    ]);
+  } catch {
+    throw new V3DecryptError('bad_tag');
+  }
+  try {
+    return UTF8_STRICT.decode(plaintext);
+  } catch {
+    throw new V3DecryptError('bad_plaintext');
+  }
+}
+
+/** Inverse of aesGcmDecrypt (used by the local sandbox to build notifies): UTF-8 plaintext → base64(ciphertext ‖ 16-byte tag); throws V3DecryptError 'bad_key' | 'bad_nonce' (WeChat 回调报文加密格式). */
+export function aesGcmEncrypt(key: Buffer, nonce: string, associatedData: string, plaintext: string): string {
+  const cipher = createCipheriv(gcmAlgorithm(key), key, gcmNonce(nonce), { authTagLength: GCM_TAG_BYTES });
+  cipher.setAAD(Buffer.from(associatedData, 'utf8'));
+  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return Buffer.concat([body, cipher.getAuthTag()]).toString('base64');
+}
+
+/** Decrypts a notify `resource` ({algorithm 'AEAD_AES_256_GCM', ciphertext, nonce of 12 bytes, associated_data ≤ 16 bytes or absent}) with the 32-byte APIv3 key → plaintext JSON string; throws V3DecryptError 'bad_key' | 'bad_resource' | 'bad_algorithm' | 'bad_ciphertext' | 'bad_nonce' | 'bad_associated_data' | 'short_input' | 'bad_tag' (WeChat 支付通知 / 证书和回调报文解密). */
+export function decryptResource(resource: unknown, apiV3Key: Buffer): string {
+  if (!Buffer.isBuffer(apiV3Key) || apiV3Key.length !== API_V3_KEY_BYTES) throw new V3DecryptError('bad_key');
+  if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) {
+    throw new V3DecryptError('bad_resource');
+  }
+  const fields = resource as Record<string, unknown>;
+  if (fields.algorithm !== 'AEAD_AES_256_GCM') throw new V3DecryptError('bad_algorithm');
+  const { ciphertext, nonce } = fields;
+  if (typeof ciphertext !== 'string' || ciphertext === '' || ciphertext.length > MAX_CIPHERTEXT_CHARS) {
+    throw new V3DecryptError('bad_ciphertext');
+  }
+  if (typeof nonce !== 'string' || Buffer.byteLength(nonce, 'utf8') !== RESOURCE_NONCE_BYTES) {
+    throw new V3DecryptError('bad_nonce');
+  }
+  const associatedData = fields.associated_data ?? '';
+  if (
+    typeof associatedData !== 'string' ||
+    Buffer.byteLength(associatedData, 'utf8') > MAX_ASSOCIATED_DATA_BYTES
+  ) {
+    throw new V3DecryptError('bad_associated_data');
+  }
+  return aesGcmDecrypt(apiV3Key, nonce, associatedData, ciphertext);
+}
+
+/** Builds a verifier from a WeChat Pay public key ({id 'PUB_KEY_ID_<digits>', pem SPKI}) and/or platform certificate PEMs (one per element; combined mode for migration), parsed once; verify() checks non-empty headers → /^\d{1,10}$/ and |now − ts| ≤ 300 s → known serial → not a WECHATPAY/SIGNTEST/ probe → SHA256withRSA over `timestamp\nnonce\nbody\n`, throwing V3SignatureError 'missing_header' | 'bad_timestamp' | 'stale_timestamp' | 'unknown_serial' | 'probe' | 'bad_signature'; creation throws Error on a bad id, bad PEM, non-RSA key, duplicate serial or no key at all (WeChat 验签 / 如何使用微信支付公钥验签). */
+export function createVerifier(opts: {
+  publicKey?: { id: string; pem: string };
+  platformCertificates?: string[];
+}): WechatPayVerifier {
+  const keys = new Map<string, KeyObject>();
+  const ids: string[] = [];
+
+  if (opts.publicKey !== undefined) {
+    const { id, pem } = opts.publicKey;
+    if (!PUBLIC_KEY_ID_PATTERN.test(id)) {
+      throw new Error('createVerifier: publicKey.id must look like PUB_KEY_ID_<digits>');
+    }
+    if (pem.includes('PRIVATE KEY')) throw new Error('createVerifier: publicKey.pem holds a private key');
+    let key: KeyObject;
+    try {
+      key = createPublicKey(pem);
+    } catch {
+      throw new Error(`createVerifier: publicKey.pem for ${id} is not a valid public key PEM`);
+    }
+    assertRsa(key, id);
+    keys.set(id, key);
+    ids.push(id);
+  }
+
+  for (const [index, pem] of (opts.platformCertificates ?? []).entries()) {
+    let certificate: X509Certificate;
+    try {
+      certificate = new X509Certificate(pem);
+    } catch {
+      throw new Error(`createVerifier: platformCertificates[${index}] is not a valid PEM certificate`);
+    }
+    const serial = certificate.serialNumber.toUpperCase();
+    const key = certificate.publicKey;
+    assertRsa(key, serial);
+    const lookup = normaliseSerial(serial);
+    const existing = keys.get(lookup);
+    if (existing !== undefined) {
+      if (existing.equals(key)) continue;
+      throw new Error(`createVerifier: two different certificates share serial ${serial}`);
+    }
+    keys.set(lookup, key);
+    ids.push(serial);
+  }
+
+  if (keys.size === 0) {
+    throw new Error('createVerifier: no WeChat Pay public key or platform certificate given');
+  }
+
+  const keyFor = (serial: string): KeyObject | undefined => {
+    if (PUBLIC_KEY_ID_PATTERN.test(serial)) return keys.get(serial);
+    if (HEX_SERIAL_PATTERN.test(serial)) return keys.get(normaliseSerial(serial));
+    return undefined;
+  };
+
+  return {
+    serials: () => [...ids],
+    verify(input) {
+      const { serial, signature, timestamp, nonce, body, now } = input;
+      if (!isFilled(serial) || !isFilled(signature) || !isFilled(timestamp) || !isFilled(nonce)) {
+        throw new V3SignatureError('missing_header');
+      }
+      if (typeof body !== 'string') throw new TypeError('verify: body must be the raw body string');
+      if (!Number.isFinite(now)) throw new TypeError('verify: now must be unix seconds');
+      if (!TIMESTAMP_PATTERN.test(timestamp)) throw new V3SignatureError('bad_timestamp');
+      if (Math.abs(now - Number(timestamp)) > MAX_SKEW_SECONDS) throw new V3SignatureError('stale_timestamp');
+      const key = keyFor(serial);
+      if (key === undefined) throw new V3SignatureError('unknown_serial');
+      if (signature.startsWith(PROBE_PREFIX)) throw new V3SignatureError('probe');
+      if (signature.includes(',')) throw new V3SignatureError('bad_signature');
+      if (!verifyRsaSha256(key, responseMessage(timestamp, nonce, body), signature)) {
+        throw new V3SignatureError('bad_signature');
+      }
+    },
+  };
+}
+
+/** Signs a response/notify as WeChat Pay does (`timestamp\nnonce\nbody\n`, timestamp unix s) → base64 `Wechatpay-Signature`; for the local sandbox; throws TypeError on a bad key or timestamp (WeChat 验签 message format). */
+export function signResponse(privateKey: KeyObject, timestamp: number, nonce: string, body: string): string {
+  assertUnixSeconds('signResponse', timestamp);
+  return signRsaSha256(privateKey, responseMessage(String(timestamp), nonce, body));
+}
+
+function responseMessage(timestamp: string, nonce: string, body: string): string {
+  return `${timestamp}\n${nonce}\n${body}\n`;
+}
+
+function decodeBase64Strict(value: string): Buffer | undefined {
+  if (typeof value !== 'string' || value === '' || !BASE64_PATTERN.test(value)) return undefined;
+  return Buffer.from(value, 'base64');
+}
+
+function gcmAlgorithm(key: Buffer): 'aes-128-gcm' | 'aes-256-gcm' {
+  if (Buffer.isBuffer(key) && key.length === 16) return 'aes-128-gcm';
+  if (Buffer.isBuffer(key) && key.length === 32) return 'aes-256-gcm';
+  throw new V3DecryptError('bad_key');
+}
+
+function gcmNonce(nonce: string): Buffer {
+  if (typeof nonce !== 'string' || nonce === '') throw new V3DecryptError('bad_nonce');
+  return Buffer.from(nonce, 'utf8');
+}
+
+/** Certificate serials compare as numbers: case-insensitive, leading zeros ignored. */
+function normaliseSerial(serial: string): string {
+  return serial.toUpperCase().replace(/^0+(?=.)/, '');
+}
+
+function assertRsa(key: KeyObject, label: string): void {
+  if (key.asymmetricKeyType !== 'rsa') throw new Error(`createVerifier: key ${label} is not an RSA key`);
+}
+
+function isFilled(value: unknown): value is string {
+  return typeof value === 'string' && value !== '';
+}
+
+function assertHeaderToken(name: string, value: string): void {
+  if (typeof value !== 'string' || !HEADER_TOKEN_PATTERN.test(value)) {
+    throw new TypeError(`buildAuthorization: ${name} must be non-empty [0-9A-Za-z_-]`);
+  }
+}
+
+function assertSingleLine(name: string, value: string): void {
+  if (typeof value !== 'string' || value === '' || /[\r\n]/.test(value)) {
+    throw new TypeError(`buildPayParamsV3: ${name} must be a non-empty single-line string`);
+  }
+}
+
+function assertUnixSeconds(caller: string, timestamp: number): void {
+  if (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > MAX_TIMESTAMP_SECONDS) {
+    throw new TypeError(`${caller}: timestamp must be unix seconds (an integer with at most 10 digits)`);
+  }
+}
+
+function badAuthorization(detail: string): V3SignatureError {
+  return new V3SignatureError('bad_authorization', `Malformed WeChat Pay Authorization header: ${detail}`);
+}
+
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+function randomNonce(): string {
+  return randomBytes(16).toString('hex').toUpperCase();
+}
