@@ -10,7 +10,11 @@ const CLOCK_TOLERANCE_SECONDS = 30;
 const MAX_TOKEN_CHARS = 4096;
 
 /** Issues a session token: HS256 JWT with sub = user id, iss, aud, iat, exp (now + jwtTtlSeconds). */
-export async function issueSessionToken(userId: string, config: SessionConfig, now = new Date()): Promise<string> {
+export async function issueSessionToken(
+  userId: string,
+  config: SessionConfig,
+  now = new Date(),
+): Promise<string> {
   const iat = Math.floor(now.getTime() / 1000);
   return new SignJWT({})
     .setProtectedHeader({ alg: ALG, typ: TYP })
@@ -27,7 +31,11 @@ export async function issueSessionToken(userId: string, config: SessionConfig, n
  * and sub required; 30 s clock tolerance; tokens older than the configured lifetime are refused.
  * Throws UnauthorizedError (401) for anything else.
  */
-export async function verifySessionToken(token: string, config: SessionConfig, now = new Date()): Promise<string> {
+export async function verifySessionToken(
+  token: string,
+  config: SessionConfig,
+  now = new Date(),
+): Promise<string> {
   if (token.length > MAX_TOKEN_CHARS || token.split('.').length !== 3) {
     throw new UnauthorizedError('登录已失效，请重新登录', 'INVALID_TOKEN', 'malformed token');
   }
@@ -62,7 +70,8 @@ export function bearerToken(headers: Record<string, string | undefined> | undefi
   const value = headers?.authorization;
   if (!value) throw new UnauthorizedError('请先登录', 'UNAUTHORIZED', 'no authorization header');
   const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(value);
-  if (!match?.[1]) throw new UnauthorizedError('登录已失效，请重新登录', 'INVALID_TOKEN', 'malformed authorization');
+  if (!match?.[1])
+    throw new UnauthorizedError('登录已失效，请重新登录', 'INVALID_TOKEN', 'malformed authorization');
   return match[1];
 }
 

@@ -232,10 +232,14 @@ export function secretNamesFor(payVersion: PayVersion): SecretName[] {
  * each role reads only its own parameters), else every secret of the pay version.
  */
 export function neededSecretNames(env: NodeJS.ProcessEnv, settings: Settings): SecretName[] {
-  const listed = (env.SECRET_NAMES ?? '').split(',').map((name) => name.trim()).filter(Boolean);
+  const listed = (env.SECRET_NAMES ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   if (listed.length === 0) return secretNamesFor(settings.payVersion);
   for (const name of listed) {
-    if (!(SECRET_NAMES as readonly string[]).includes(name)) throw new ConfigError(`SECRET_NAMES lists unknown ${name}`);
+    if (!(SECRET_NAMES as readonly string[]).includes(name))
+      throw new ConfigError(`SECRET_NAMES lists unknown ${name}`);
   }
   return listed as SecretName[];
 }

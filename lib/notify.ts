@@ -62,8 +62,14 @@ export function notifyHandler() {
       try {
         config = await loadConfig();
       } catch (error) {
-        logger.error('notify config failed', { detail: error instanceof AppError ? error.detail : undefined });
-        return { statusCode: 500, headers: { 'content-type': 'application/json' }, body: '{"code":"FAIL","message":"config"}' };
+        logger.error('notify config failed', {
+          detail: error instanceof AppError ? error.detail : undefined,
+        });
+        return {
+          statusCode: 500,
+          headers: { 'content-type': 'application/json' },
+          body: '{"code":"FAIL","message":"config"}',
+        };
       }
       return handleNotify(config, paymentProvider(config), event);
     });

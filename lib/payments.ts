@@ -11,10 +11,10 @@ import {
 } from './errors';
 import { logger } from './logger';
 import { findPlan, type Plan } from './plans';
-import * as orders from './repositories/order-repository';
 import type { OrderRecord } from './repositories/order-repository';
+import * as orders from './repositories/order-repository';
 import * as users from './repositories/user-repository';
-import type { OrderQueryResult, PayParams, PaymentProvider, PaymentReport } from './wechat-pay/provider';
+import type { OrderQueryResult, PaymentProvider, PaymentReport, PayParams } from './wechat-pay/provider';
 
 /** The order as the mini-program sees it (DESIGN.md `order`). */
 export interface PublicOrder {
@@ -122,7 +122,12 @@ async function payPendingOrder(
       clientIp: order.clientIp,
       timeExpire: new Date(order.timeExpire),
     });
-    const saved = await orders.savePrepayId(config.ordersTable, order.outTradeNo, prepayId, now.toISOString());
+    const saved = await orders.savePrepayId(
+      config.ordersTable,
+      order.outTradeNo,
+      prepayId,
+      now.toISOString(),
+    );
     if (!saved) {
       const current = await orders.getOrder(config.ordersTable, order.outTradeNo);
       if (current?.status === 'PAID') throw new ConflictError('订单已支付', 'ORDER_PAID');
@@ -171,7 +176,8 @@ export async function createPayment(
       createdAt: now.toISOString(),
       timeExpire: new Date(now.getTime() + ORDER_LIFETIME_SECONDS * 1000).toISOString(),
     };
-    if (await orders.createOrder(config.ordersTable, order)) return payPendingOrder(config, provider, order, now);
+    if (await orders.createOrder(config.ordersTable, order))
+      return payPendingOrder(config, provider, order, now);
     logger.warn('out_trade_no collision, generating another', { outTradeNo: order.outTradeNo });
   }
   throw new ServiceUnavailableError('下单失败，请重试', 'ORDER_ID_EXHAUSTED');
@@ -193,7 +199,11 @@ export async function settlePayment(
   report: PaymentReport,
   now: () => Date = () => new Date(),
 ): Promise<SettleOutcome> {
-  const context = { outTradeNo: report.outTradeNo, transactionId: report.transactionId, source: report.source };
+  const context = {
+    outTradeNo: report.outTradeNo,
+    transactionId: report.transactionId,
+    source: report.source,
+  };
   if (report.appId !== config.appId || report.mchId !== config.mchId) {
     throw new NotifyRejectedError('appid/mchid mismatch', 400, JSON.stringify(context));
   }
@@ -211,7 +221,11 @@ export async function settlePayment(
     }
     if (order.status === 'PAID') {
       if (order.transactionId === report.transactionId) return 'duplicate';
-      throw new NotifyRejectedError('order already paid by another transaction', 409, JSON.stringify(context));
+      throw new NotifyRejectedError(
+        'order already paid by another transaction',
+        409,
+        JSON.stringify(context),
+      );
     }
     if (order.status !== 'PENDING') {
       throw new NotifyRejectedError(`order is ${order.status}`, 409, JSON.stringify(context));
@@ -246,7 +260,9 @@ export async function settlePayment(
       await new Promise((resolve) => setTimeout(resolve, randomInt(10, 40 * attempt)));
     }
   }
-  throw new Error(`paid transition for ${report.outTradeNo} did not settle after ${MAX_SETTLE_ATTEMPTS} attempts`);
+  throw new Error(
+    `paid transition for ${report.outTradeNo} did not settle after ${MAX_SETTLE_ATTEMPTS} attempts`,
+  );
 }
 
 /**

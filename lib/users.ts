@@ -4,8 +4,8 @@ import { issueSessionToken } from './auth';
 import { code2Session } from './clients/wechat-auth';
 import type { Config } from './config';
 import { BadRequestError, UnauthorizedError } from './errors';
-import * as users from './repositories/user-repository';
 import type { ProfileChanges, UserRecord } from './repositories/user-repository';
+import * as users from './repositories/user-repository';
 
 /** The user as the mini-program sees it (DESIGN.md `user`). Never holds openid, unionid or session_key. */
 export interface PublicUser {
@@ -92,6 +92,7 @@ export async function getCurrentUser(config: Config, userId: string): Promise<Us
 }
 
 // Text people type: no control characters, no bidi overrides, well-formed UTF-16, not only invisible characters.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point.
 const UNSAFE_TEXT = /[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069]/;
 const INVISIBLE = /^[\s\u200b-\u200d\u2060\ufeff]*$/u;
 
@@ -136,7 +137,11 @@ export function parseProfileUpdate(body: unknown): ProfileChanges {
   const result = v.safeParse(ProfileUpdateBody, body);
   if (!result.success) {
     const issue = result.issues[0];
-    throw new BadRequestError(issue?.message ?? '参数错误', 'VALIDATION_ERROR', issue ? v.getDotPath(issue) ?? '' : '');
+    throw new BadRequestError(
+      issue?.message ?? '参数错误',
+      'VALIDATION_ERROR',
+      issue ? (v.getDotPath(issue) ?? '') : '',
+    );
   }
   const changes = Object.fromEntries(
     Object.entries(result.output).filter(([, value]) => value !== undefined),
@@ -148,7 +153,11 @@ export function parseProfileUpdate(body: unknown): ProfileChanges {
 }
 
 /** Applies validated profile changes to the signed-in user; throws UnauthorizedError if the user is gone. */
-export async function updateUserProfile(config: Config, userId: string, changes: ProfileChanges): Promise<PublicUser> {
+export async function updateUserProfile(
+  config: Config,
+  userId: string,
+  changes: ProfileChanges,
+): Promise<PublicUser> {
   const user = await users.updateProfile(config.usersTable, userId, changes, new Date().toISOString());
   if (!user) throw new UnauthorizedError('用户不存在，请重新登录', 'USER_NOT_FOUND');
   return toPublicUser(user);

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
-  type CreateTableCommandInput,
   CreateTableCommand,
+  type CreateTableCommandInput,
   DeleteTableCommand,
   DynamoDBClient,
   ListTablesCommand,
@@ -52,7 +52,11 @@ export function localDynamo(endpoint: string): DynamoDBClient {
 }
 
 /** Creates the tables that do not exist yet (or recreates them all when `fresh`). */
-export async function createTables(endpoint: string, names: Record<string, string>, fresh = false): Promise<void> {
+export async function createTables(
+  endpoint: string,
+  names: Record<string, string>,
+  fresh = false,
+): Promise<void> {
   const client = localDynamo(endpoint);
   const { TableNames = [] } = await client.send(new ListTablesCommand({}));
   for (const table of tableDefinitions(names)) {

@@ -12,7 +12,9 @@ const endpoint = envValue('DYNAMODB_ENDPOINT') || undefined;
 export const dynamo = DynamoDBDocumentClient.from(
   new DynamoDBClient({
     endpoint,
-    ...(endpoint ? { region: 'localhost', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+    ...(endpoint
+      ? { region: 'localhost', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
+      : {}),
     maxAttempts: 3,
     requestHandler: new NodeHttpHandler({ connectionTimeout: 1000, requestTimeout: 2500 }),
   }),

@@ -48,7 +48,8 @@ async function callOnce(config: WechatAuthConfig, code: string): Promise<WechatI
   let body: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(text);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new Error('not an object');
     body = parsed as Record<string, unknown>;
   } catch {
     throw new UpstreamError(undefined, 'WECHAT_ERROR', 'jscode2session answered non-JSON');
@@ -62,7 +63,11 @@ async function callOnce(config: WechatAuthConfig, code: string): Promise<WechatI
       throw new RetryableError('errcode -1');
     case 40029:
     case 40163:
-      throw new BadRequestError('登录凭证无效或已使用，请重新调用 wx.login', 'INVALID_CODE', `errcode ${errcode}`);
+      throw new BadRequestError(
+        '登录凭证无效或已使用，请重新调用 wx.login',
+        'INVALID_CODE',
+        `errcode ${errcode}`,
+      );
     case 45011:
       throw new TooManyRequestsError('登录过于频繁，请稍后再试', 60, 'WECHAT_RATE_LIMITED', 'errcode 45011');
     case 40226:

@@ -12,9 +12,9 @@ import type {
   NotifyRequest,
   NotifyResult,
   OrderQueryResult,
-  PayParams,
   PaymentProvider,
   PaymentReport,
+  PayParams,
   PrepayRequest,
 } from '../wechat-pay/provider';
 import {
@@ -99,7 +99,12 @@ export class WechatPayV2 implements PaymentProvider {
       } catch (error) {
         if (!(error instanceof RetryableError)) throw error;
         logger.warn('wechat pay v2 call failed', { path, attempt, reason: error.message });
-        if (attempt >= 2) throw new ServiceUnavailableError('微信支付繁忙，请稍后再试', 'WECHAT_PAY_UNAVAILABLE', error.message);
+        if (attempt >= 2)
+          throw new ServiceUnavailableError(
+            '微信支付繁忙，请稍后再试',
+            'WECHAT_PAY_UNAVAILABLE',
+            error.message,
+          );
       }
     }
   }
@@ -123,13 +128,25 @@ export class WechatPayV2 implements PaymentProvider {
     try {
       result = parseV2Xml(text);
     } catch {
-      throw new UpstreamError('微信支付响应异常', 'WECHAT_PAY_ERROR', `${path}: unparsable response (http ${response.status})`);
+      throw new UpstreamError(
+        '微信支付响应异常',
+        'WECHAT_PAY_ERROR',
+        `${path}: unparsable response (http ${response.status})`,
+      );
     }
     if (result.return_code !== 'SUCCESS') {
-      throw new UpstreamError('微信支付响应异常', 'WECHAT_PAY_ERROR', `${path}: return_msg ${result.return_msg ?? ''}`);
+      throw new UpstreamError(
+        '微信支付响应异常',
+        'WECHAT_PAY_ERROR',
+        `${path}: return_msg ${result.return_msg ?? ''}`,
+      );
     }
     if (!verifyV2Sign(result, this.config.mchKey, [this.config.v2SignType])) {
-      throw new UpstreamError('微信支付响应签名无效', 'WECHAT_PAY_BAD_SIGNATURE', `${path}: response sign invalid`);
+      throw new UpstreamError(
+        '微信支付响应签名无效',
+        'WECHAT_PAY_BAD_SIGNATURE',
+        `${path}: response sign invalid`,
+      );
     }
     if (result.result_code !== 'SUCCESS' && result.err_code === 'SYSTEMERROR') {
       throw new RetryableError('SYSTEMERROR');
@@ -152,7 +169,11 @@ export class WechatPayV2 implements PaymentProvider {
     });
     if (result.result_code === 'SUCCESS' && result.prepay_id) return result.prepay_id;
     const code = result.err_code ?? 'UNKNOWN';
-    logger.error('unifiedorder refused', { outTradeNo: request.outTradeNo, errCode: code, errCodeDes: result.err_code_des });
+    logger.error('unifiedorder refused', {
+      outTradeNo: request.outTradeNo,
+      errCode: code,
+      errCodeDes: result.err_code_des,
+    });
     if (code === 'ORDERPAID') throw new ConflictError('订单已支付', 'ORDER_PAID', code);
     if (code === 'ORDERCLOSED') throw new ConflictError('订单已关闭，请重新下单', 'ORDER_CLOSED', code);
     throw new UpstreamError('微信支付下单失败', 'WECHAT_PAY_ERROR', `unifiedorder ${code}`);
@@ -195,8 +216,10 @@ export class WechatPayV2 implements PaymentProvider {
     if (!verifyV2Sign(params, this.config.mchKey, ['MD5', 'HMAC-SHA256'])) {
       throw new NotifyRejectedError('签名失败', 401);
     }
-    if (params.return_code !== 'SUCCESS') return { kind: 'ignored', reason: `return_code ${params.return_code}` };
-    if (params.result_code !== 'SUCCESS') return { kind: 'ignored', reason: `result_code ${params.result_code}` };
+    if (params.return_code !== 'SUCCESS')
+      return { kind: 'ignored', reason: `return_code ${params.return_code}` };
+    if (params.result_code !== 'SUCCESS')
+      return { kind: 'ignored', reason: `result_code ${params.result_code}` };
     return { kind: 'paid', report: toReport(params, 'notify-v2') };
   }
 

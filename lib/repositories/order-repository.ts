@@ -1,5 +1,11 @@
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { dynamo } from '../clients/dynamodb';
 
@@ -41,7 +47,11 @@ export interface PaidFacts {
 export async function createOrder(table: string, order: OrderRecord): Promise<boolean> {
   try {
     await dynamo.send(
-      new PutCommand({ TableName: table, Item: order, ConditionExpression: 'attribute_not_exists(outTradeNo)' }),
+      new PutCommand({
+        TableName: table,
+        Item: order,
+        ConditionExpression: 'attribute_not_exists(outTradeNo)',
+      }),
     );
     return true;
   } catch (error) {
@@ -62,7 +72,12 @@ export async function getOrder(table: string, outTradeNo: string): Promise<Order
  * Stores a prepay_id on a PENDING order. Never touches `status`, so a notify that committed first
  * (PAID) is never reverted; returns false when the order is no longer PENDING.
  */
-export async function savePrepayId(table: string, outTradeNo: string, prepayId: string, now: string): Promise<boolean> {
+export async function savePrepayId(
+  table: string,
+  outTradeNo: string,
+  prepayId: string,
+  now: string,
+): Promise<boolean> {
   try {
     await dynamo.send(
       new UpdateCommand({
@@ -154,7 +169,8 @@ export async function markOrderPaidAndExtendMembership(input: {
             Update: {
               TableName: input.usersTable,
               Key: { id: order.userId },
-              UpdateExpression: 'SET membershipExpiredAt = :exp, #r = :member, version = :next, updatedAt = :now',
+              UpdateExpression:
+                'SET membershipExpiredAt = :exp, #r = :member, version = :next, updatedAt = :now',
               ConditionExpression: 'attribute_exists(id) AND version = :version',
               ExpressionAttributeNames: { '#r': 'role' },
               ExpressionAttributeValues: {
@@ -174,7 +190,10 @@ export async function markOrderPaidAndExtendMembership(input: {
     if (!(error instanceof TransactionCanceledException)) throw error;
     const [orderReason, userReason] = error.CancellationReasons ?? [];
     if (orderReason?.Code === 'ConditionalCheckFailed') {
-      return { kind: 'order_changed', order: orderReason.Item ? (unmarshall(orderReason.Item) as OrderRecord) : undefined };
+      return {
+        kind: 'order_changed',
+        order: orderReason.Item ? (unmarshall(orderReason.Item) as OrderRecord) : undefined,
+      };
     }
     if (userReason?.Code === 'ConditionalCheckFailed') return { kind: 'user_changed' };
     if ([orderReason?.Code, userReason?.Code].includes('TransactionConflict')) return { kind: 'conflict' };

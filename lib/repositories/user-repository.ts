@@ -21,7 +21,9 @@ export interface UserRecord {
   updatedAt: string;
 }
 
-export type ProfileChanges = Partial<Pick<UserRecord, 'nickname' | 'avatar' | 'sex' | 'company' | 'introduce'>>;
+export type ProfileChanges = Partial<
+  Pick<UserRecord, 'nickname' | 'avatar' | 'sex' | 'company' | 'introduce'>
+>;
 
 /** Creates the user unless one with this id exists (one conditional PutItem); returns the stored user either way. */
 export async function createUserIfAbsent(

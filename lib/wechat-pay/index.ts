@@ -9,7 +9,8 @@ const providers = new WeakMap<Config, PaymentProvider>();
 export function paymentProvider(config: Config): PaymentProvider {
   let provider = providers.get(config);
   if (!provider) {
-    if (config.payVersion !== 'v2') throw new ConfigError(`WECHAT_PAY_VERSION ${config.payVersion} is not supported`);
+    if (config.payVersion !== 'v2')
+      throw new ConfigError(`WECHAT_PAY_VERSION ${config.payVersion} is not supported`);
     provider = new WechatPayV2(config);
     providers.set(config, provider);
   }

@@ -54,7 +54,12 @@ export class Sandbox {
       if (fault) {
         if (fault.remaining !== undefined && --fault.remaining <= 0) this.faults.delete(path);
         if (fault.mode === 'timeout') return undefined;
-        if (fault.mode === '5xx') return { status: 502, headers: { 'content-type': 'text/html' }, body: '<html>502 Bad Gateway</html>' };
+        if (fault.mode === '5xx')
+          return {
+            status: 502,
+            headers: { 'content-type': 'text/html' },
+            body: '<html>502 Bad Gateway</html>',
+          };
         const busy = this.busyReplies.get(path);
         if (busy) return busy();
         return { status: 503, body: 'busy' };
@@ -107,7 +112,11 @@ export class Sandbox {
 
   private controlRoutes(): void {
     this.route('POST', '/sandbox/faults', ({ body }) => {
-      const { endpoint, mode, count } = JSON.parse(body || '{}') as { endpoint?: string; mode?: FaultMode; count?: number };
+      const { endpoint, mode, count } = JSON.parse(body || '{}') as {
+        endpoint?: string;
+        mode?: FaultMode;
+        count?: number;
+      };
       if (!endpoint || !mode || !['timeout', 'busy', '5xx'].includes(mode)) {
         return json(400, { error: 'expected {endpoint, mode: timeout|busy|5xx, count?}' });
       }

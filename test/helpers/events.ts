@@ -45,7 +45,13 @@ export function httpEvent(input: HttpEventInput = {}): APIGatewayProxyEventV2 {
       stage: '$default',
       time: new Date().toUTCString(),
       timeEpoch: Date.now(),
-      http: { method, path, protocol: 'HTTP/1.1', sourceIp: input.sourceIp ?? '203.0.113.7', userAgent: 'vitest' },
+      http: {
+        method,
+        path,
+        protocol: 'HTTP/1.1',
+        sourceIp: input.sourceIp ?? '203.0.113.7',
+        userAgent: 'vitest',
+      },
     },
   };
 }
@@ -67,6 +73,7 @@ export function envelope(result: { body?: string }): {
   success: boolean;
   message: string;
   code?: string;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary response data.
   data?: Record<string, any>;
 } {
   return JSON.parse(result.body ?? '{}');

