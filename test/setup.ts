@@ -1,4 +1,6 @@
+import { afterEach } from 'vitest';
 import { applyLocalEnv } from '../local/env';
+import { installLogSink, takeLeaks } from './helpers/log-sink';
 
 // Tests run against the sandbox values in .env.example, with their own ports so a running `npm start`
 // does not interfere. The integration global setup starts DynamoDB Local and the sandbox on these ports.
@@ -8,10 +10,17 @@ export const TEST_SANDBOX_PORT = 3200;
 applyLocalEnv({
   SECRETS_SOURCE: 'env',
   STAGE: 'test',
-  LOG_LEVEL: process.env.LOG_LEVEL ?? 'SILENT',
-  POWERTOOLS_LOG_LEVEL: process.env.LOG_LEVEL ?? 'SILENT',
+  // Logs are on (INFO) so the log sink below can check every line for secrets (INV-6).
+  POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'INFO',
   DYNAMODB_ENDPOINT: `http://127.0.0.1:${TEST_DYNAMODB_PORT}`,
   WECHAT_API_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
   WECHAT_PAY_API_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
   AWS_REGION: 'localhost',
+});
+
+installLogSink();
+
+afterEach(() => {
+  const leaks = takeLeaks();
+  if (leaks.length > 0) throw new Error(`a log line leaked a secret (INV-6):\n${leaks.join('\n')}`);
 });

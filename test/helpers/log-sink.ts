@@ -1,0 +1,52 @@
+/**
+ * INV-6: a sink on stdout/stderr that fails a test when any log line carries a session_key, a configured
+ * secret, a private-key PEM, a JWT or an Authorization value. Structured log lines are swallowed (set
+ * TEST_LOGS=1 to see them); everything else passes through.
+ */
+
+const SECRET_ENV = ['WECHAT_SECRET', 'JWT_SECRET', 'WECHAT_MCH_KEY', 'WECHAT_APIV3_KEY'];
+
+function patterns(): RegExp[] {
+  const escape = (value: string) => value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const secrets = SECRET_ENV.map((name) => process.env[name]).filter(
+    (value): value is string => !!value && value.length >= 8,
+  );
+  return [
+    /session_key/i,
+    /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
+    /\beyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}/,
+    /WECHATPAY2-SHA256-RSA2048\s+\w+="/,
+    /Bearer\s+[\w-]+\.[\w-]+/i,
+    ...secrets.map((secret) => new RegExp(escape(secret))),
+  ];
+}
+
+const found: string[] = [];
+let installed = false;
+
+/** Wraps process.stdout/stderr writes once per worker. */
+export function installLogSink(): void {
+  if (installed) return;
+  installed = true;
+  const checks = patterns();
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      const text =
+        typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
+      const isLogLine = text.startsWith('{"level"') || text.startsWith('{"cold_start"');
+      if (isLogLine) {
+        for (const check of checks) {
+          if (check.test(text)) found.push(`${check} in ${text.slice(0, 160)}`);
+        }
+        if (process.env.TEST_LOGS !== '1') return true;
+      }
+      return write(chunk, ...rest);
+    }) as typeof stream.write;
+  }
+}
+
+/** Returns and clears what the sink caught since the last call. */
+export function takeLeaks(): string[] {
+  return found.splice(0, found.length);
+}

@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { logger } from '../../../lib/logger';
+import { takeLeaks } from '../../helpers/log-sink';
+
+describe('log sink (INV-6)', () => {
+  it('catches a session_key, a configured secret and a JWT in a log line', () => {
+    // Act
+    logger.info('oops', { session_key: 'abc' });
+    logger.info('oops', { value: process.env.WECHAT_MCH_KEY });
+    logger.info('oops', {
+      token: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1MTIzNDU2Nzg5In0.c2lnbmF0dXJlc2lnbmF0dXJl',
+    });
+    // Assess
+    expect(takeLeaks()).toHaveLength(3);
+  });
+
+  it('lets ordinary log lines through', () => {
+    // Act
+    logger.info('payment credited', { outTradeNo: 'M20261121080000abcdefABCDEF' });
+    // Assess
+    expect(takeLeaks()).toEqual([]);
+  });
+});
