@@ -1,0 +1,414 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { handler as createPaymentHandler } from '../../functions/create-payment';
+import { handler as getOrderHandler } from '../../functions/get-order';
+import { handler as listOrdersHandler } from '../../functions/list-orders';
+import { handler as listPlansHandler } from '../../functions/list-plans';
+import { handler as meHandler } from '../../functions/me';
+import { handler as notifyHandler } from '../../functions/pay-notify';
+import { handler as signInHandler } from '../../functions/sign-in';
+import { dynamo } from '../../lib/clients/dynamodb';
+import { loadConfig, resetConfigCache } from '../../lib/config';
+import { verifyV2Sign } from '../../lib/wechat-pay/v2-protocol';
+import { context, envelope, httpEvent } from '../helpers/events';
+import { v2NotifyXml } from '../helpers/notify';
+import { TEST_SANDBOX_PORT } from '../test-env';
+import { countDynamoCalls } from './helpers';
+
+const SANDBOX = `http://127.0.0.1:${TEST_SANDBOX_PORT}`;
+const SUCCESS = '<return_code><![CDATA[SUCCESS]]></return_code>';
+const FAIL = '<return_code><![CDATA[FAIL]]></return_code>';
+
+async function sandbox(path: string, body?: unknown): Promise<Record<string, any>> {
+  const response = await fetch(`${SANDBOX}${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return (await response.json()) as Record<string, any>;
+}
+
+async function call(
+  fn: (event: any, ctx: any) => Promise<APIGatewayProxyStructuredResultV2>,
+  input: Parameters<typeof httpEvent>[0],
+) {
+  const result = await fn(httpEvent(input), context);
+  return { status: result.statusCode, ...envelope(result) };
+}
+
+async function signIn(): Promise<{ token: string; userId: string }> {
+  const { code } = await sandbox('/sandbox/login', {});
+  const result = await call(signInHandler, { method: 'POST', path: '/wechat/sign_in', body: { code } });
+  return { token: result.data?.token, userId: result.data?.user.id };
+}
+
+async function pay(token: string, body: object) {
+  return call(createPaymentHandler, { method: 'POST', path: '/wechat/pay', body, token });
+}
+
+async function notify(body: string) {
+  const result = await notifyHandler(
+    httpEvent({ method: 'POST', path: '/wechat/notify', body, headers: { 'content-type': 'text/xml' } }),
+    context,
+  );
+  return result.body ?? '';
+}
+
+async function storedUser(id: string) {
+  const config = await loadConfig();
+  const { Item } = await dynamo.send(
+    new GetCommand({ TableName: config.usersTable, Key: { id }, ConsistentRead: true }),
+  );
+  return Item as Record<string, any>;
+}
+
+async function storedOrder(outTradeNo: string) {
+  const config = await loadConfig();
+  const { Item } = await dynamo.send(
+    new GetCommand({ TableName: config.ordersTable, Key: { outTradeNo }, ConsistentRead: true }),
+  );
+  return Item as Record<string, any>;
+}
+
+/** What the notify endpoint does with the sandbox's deliveries: forward to the handler, or refuse them. */
+let forwarding: 'handler' | 'refuse' = 'handler';
+let notifyServer: Server;
+
+beforeAll(async () => {
+  notifyServer = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body =
+      forwarding === 'handler'
+        ? await notify(Buffer.concat(chunks).toString('utf8'))
+        : '<xml><return_code><![CDATA[FAIL]]></return_code></xml>';
+    res.writeHead(200, { 'content-type': 'text/xml' }).end(body);
+  });
+  await new Promise<void>((resolve) => notifyServer.listen(0, '127.0.0.1', resolve));
+  process.env.WECHAT_NOTIFY_URL = `http://127.0.0.1:${(notifyServer.address() as AddressInfo).port}/wechat/notify`;
+  process.env.WECHAT_PAY_VERSION = 'v2';
+  resetConfigCache();
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => notifyServer.close(resolve));
+});
+
+beforeEach(() => {
+  forwarding = 'handler';
+});
+
+describe('plans', () => {
+  it('lists the catalog with integer fen prices', async () => {
+    // Act
+    const result = await call(listPlansHandler, { path: '/wechat/plans' });
+    // Assess
+    expect(result.status).toBe(200);
+    expect(result.data?.plans.map((plan: { id: string }) => plan.id)).toEqual([
+      'monthly',
+      'quarterly',
+      'yearly',
+    ]);
+  });
+});
+
+describe('createPayment and the v2 notify, end to end', () => {
+  it('turns a paid plan into a membership exactly once', async () => {
+    // Prepare
+    const { token, userId } = await signIn();
+    const config = await loadConfig();
+    // Act: order
+    const created = await pay(token, { planId: 'monthly', totalFee: 1, amount: 1 });
+    // Assess: the catalog price, and payParams signed for wx.requestPayment
+    expect(created.status).toBe(200);
+    const { order, payParams } = created.data ?? {};
+    expect(order).toMatchObject({ planId: 'monthly', totalFee: 1800, status: 'PENDING' });
+    expect(payParams.package).toMatch(/^prepay_id=/);
+    const { paySign, ...signed } = payParams;
+    expect(verifyV2Sign({ appId: config.appId, ...signed, sign: paySign }, config.mchKey, ['MD5'])).toBe(
+      true,
+    );
+
+    // Act: paying again reuses the live prepay_id
+    const again = await pay(token, { outTradeNo: order.outTradeNo });
+    expect(again.data?.payParams.package).toBe(payParams.package);
+
+    // Act: the user pays; the sandbox posts the signed notify to our notify_url
+    const paid = await sandbox('/sandbox/pay', { outTradeNo: order.outTradeNo });
+    expect(paid.delivered).toBe(true);
+
+    // Assess
+    const stored = await storedOrder(order.outTradeNo);
+    expect(stored).toMatchObject({ status: 'PAID', transactionId: paid.transactionId, paidVia: 'notify-v2' });
+    const me = await call(meHandler, { path: '/wechat/me', token });
+    expect(me.data?.user.role).toBe(1);
+    expect(new Date(me.data?.user.membershipExpiredAt).getTime()).toBeGreaterThan(
+      Date.now() + 27 * 86400_000,
+    );
+
+    // A PAID order cannot be paid again
+    const repay = await pay(token, { outTradeNo: order.outTradeNo });
+    expect(repay.status).toBe(409);
+    expect(repay.code).toBe('ORDER_PAID');
+
+    // The order list shows it
+    const list = await call(listOrdersHandler, { path: '/wechat/orders', token });
+    expect(list.data?.orders[0]).toMatchObject({ outTradeNo: order.outTradeNo, status: 'PAID' });
+    expect(userId).toBe(stored.userId);
+  });
+
+  it('credits through the order query when the notify never got through, then ignores the late notify', async () => {
+    // Prepare
+    const { token, userId } = await signIn();
+    const { data } = await pay(token, { planId: 'quarterly' });
+    forwarding = 'refuse';
+    const paid = await sandbox('/sandbox/pay', { outTradeNo: data?.order.outTradeNo });
+    expect(paid.delivered).toBe(false);
+    // Act
+    const viewed = await call(getOrderHandler, {
+      path: `/wechat/orders/${data?.order.outTradeNo}`,
+      pathParameters: { outTradeNo: data?.order.outTradeNo },
+      token,
+    });
+    // Assess
+    expect(viewed.data?.order).toMatchObject({ status: 'PAID', transactionId: paid.transactionId });
+    const afterQuery = await storedUser(userId);
+    expect(afterQuery.version).toBe(1);
+    // Act: WeChat's late notify arrives
+    const late = await notify(
+      v2NotifyXml({ outTradeNo: data?.order.outTradeNo, totalFee: 4800, transactionId: paid.transactionId }),
+    );
+    // Assess: acknowledged, not credited twice
+    expect(late).toContain(SUCCESS);
+    expect((await storedUser(userId)).version).toBe(1);
+    expect((await storedUser(userId)).membershipExpiredAt).toBe(afterQuery.membershipExpiredAt);
+  });
+
+  it('hides other users orders (404) on read and on pay', async () => {
+    // Prepare
+    const alice = await signIn();
+    const bob = await signIn();
+    const { data } = await pay(alice.token, { planId: 'monthly' });
+    const outTradeNo = data?.order.outTradeNo;
+    // Act
+    const read = await call(getOrderHandler, {
+      path: `/wechat/orders/${outTradeNo}`,
+      pathParameters: { outTradeNo },
+      token: bob.token,
+    });
+    const repay = await pay(bob.token, { outTradeNo });
+    const list = await call(listOrdersHandler, { path: '/wechat/orders', token: bob.token });
+    // Assess
+    expect(read.status).toBe(404);
+    expect(repay.status).toBe(404);
+    expect(list.data?.orders).toEqual([]);
+  });
+
+  it('refuses unknown plans and malformed bodies without writing or calling WeChat', async () => {
+    // Prepare
+    const { token } = await signIn();
+    const calls = countDynamoCalls();
+    const before = (await sandbox('/sandbox/calls')).calls.length;
+    try {
+      for (const body of [
+        { planId: 'lifetime' },
+        { planId: ['monthly'] },
+        { planId: 1 },
+        {},
+        { planId: 'x'.repeat(100) },
+      ]) {
+        // Act
+        const result = await pay(token, body);
+        // Assess
+        expect(result.status).toBe(400);
+        expect(result.success).toBe(false);
+      }
+      expect(calls.writes()).toEqual([]);
+      expect((await sandbox('/sandbox/calls')).calls.length).toBe(before);
+    } finally {
+      calls.stop();
+    }
+  });
+});
+
+describe('v2 notify duplicates and concurrency', () => {
+  async function pendingOrder() {
+    const { token, userId } = await signIn();
+    const { data } = await pay(token, { planId: 'monthly' });
+    return { userId, outTradeNo: data?.order.outTradeNo as string };
+  }
+
+  it('credits once when 10 identical notifies arrive at once', async () => {
+    // Prepare
+    const { userId, outTradeNo } = await pendingOrder();
+    const body = v2NotifyXml({ outTradeNo, totalFee: 1800, transactionId: '4200000000202611210000000001' });
+    // Act
+    const replies = await Promise.all(Array.from({ length: 10 }, () => notify(body)));
+    // Assess
+    expect(replies.every((reply) => reply.includes(SUCCESS))).toBe(true);
+    expect((await storedUser(userId)).version).toBe(1);
+  });
+
+  it('credits once when 30 differently signed first deliveries race', async () => {
+    // Prepare
+    const { userId, outTradeNo } = await pendingOrder();
+    const transactionId = '4200000000202611210000000002';
+    // Act
+    const replies = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        notify(
+          v2NotifyXml({ outTradeNo, totalFee: 1800, transactionId, signType: i % 2 ? 'HMAC-SHA256' : 'MD5' }),
+        ),
+      ),
+    );
+    // Assess
+    expect(replies.filter((reply) => reply.includes(SUCCESS))).toHaveLength(30);
+    const user = await storedUser(userId);
+    expect(user.version).toBe(1);
+    expect(user.role).toBe(1);
+  });
+
+  it('reads time_end as China Standard Time', async () => {
+    // Prepare
+    const { outTradeNo } = await pendingOrder();
+    // Act
+    await notify(v2NotifyXml({ outTradeNo, totalFee: 1800, timeEnd: new Date('2026-11-21T01:02:03Z') }));
+    // Assess
+    expect((await storedOrder(outTradeNo)).paidAt).toBe('2026-11-21T01:02:03.000Z');
+  });
+
+  it('never credits a second transaction_id for a paid order', async () => {
+    // Prepare
+    const { userId, outTradeNo } = await pendingOrder();
+    await notify(v2NotifyXml({ outTradeNo, totalFee: 1800, transactionId: '4200000000202611210000000003' }));
+    // Act
+    const other = await notify(
+      v2NotifyXml({ outTradeNo, totalFee: 1800, transactionId: '4200000000202611210000000004' }),
+    );
+    // Assess
+    expect(other).toContain(FAIL);
+    expect((await storedUser(userId)).version).toBe(1);
+  });
+});
+
+describe('v2 notify bad inputs (reliability §2.5): FAIL and nothing written', () => {
+  let outTradeNo: string;
+  let userId: string;
+
+  beforeAll(async () => {
+    const session = await signIn();
+    userId = session.userId;
+    outTradeNo = (await pay(session.token, { planId: 'monthly' })).data?.order.outTradeNo;
+  });
+
+  const valid = () => v2NotifyXml({ outTradeNo, totalFee: 1800 });
+  const entity = '<!ENTITY a "SUCCESS">';
+  const cases: [string, () => string, 'none' | 'reads-only'][] = [
+    ['X1 wrong sign', () => v2NotifyXml({ outTradeNo, totalFee: 1800, sign: 'A'.repeat(32) }), 'none'],
+    [
+      'X1 signed with another key',
+      () => v2NotifyXml({ outTradeNo, totalFee: 1800, key: 'k'.repeat(32) }),
+      'none',
+    ],
+    ['X2 sign missing', () => valid().replace(/<sign>.*?<\/sign>/, ''), 'none'],
+    ['X2 sign empty', () => valid().replace(/<sign>.*?<\/sign>/, '<sign></sign>'), 'none'],
+    ['X5 total_fee differs', () => v2NotifyXml({ outTradeNo, totalFee: 1 }), 'reads-only'],
+    [
+      'X5 fee_type not CNY',
+      () => v2NotifyXml({ outTradeNo, totalFee: 1800, extra: { fee_type: 'USD' } }),
+      'none',
+    ],
+    [
+      'X6 appid not ours',
+      () => v2NotifyXml({ outTradeNo, totalFee: 1800, appid: 'wx0000000000000000' }),
+      'none',
+    ],
+    ['X6 mch_id not ours', () => v2NotifyXml({ outTradeNo, totalFee: 1800, mchId: '1234567890' }), 'none'],
+    [
+      'X7 unknown out_trade_no',
+      () => v2NotifyXml({ outTradeNo: 'M20990101000000unknown0000', totalFee: 1800 }),
+      'reads-only',
+    ],
+    ['X9 external entity', () => `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>${valid()}`, 'none'],
+    ['X10 internal entity', () => `<!DOCTYPE xml [${entity}]>${valid().replace('SUCCESS', '&a;')}`, 'none'],
+    [
+      'X11 billion laughs',
+      () =>
+        `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">${Array.from({ length: 9 }, (_, i) => `<!ENTITY lol${i + 1} "${`&lol${i || ''};`.repeat(10)}">`).join('')}]><xml><a>&lol9;</a></xml>`,
+      'none',
+    ],
+    ['X12 200 000 numeric references', () => `<xml><a>${'&#65;'.repeat(200_000)}</a></xml>`, 'none'],
+    ['X13 total_fee 1e2', () => v2NotifyXml({ outTradeNo, totalFee: '18e2' }), 'none'],
+    ['X13 total_fee 0x708', () => v2NotifyXml({ outTradeNo, totalFee: '0x708' }), 'none'],
+    ['X13 total_fee 01800', () => v2NotifyXml({ outTradeNo, totalFee: '01800' }), 'none'],
+    ['X14 duplicate tags', () => valid().replace('</xml>', '<total_fee>1</total_fee></xml>'), 'none'],
+    ['X14 nested element', () => valid().replace('</xml>', '<detail><a>1</a></detail></xml>'), 'none'],
+    ['X14 two roots', () => `${valid()}<xml><a>1</a></xml>`, 'none'],
+    ['X15 __proto__ tag', () => valid().replace('</xml>', '<__proto__>x</__proto__></xml>'), 'none'],
+    ['X16 JSON body', () => JSON.stringify({ out_trade_no: outTradeNo, total_fee: 1800 }), 'none'],
+    ['X16 empty body', () => '', 'none'],
+    ['X16 truncated XML', () => '<xml><a>1</xml>', 'none'],
+    ['X16 BOM prefix', () => `\ufeff${valid()}`, 'none'],
+    [
+      'X17 body over 64 KB',
+      () => valid().replace('</xml>', `<pad>${'a'.repeat(70_000)}</pad></xml>`),
+      'none',
+    ],
+  ];
+
+  it.each(cases)('%s', async (_name, body, allowed) => {
+    // Prepare
+    const calls = countDynamoCalls();
+    try {
+      // Act
+      const reply = await notify(body());
+      // Assess
+      expect(reply).toContain(FAIL);
+      expect(calls.writes()).toEqual([]);
+      if (allowed === 'none') expect(calls.calls()).toEqual([]);
+    } finally {
+      calls.stop();
+    }
+    expect((await storedOrder(outTradeNo)).status).toBe('PENDING');
+    expect((await storedUser(userId)).version).toBe(0);
+  });
+
+  it('X8 acknowledges result_code FAIL without crediting', async () => {
+    // Prepare
+    const calls = countDynamoCalls();
+    try {
+      // Act
+      const reply = await notify(v2NotifyXml({ outTradeNo, totalFee: 1800, extra: { result_code: 'FAIL' } }));
+      // Assess
+      expect(reply).toContain(SUCCESS);
+      expect(calls.calls()).toEqual([]);
+    } finally {
+      calls.stop();
+    }
+    expect((await storedOrder(outTradeNo)).status).toBe('PENDING');
+  });
+
+  it('X4 processes a notify with extension fields included in the sign', async () => {
+    // Act
+    const reply = await notify(
+      v2NotifyXml({ outTradeNo, totalFee: 1800, extra: { coupon_fee_0: '10', brand_new_field: 'x' } }),
+    );
+    // Assess
+    expect(reply).toContain(SUCCESS);
+    expect((await storedOrder(outTradeNo)).status).toBe('PAID');
+    // X18: the same notify replayed later is acknowledged without a second credit
+    expect(
+      await notify(
+        v2NotifyXml({
+          outTradeNo,
+          totalFee: 1800,
+          transactionId: (await storedOrder(outTradeNo)).transactionId,
+        }),
+      ),
+    ).toContain(SUCCESS);
+    expect((await storedUser(userId)).version).toBe(1);
+  });
+});

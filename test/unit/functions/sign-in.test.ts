@@ -1,0 +1,206 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { marshall } from '@aws-sdk/util-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from 'vitest';
+import { handler } from '../../../functions/sign-in';
+import { verifySessionToken } from '../../../lib/auth';
+import { loadConfig, resetConfigCache } from '../../../lib/config';
+import { newUser, userIdForOpenid } from '../../../lib/users';
+import { context, envelope, httpEvent } from '../../helpers/events';
+
+const OPENID = 'oUnitTestOpenid0000001';
+const SESSION_KEY = 'tiihtNczf5v6AKRyjwEUhQ==';
+
+function signInEvent(body?: string | object, headers?: Record<string, string>) {
+  return httpEvent({ method: 'POST', path: '/wechat/sign_in', body, headers });
+}
+
+function wechat(body: unknown): () => Promise<Response> {
+  return async () =>
+    new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'text/plain' } });
+}
+
+describe('sign-in handler', () => {
+  const ddb = mockClient(DynamoDBDocumentClient);
+  let fetchMock: Mock<typeof fetch>;
+
+  beforeEach(() => {
+    resetConfigCache();
+    ddb.reset();
+    fetchMock = vi.fn<typeof fetch>(wechat({ openid: OPENID, session_key: SESSION_KEY }));
+    vi.stubGlobal('fetch', fetchMock);
+  });
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    ddb.reset();
+  });
+
+  it('returns a token and the new user without session_key when a new user signs in', async () => {
+    // Prepare
+    ddb.on(PutCommand).resolves({});
+
+    // Act
+    const result = await handler(signInEvent({ code: 'valid-code_01' }), context);
+
+    // Assess
+    const body = envelope(result);
+    expect(result.statusCode).toBe(200);
+    expect(body).toEqual({
+      success: true,
+      message: '登录成功',
+      data: { token: expect.any(String), user: expect.any(Object) },
+    });
+    expect(body.data?.user).toMatchObject({
+      id: userIdForOpenid(OPENID),
+      nickname: expect.stringMatching(/^微信用户[0-9a-f]{6}$/),
+      sex: 2,
+      role: 0,
+      membershipExpiredAt: null,
+    });
+    expect(result.body).not.toContain('session_key');
+    expect(result.body).not.toContain(SESSION_KEY);
+    expect(result.body).not.toContain(OPENID);
+    const config = await loadConfig();
+    expect(await verifySessionToken(body.data?.token, config)).toBe(userIdForOpenid(OPENID));
+    expect(ddb.commandCalls(PutCommand)).toHaveLength(1);
+    expect(fetchMock).toHaveBeenCalledTimes(1);
+  });
+
+  it('costs exactly one DynamoDB command when a returning user signs in', async () => {
+    // Prepare
+    const existing = { ...newUser(OPENID, undefined, '2025-01-01T00:00:00.000Z'), nickname: '老朋友' };
+    ddb.on(PutCommand).rejects(
+      new ConditionalCheckFailedException({
+        message: 'The conditional request failed',
+        $metadata: {},
+        Item: marshall(existing),
+      }),
+    );
+
+    // Act
+    const result = await handler(signInEvent({ code: 'valid-code_02' }), context);
+
+    // Assess
+    expect(result.statusCode).toBe(200);
+    expect(envelope(result).data?.user.nickname).toBe('老朋友');
+    expect(ddb.calls()).toHaveLength(1);
+  });
+
+  it('records the unionid when a returning user first brings one', async () => {
+    // Prepare
+    const unionid = 'oUnionUnitTest000000001';
+    fetchMock.mockImplementation(wechat({ openid: OPENID, unionid, session_key: SESSION_KEY }));
+    const existing = newUser(OPENID, undefined, '2025-01-01T00:00:00.000Z');
+    ddb
+      .on(PutCommand)
+      .rejects(
+        new ConditionalCheckFailedException({ message: 'failed', $metadata: {}, Item: marshall(existing) }),
+      );
+    ddb.on(UpdateCommand).resolves({});
+
+    // Act
+    const result = await handler(signInEvent({ code: 'valid-code_03' }), context);
+
+    // Assess
+    expect(result.statusCode).toBe(200);
+    expect(ddb.commandCalls(UpdateCommand)[0]?.args[0].input.ExpressionAttributeValues).toEqual({
+      ':u': unionid,
+    });
+    expect(result.body).not.toContain(unionid);
+  });
+
+  it.each([
+    ['{}', {}, 400],
+    ['an empty code', { code: '' }, 400],
+    ['a numeric code', { code: 123 }, 400],
+    ['a null code', { code: null }, 400],
+    ['an array code', { code: ['a'] }, 400],
+    ['an operator object code', { code: { $ne: '' } }, 400],
+    ['a 129-char code', { code: 'a'.repeat(129) }, 400],
+    ['a code with &appid=', { code: 'abc&appid=evil' }, 400],
+    ['a code with CRLF', { code: 'abc%0d%0a' }, 400],
+    ['a code with a space', { code: 'abc def' }, 400],
+    ['a non-ASCII code', { code: '登录码' }, 400],
+    ['non-JSON', 'code=abc', 400],
+    ['a JSON array', '[{"code":"abc"}]', 400],
+    ['a __proto__ key', '{"code":"abc","__proto__":{"x":1}}', 400],
+    ['a body over 1 KB', { code: 'a'.repeat(1100) }, 413],
+  ])(
+    'answers %s with an error envelope and calls neither DynamoDB nor WeChat',
+    async (_label, body, status) => {
+      // Act
+      const result = await handler(signInEvent(body), context);
+
+      // Assess
+      const reply = envelope(result);
+      expect(result.statusCode).toBe(status);
+      expect(reply.success).toBe(false);
+      expect(reply.code).toMatch(/^[A-Z_]+$/);
+      expect(reply.message).toBeTruthy();
+      expect(ddb.calls()).toHaveLength(0);
+      expect(fetchMock).not.toHaveBeenCalled();
+    },
+  );
+
+  it('answers 400 and calls nothing when a JSON request has no body', async () => {
+    // Act
+    const result = await handler(signInEvent(undefined, { 'content-type': 'application/json' }), context);
+
+    // Assess
+    expect(result.statusCode).toBe(400);
+    expect(envelope(result)).toMatchObject({ success: false, code: 'INVALID_JSON' });
+    expect(ddb.calls()).toHaveLength(0);
+    expect(fetchMock).not.toHaveBeenCalled();
+  });
+
+  it('answers 415 and calls nothing when there is no body and no content-type', async () => {
+    // Act
+    const result = await handler(signInEvent(), context);
+
+    // Assess
+    expect(result.statusCode).toBe(415);
+    expect(envelope(result)).toMatchObject({ success: false, code: 'UNSUPPORTED_MEDIA_TYPE' });
+    expect(ddb.calls()).toHaveLength(0);
+    expect(fetchMock).not.toHaveBeenCalled();
+  });
+
+  it('answers 400 INVALID_CODE and writes nothing when WeChat rejects the code', async () => {
+    // Prepare
+    fetchMock.mockImplementation(wechat({ errcode: 40029, errmsg: 'invalid code' }));
+
+    // Act
+    const result = await handler(signInEvent({ code: 'used-code' }), context);
+
+    // Assess
+    expect(result.statusCode).toBe(400);
+    expect(envelope(result)).toMatchObject({ success: false, code: 'INVALID_CODE' });
+    expect(ddb.calls()).toHaveLength(0);
+  });
+
+  it('answers 429 with Retry-After and writes nothing when WeChat rate-limits', async () => {
+    // Prepare
+    fetchMock.mockImplementation(wechat({ errcode: 45011, errmsg: 'quota' }));
+
+    // Act
+    const result = await handler(signInEvent({ code: 'valid-code' }), context);
+
+    // Assess
+    expect(result.statusCode).toBe(429);
+    expect(result.headers?.['retry-after']).toBe('60');
+    expect(ddb.calls()).toHaveLength(0);
+  });
+
+  it('answers 500 with the fixed message and hides the error when DynamoDB fails unexpectedly', async () => {
+    // Prepare
+    ddb.on(PutCommand).rejects(new Error('boom secret'));
+
+    // Act
+    const result = await handler(signInEvent({ code: 'valid-code' }), context);
+
+    // Assess
+    expect(result.statusCode).toBe(500);
+    expect(envelope(result)).toEqual({ success: false, message: '服务器内部错误', code: 'INTERNAL_ERROR' });
+    expect(result.body).not.toContain('boom');
+  });
+});

@@ -1,0 +1,348 @@
+import { generateKeyPair, SignJWT } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { authenticate, bearerToken, issueSessionToken, verifySessionToken } from '../../../lib/auth';
+import { UnauthorizedError } from '../../../lib/errors';
+
+const config = {
+  jwtSecret: new TextEncoder().encode('unit-test-jwt-secret-of-at-least-32-bytes'),
+  jwtIssuer: 'wechat-miniprogram-backend',
+  jwtAudience: 'miniprogram',
+  jwtTtlSeconds: 3600,
+};
+const USER_ID = 'uAbCdEfGhIjKlMnOpQrStUv';
+const NOW = new Date('2026-11-21T08:00:00.000Z');
+const NOW_S = Math.floor(NOW.getTime() / 1000);
+
+const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+interface ClaimsOptions {
+  header?: { alg: string; typ?: string };
+  change?: (jwt: SignJWT) => SignJWT;
+  payload?: Record<string, unknown>;
+}
+
+/** A token builder with every claim valid; `change` adjusts the builder before signing. */
+function validClaims({
+  header = { alg: 'HS256', typ: 'JWT' },
+  change = (jwt) => jwt,
+  payload = {},
+}: ClaimsOptions = {}) {
+  return change(
+    new SignJWT(payload)
+      .setProtectedHeader(header)
+      .setSubject(USER_ID)
+      .setIssuer(config.jwtIssuer)
+      .setAudience(config.jwtAudience)
+      .setIssuedAt(NOW_S)
+      .setExpirationTime(NOW_S + config.jwtTtlSeconds),
+  );
+}
+
+/** Runs the verification and returns the UnauthorizedError it must throw. */
+async function rejection(token: string, now = NOW): Promise<UnauthorizedError> {
+  const error = await verifySessionToken(token, config, now).catch((caught: unknown) => caught);
+  expect(error).toBeInstanceOf(UnauthorizedError);
+  expect((error as UnauthorizedError).status).toBe(401);
+  return error as UnauthorizedError;
+}
+
+describe('issueSessionToken and verifySessionToken', () => {
+  it('returns the user id when a freshly issued token is verified', async () => {
+    // Prepare
+    const token = await issueSessionToken(USER_ID, config, NOW);
+
+    // Act
+    const userId = await verifySessionToken(token, config, NOW);
+
+    // Assess
+    expect(userId).toBe(USER_ID);
+  });
+
+  it('issues an HS256 JWT with sub, iss, aud, iat and exp = iat + ttl', async () => {
+    // Act
+    const token = await issueSessionToken(USER_ID, config, NOW);
+
+    // Assess
+    const [header, payload] = token
+      .split('.')
+      .slice(0, 2)
+      .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()));
+    expect(header).toEqual({ alg: 'HS256', typ: 'JWT' });
+    expect(payload).toEqual({
+      sub: USER_ID,
+      iss: config.jwtIssuer,
+      aud: config.jwtAudience,
+      iat: NOW_S,
+      exp: NOW_S + config.jwtTtlSeconds,
+    });
+  });
+
+  it('accepts a token when it expired less than 30 s ago', async () => {
+    // Prepare
+    const token = await issueSessionToken(USER_ID, config, new Date(NOW.getTime() - (3600 + 20) * 1000));
+
+    // Act
+    const userId = await verifySessionToken(token, config, NOW);
+
+    // Assess
+    expect(userId).toBe(USER_ID);
+  });
+
+  it('rejects with TOKEN_EXPIRED when the token expired more than 30 s ago', async () => {
+    // Prepare
+    const token = await issueSessionToken(USER_ID, config, new Date(NOW.getTime() - (3600 + 31) * 1000));
+
+    // Act
+    const error = await rejection(token);
+
+    // Assess
+    expect(error.code).toBe('TOKEN_EXPIRED');
+  });
+
+  it('rejects when alg is none and the token is unsigned', async () => {
+    // Prepare
+    const claims = {
+      sub: USER_ID,
+      iss: config.jwtIssuer,
+      aud: config.jwtAudience,
+      iat: NOW_S,
+      exp: NOW_S + 60,
+    };
+    const token = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(claims)}.`;
+
+    // Act
+    const error = await rejection(token);
+
+    // Assess
+    expect(error.code).toBe('INVALID_TOKEN');
+  });
+
+  it('rejects when the token is HS512-signed with our key', async () => {
+    // Prepare
+    const token = await validClaims({ header: { alg: 'HS512', typ: 'JWT' } }).sign(config.jwtSecret);
+
+    // Act
+    const error = await rejection(token);
+
+    // Assess
+    expect(error.code).toBe('INVALID_TOKEN');
+  });
+
+  it('rejects when the token is RS256-signed', async () => {
+    // Prepare
+    const { privateKey } = await generateKeyPair('RS256');
+    const token = await validClaims({ header: { alg: 'RS256', typ: 'JWT' } }).sign(privateKey);
+
+    // Act
+    const error = await rejection(token);
+
+    // Assess
+    expect(error.code).toBe('INVALID_TOKEN');
+  });
+
+  it('rejects when the payload is tampered and the signature kept', async () => {
+    // Prepare
+    const [header, payload, signature] = (await issueSessionToken(USER_ID, config, NOW)).split('.');
+    const claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString());
+    const forged = `${header}.${b64url({ ...claims, sub: 'uSomeoneElse000000000000' })}.${signature}`;
+
+    // Act
+    const error = await rejection(forged);
+
+    // Assess
+    expect(error.code).toBe('INVALID_TOKEN');
+  });
+
+  it('rejects when the token has no exp', async () => {
+    // Prepare
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(USER_ID)
+      .setIssuer(config.jwtIssuer)
+      .setAudience(config.jwtAudience)
+      .setIssuedAt(NOW_S)
+      .sign(config.jwtSecret);
+
+    // Act
+    const error = await rejection(token);
+
+    // Assess
+    expect(error.code).toBe('INVALID_TOKEN');
+  });
+
+  it('rejects when the token has no iat', async () => {
+    // Prepare
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(USER_ID)
+      .setIssuer(config.jwtIssuer)
+      .setAudience(config.jwtAudience)
+      .setExpirationTime(NOW_S + 60)
+      .sign(config.jwtSecret);
+
+    // Act
+    const error = await rejection(token);
+
+    // Assess
+    expect(error.code).toBe('INVALID_TOKEN');
+  });
+
+  it.each<[string, ClaimsOptions]>([
+    ['iss is wrong', { change: (jwt) => jwt.setIssuer('someone-else') }],
+    ['aud is wrong', { change: (jwt) => jwt.setAudience('admin-console') }],
+    ['aud is an array without ours', { change: (jwt) => jwt.setAudience(['a', 'b']) }],
+    ['typ is not JWT', { header: { alg: 'HS256', typ: 'refresh+jwt' } }],
+    ['typ is absent', { header: { alg: 'HS256' } }],
+    ['nbf is 60 s in the future', { change: (jwt) => jwt.setNotBefore(NOW_S + 60) }],
+    ['iat is 60 s in the future', { change: (jwt) => jwt.setIssuedAt(NOW_S + 60) }],
+    ['iat is older than the session lifetime', { change: (jwt) => jwt.setIssuedAt(NOW_S - 3600 - 120) }],
+  ])('rejects when %s', async (_label, options) => {
+    // Prepare
+    const token = await validClaims(options).sign(config.jwtSecret);
+
+    // Act
+    const error = await rejection(token);
+
+    // Assess
+    expect(error.code).toMatch(/^(INVALID_TOKEN|TOKEN_EXPIRED)$/);
+  });
+
+  it('accepts a token when nbf is within the 30 s tolerance', async () => {
+    // Prepare
+    const token = await validClaims({ change: (jwt) => jwt.setNotBefore(NOW_S + 20) }).sign(config.jwtSecret);
+
+    // Act
+    const userId = await verifySessionToken(token, config, NOW);
+
+    // Assess
+    expect(userId).toBe(USER_ID);
+  });
+
+  it('rejects when the token is signed with another key', async () => {
+    // Prepare
+    const otherKey = new TextEncoder().encode('another-jwt-secret-of-at-least-32-bytes!');
+    const token = await validClaims().sign(otherKey);
+
+    // Act
+    const error = await rejection(token);
+
+    // Assess
+    expect(error.code).toBe('INVALID_TOKEN');
+  });
+
+  it('rejects before verifying when the token is longer than 4 KB', async () => {
+    // Prepare
+    const token = await validClaims({ payload: { pad: 'x'.repeat(4096) } }).sign(config.jwtSecret);
+
+    // Act
+    const error = await rejection(token);
+
+    // Assess
+    expect(token.length).toBeGreaterThan(4096);
+    expect(error.detail).toBe('malformed token');
+  });
+
+  it.each([2, 4])('rejects when the token has %i segments', async (segments) => {
+    // Prepare
+    const parts = (await issueSessionToken(USER_ID, config, NOW)).split('.');
+    const token = segments === 2 ? parts.slice(0, 2).join('.') : [...parts, parts[2]].join('.');
+
+    // Act
+    const error = await rejection(token);
+
+    // Assess
+    expect(error.detail).toBe('malformed token');
+  });
+
+  it.each(['admin', 'u123', 'u../../etc/passwd', `u${'a'.repeat(65)}`, 'uAbCdEfGh IjKl'])(
+    'rejects when sub is %j',
+    async (sub) => {
+      // Prepare
+      const token = await validClaims({ change: (jwt) => jwt.setSubject(sub) }).sign(config.jwtSecret);
+
+      // Act
+      const error = await rejection(token);
+
+      // Assess
+      expect(error.code).toBe('INVALID_TOKEN');
+    },
+  );
+
+  it('rejects when sub is not a string', async () => {
+    // Prepare
+    const token = await new SignJWT({ sub: 12345678901 } as unknown as Record<string, unknown>)
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setIssuer(config.jwtIssuer)
+      .setAudience(config.jwtAudience)
+      .setIssuedAt(NOW_S)
+      .setExpirationTime(NOW_S + 60)
+      .sign(config.jwtSecret);
+
+    // Act
+    const error = await rejection(token);
+
+    // Assess
+    expect(error.code).toBe('INVALID_TOKEN');
+  });
+});
+
+describe('bearerToken', () => {
+  it('returns the token when the header is Bearer <jwt>', async () => {
+    // Prepare
+    const token = await issueSessionToken(USER_ID, config, NOW);
+
+    // Act
+    const result = bearerToken({ authorization: `Bearer ${token}` });
+
+    // Assess
+    expect(result).toBe(token);
+  });
+
+  it.each([
+    ['headers are undefined', undefined],
+    ['there is no authorization header', {}],
+    ['the authorization header is empty', { authorization: '' }],
+  ])('throws UNAUTHORIZED when %s', (_label, headers) => {
+    // Act
+    const act = () => bearerToken(headers);
+
+    // Assess
+    expect(act).toThrow(UnauthorizedError);
+    expect(act).toThrow(expect.objectContaining({ status: 401, code: 'UNAUTHORIZED' }));
+  });
+
+  it.each([
+    ['two headers were joined', 'Bearer a.b.c,Bearer d.e.f'],
+    ['it uses Basic', 'Basic dXNlcjpwYXNz'],
+    ['the scheme is lower case', 'bearer a.b.c'],
+    ['the token has 2 segments', 'Bearer a.b'],
+    ['there is trailing whitespace', 'Bearer a.b.c '],
+  ])('throws INVALID_TOKEN when %s', (_label, authorization) => {
+    // Act
+    const act = () => bearerToken({ authorization });
+
+    // Assess
+    expect(act).toThrow(expect.objectContaining({ status: 401, code: 'INVALID_TOKEN' }));
+  });
+});
+
+describe('authenticate', () => {
+  it('returns the user id when the request carries a valid bearer token', async () => {
+    // Prepare
+    const token = await issueSessionToken(USER_ID, config);
+
+    // Act
+    const userId = await authenticate({ headers: { authorization: `Bearer ${token}` } }, config);
+
+    // Assess
+    expect(userId).toBe(USER_ID);
+  });
+
+  it('rejects with 401 when the request has no authorization header', async () => {
+    // Act
+    const error = await authenticate({ headers: {} }, config).catch((caught: unknown) => caught);
+
+    // Assess
+    expect(error).toBeInstanceOf(UnauthorizedError);
+  });
+});
