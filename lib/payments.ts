@@ -88,8 +88,9 @@ export function extendMembership(currentEnd: string | undefined, now: Date, mont
 
 export const CreatePaymentBody = v.union(
   [
-    v.strictObject({ planId: v.pipe(v.string(), v.minLength(1), v.maxLength(32)) }),
-    v.strictObject({ outTradeNo: v.pipe(v.string(), v.regex(OUT_TRADE_NO)) }),
+    // Other fields (a client-sent amount, currency, openid…) are ignored: prices come from the catalog.
+    v.object({ planId: v.pipe(v.string(), v.minLength(1), v.maxLength(32)) }),
+    v.object({ outTradeNo: v.pipe(v.string(), v.regex(OUT_TRADE_NO)) }),
   ],
   '请提供 planId（新订单）或 outTradeNo（继续支付）其中之一',
 );

@@ -6,11 +6,10 @@ import { resolve } from 'node:path';
  * runs `npm run demo` against it, and stops the stack. Exits non-zero if any demo fails.
  */
 const ROOT = resolve(import.meta.dirname, '..');
-const TSX = resolve(ROOT, 'node_modules/tsx/dist/cli.mjs');
 const versions = process.argv.slice(2).length ? process.argv.slice(2) : ['v2', 'v3'];
 
 function run(script: string, env: NodeJS.ProcessEnv, detached = false): ChildProcess {
-  return spawn(process.execPath, [TSX, resolve(ROOT, script)], {
+  return spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, script)], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -43,6 +43,11 @@ function watch(name: string, child: ChildProcess): ChildProcess {
 
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
+// If whoever started us (npm, a terminal) goes away without passing the signal on, stop too: no orphans.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) void stop(0);
+}, 1000).unref();
 
 const sandbox = createConfiguredSandbox();
 

@@ -16,7 +16,8 @@ export function registerLogin(sandbox: Sandbox, settings: LoginSettings): void {
 
   sandbox.route('POST', '/sandbox/login', (request) => {
     const body = controlBody(request);
-    const openid = typeof body.openid === 'string' ? body.openid : `o${randomBytes(14).toString('base64url')}`;
+    const openid =
+      typeof body.openid === 'string' ? body.openid : `o${randomBytes(14).toString('base64url')}`;
     const unionid = typeof body.unionid === 'string' ? body.unionid : undefined;
     const code = randomBytes(16).toString('hex');
     codes.set(code, { openid, unionid, expiresAt: Date.now() + CODE_LIFETIME_MS, used: false });
@@ -36,7 +37,8 @@ export function registerLogin(sandbox: Sandbox, settings: LoginSettings): void {
       const code = q.get('js_code') ?? '';
       const entry = codes.get(code);
       if (entry?.used) return wechat({ errcode: 40163, errmsg: 'code been used, rid: sandbox' });
-      if (!entry || entry.expiresAt < Date.now()) return wechat({ errcode: 40029, errmsg: 'invalid code, rid: sandbox' });
+      if (!entry || entry.expiresAt < Date.now())
+        return wechat({ errcode: 40029, errmsg: 'invalid code, rid: sandbox' });
       entry.used = true;
       return wechat({
         session_key: randomBytes(16).toString('base64'),

@@ -33,17 +33,29 @@ export interface Fault {
 
 export class Sandbox {
   private readonly routes = new Map<string, RouteHandler>();
-  private readonly busyReplies = new Map<string, () => SandboxReply>();
+  private readonly prefixRoutes: { method: string; prefix: string; handler: RouteHandler }[] = [];
+  private readonly busyReplies = new Map<string, (request: SandboxRequest) => SandboxReply>();
+  private readonly closeHooks: (() => void)[] = [];
   readonly faults = new Map<string, Fault>();
   /** Every call to a WeChat endpoint (not /sandbox/), newest last; tests count them. */
   readonly calls: { method: string; path: string; at: number }[] = [];
   private server?: Server;
   baseUrl = '';
 
-  /** Registers a route. `busy` builds the endpoint's own "system busy" answer for the busy fault. */
-  route(method: string, path: string, handler: RouteHandler, busy?: () => SandboxReply): void {
+  /** Registers a route. `busy` builds the endpoint's own "system busy" answer (for that request) for the busy fault. */
+  route(
+    method: string,
+    path: string,
+    handler: RouteHandler,
+    busy?: (request: SandboxRequest) => SandboxReply,
+  ): void {
     this.routes.set(`${method} ${path}`, handler);
     if (busy) this.busyReplies.set(path, busy);
+  }
+
+  /** Registers a handler for every path under `prefix` (paths carrying an id, e.g. `/v3/pay/transactions/out-trade-no/`); exact routes win. */
+  routePrefix(method: string, prefix: string, handler: RouteHandler): void {
+    this.prefixRoutes.push({ method, prefix, handler });
   }
 
   async handle(request: SandboxRequest): Promise<SandboxReply | undefined> {
@@ -61,11 +73,13 @@ export class Sandbox {
             body: '<html>502 Bad Gateway</html>',
           };
         const busy = this.busyReplies.get(path);
-        if (busy) return busy();
+        if (busy) return busy(request);
         return { status: 503, body: 'busy' };
       }
     }
-    const handler = this.routes.get(`${request.method} ${path}`);
+    const handler =
+      this.routes.get(`${request.method} ${path}`) ??
+      this.prefixRoutes.find((r) => r.method === request.method && path.startsWith(r.prefix))?.handler;
     if (!handler) return json(404, { errcode: 404, errmsg: `no sandbox route ${request.method} ${path}` });
     try {
       return await handler(request);
@@ -105,7 +119,13 @@ export class Sandbox {
     return this.baseUrl;
   }
 
+  /** Runs `hook` when close() is called (modules clear their timers there). */
+  onClose(hook: () => void): void {
+    this.closeHooks.push(hook);
+  }
+
   async close(): Promise<void> {
+    for (const hook of this.closeHooks) hook();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
   }
