@@ -1,4 +1,4 @@
 import { httpHandler, ok } from '../lib/http';
-import { PLANS } from '../lib/plans';
+import { publicPlans } from '../lib/plans';
 
-export const handler = httpHandler(async () => ok({ plans: PLANS }, '查询会员套餐成功'));
+export const handler = httpHandler(async () => ok({ plans: publicPlans() }, '查询会员套餐成功'));

@@ -68,22 +68,12 @@ export function truncateUtf8(text: string, maxBytes: number): string {
   return out;
 }
 
-/** Adds calendar months in UTC, clamping the day (Jan 31 + 1 month = Feb 28/29). */
-export function addMonths(date: Date, months: number): Date {
-  const result = new Date(date.getTime());
-  const day = result.getUTCDate();
-  result.setUTCDate(1);
-  result.setUTCMonth(result.getUTCMonth() + months);
-  const lastDay = new Date(Date.UTC(result.getUTCFullYear(), result.getUTCMonth() + 1, 0)).getUTCDate();
-  result.setUTCDate(Math.min(day, lastDay));
-  return result;
-}
+const DAY_MS = 86_400_000;
 
-/** New membership end: max(now, current end) + plan months, as ISO 8601 UTC. */
-export function extendMembership(currentEnd: string | undefined, now: Date, months: number): string {
-  const current = currentEnd ? new Date(currentEnd) : undefined;
-  const base = current && current > now ? current : now;
-  return addMonths(base, months).toISOString();
+/** New membership end: max(now, current end) + days, as ISO 8601 UTC. Commutative for concurrent payments. */
+export function extendMembership(currentEnd: string | undefined, now: Date, days: number): string {
+  const current = currentEnd ? new Date(currentEnd).getTime() : 0;
+  return new Date(Math.max(now.getTime(), current) + days * DAY_MS).toISOString();
 }
 
 export const CreatePaymentBody = v.union(
@@ -186,14 +176,39 @@ export async function createPayment(
 
 export type SettleOutcome = 'credited' | 'duplicate';
 
-const MAX_SETTLE_ATTEMPTS = 6;
+/** How long a settle may keep retrying contention: well inside WeChat's 5 s notify window. */
+const SETTLE_BUDGET_MS = 3000;
+
+/** Where an order stands for a reported payment: credit it, or it is already this payment (duplicate). */
+function checkOrder(
+  order: OrderRecord | undefined,
+  report: PaymentReport,
+  context: object,
+): 'pending' | 'duplicate' {
+  const detail = (extra: object = {}) => JSON.stringify({ ...context, ...extra });
+  if (!order) throw new NotifyRejectedError('unknown out_trade_no', 404, detail());
+  if (order.totalFee !== report.totalFee) {
+    throw new NotifyRejectedError(
+      'amount mismatch',
+      400,
+      detail({ expected: order.totalFee, reported: report.totalFee }),
+    );
+  }
+  if (order.status === 'PAID') {
+    if (order.transactionId === report.transactionId) return 'duplicate';
+    throw new NotifyRejectedError('order already paid by another transaction', 409, detail());
+  }
+  if (order.status !== 'PENDING') throw new NotifyRejectedError(`order is ${order.status}`, 409, detail());
+  return 'pending';
+}
 
 /**
  * Credits a payment WeChat reported (notify or order query) exactly once, keyed on out_trade_no:
  * validates appid/mchid/amount/currency against our records, then one transaction (order PENDING → PAID,
- * membership max(now, end) + plan months, role 1). A changed user version is retried, never taken for a
- * duplicate. Returns 'duplicate' when the order is already PAID with the same transaction_id; throws
- * NotifyRejectedError for anything that must not be credited (nothing is written then).
+ * membership max(now, end) + plan days, role 1). A changed user version is re-read and retried (with
+ * jittered backoff, within a 3 s budget), never taken for a duplicate. Returns 'duplicate' when the order
+ * is already PAID with the same transaction_id; throws NotifyRejectedError for anything that must not be
+ * credited (nothing is written then), or Error when contention outlasts the budget (WeChat retries).
  */
 export async function settlePayment(
   config: Config,
@@ -210,36 +225,20 @@ export async function settlePayment(
   }
   if (report.currency !== 'CNY') throw new NotifyRejectedError('currency mismatch', 400);
 
-  for (let attempt = 1; attempt <= MAX_SETTLE_ATTEMPTS; attempt++) {
-    const order = await orders.getOrder(config.ordersTable, report.outTradeNo);
-    if (!order) throw new NotifyRejectedError('unknown out_trade_no', 404, JSON.stringify(context));
-    if (order.totalFee !== report.totalFee) {
-      throw new NotifyRejectedError(
-        'amount mismatch',
-        400,
-        JSON.stringify({ ...context, expected: order.totalFee, reported: report.totalFee }),
-      );
-    }
-    if (order.status === 'PAID') {
-      if (order.transactionId === report.transactionId) return 'duplicate';
-      throw new NotifyRejectedError(
-        'order already paid by another transaction',
-        409,
-        JSON.stringify(context),
-      );
-    }
-    if (order.status !== 'PENDING') {
-      throw new NotifyRejectedError(`order is ${order.status}`, 409, JSON.stringify(context));
-    }
-    const plan = findPlan(order.planId);
-    const user = await users.getUser(config.usersTable, order.userId);
-    if (!plan || !user) throw new Error(`order ${order.outTradeNo} references a missing plan or user`);
+  let order = await orders.getOrder(config.ordersTable, report.outTradeNo);
+  if (checkOrder(order, report, context) === 'duplicate') return 'duplicate';
+  const pending = order as OrderRecord;
+  const plan = findPlan(pending.planId);
+  let user = await users.getUser(config.usersTable, pending.userId);
+  if (!plan || !user) throw new Error(`order ${pending.outTradeNo} references a missing plan or user`);
 
+  const deadline = Date.now() + SETTLE_BUDGET_MS;
+  for (let attempt = 1; ; attempt++) {
     const at = now();
     const result = await orders.markOrderPaidAndExtendMembership({
       ordersTable: config.ordersTable,
       usersTable: config.usersTable,
-      order,
+      order: pending,
       paid: {
         transactionId: report.transactionId,
         paidAt: report.paidAt,
@@ -248,22 +247,29 @@ export async function settlePayment(
         paidVia: report.source,
       },
       userVersion: user.version ?? 0,
-      membershipExpiredAt: extendMembership(user.membershipExpiredAt, at, plan.months),
+      membershipExpiredAt: extendMembership(user.membershipExpiredAt, at, plan.days),
       now: at.toISOString(),
     });
     if (result.kind === 'committed') {
-      logger.info('payment credited', context);
+      logger.info('payment credited', { ...context, attempt });
       return 'credited';
     }
-    // Another delivery or the order query got there first (or the user moved on): look again.
-    logger.info('paid transition retried', { ...context, attempt, reason: result.kind });
-    if (result.kind !== 'order_changed') {
-      await new Promise((resolve) => setTimeout(resolve, randomInt(10, 40 * attempt)));
+    if (result.kind === 'order_changed') {
+      // Another delivery (or the order query) settled it first: DynamoDB returned the order as it is now.
+      order = result.order ?? (await orders.getOrder(config.ordersTable, report.outTradeNo));
+      if (checkOrder(order, report, context) === 'duplicate') return 'duplicate';
     }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `paid transition for ${report.outTradeNo} did not settle within ${SETTLE_BUDGET_MS} ms`,
+      );
+    }
+    // Another payment of the same user moved its version (or DynamoDB saw a conflict): back off, re-read the user.
+    await new Promise((resolve) => setTimeout(resolve, randomInt(5, Math.min(30 * attempt, 250) + 6)));
+    const latest = await users.getUser(config.usersTable, pending.userId);
+    if (!latest) throw new Error(`user ${pending.userId} disappeared`);
+    user = latest;
   }
-  throw new Error(
-    `paid transition for ${report.outTradeNo} did not settle after ${MAX_SETTLE_ATTEMPTS} attempts`,
-  );
 }
 
 /**

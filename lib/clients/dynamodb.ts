@@ -16,7 +16,7 @@ export const dynamo = DynamoDBDocumentClient.from(
       ? { region: 'localhost', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
       : {}),
     maxAttempts: 3,
-    requestHandler: new NodeHttpHandler({ connectionTimeout: 1000, requestTimeout: 2500 }),
+    requestHandler: new NodeHttpHandler({ connectionTimeout: 1000, requestTimeout: 2000 }),
   }),
   { marshallOptions: { removeUndefinedValues: true } },
 );

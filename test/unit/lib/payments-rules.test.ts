@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BadRequestError } from '../../../lib/errors';
 import {
-  addMonths,
   decodeCursor,
   extendMembership,
   newOutTradeNo,
@@ -52,28 +51,43 @@ describe('truncateUtf8', () => {
   });
 });
 
-describe('addMonths', () => {
-  it('clamps to the last day of shorter months', () => {
-    // Assess
-    expect(addMonths(new Date('2026-01-31T10:00:00Z'), 1).toISOString()).toBe('2026-02-28T10:00:00.000Z');
-    expect(addMonths(new Date('2028-01-31T10:00:00Z'), 1).toISOString()).toBe('2028-02-29T10:00:00.000Z');
-    expect(addMonths(new Date('2026-11-21T00:00:00Z'), 12).toISOString()).toBe('2027-11-21T00:00:00.000Z');
-    expect(addMonths(new Date('2026-12-15T00:00:00Z'), 3).toISOString()).toBe('2027-03-15T00:00:00.000Z');
-  });
-});
-
 describe('extendMembership', () => {
   const now = new Date('2026-11-21T00:00:00Z');
 
   it('starts from now when there is no membership or it has lapsed', () => {
     // Assess
-    expect(extendMembership(undefined, now, 1)).toBe('2026-12-21T00:00:00.000Z');
-    expect(extendMembership('2026-01-01T00:00:00.000Z', now, 1)).toBe('2026-12-21T00:00:00.000Z');
+    expect(extendMembership(undefined, now, 31)).toBe('2026-12-22T00:00:00.000Z');
+    expect(extendMembership('2026-01-01T00:00:00.000Z', now, 31)).toBe('2026-12-22T00:00:00.000Z');
   });
 
   it('adds to the current end when the membership is still running', () => {
     // Assess
-    expect(extendMembership('2027-01-10T00:00:00.000Z', now, 3)).toBe('2027-04-10T00:00:00.000Z');
+    expect(extendMembership('2027-01-10T00:00:00.000Z', now, 92)).toBe('2027-04-12T00:00:00.000Z');
+  });
+
+  it('gives the same end whichever of two concurrent payments lands first', () => {
+    // Prepare
+    const start = '2031-01-31T10:00:00.000Z';
+    const at = new Date('2031-01-01T00:00:00Z');
+    // Act
+    const monthlyFirst = extendMembership(extendMembership(start, at, 31), at, 92);
+    const quarterlyFirst = extendMembership(extendMembership(start, at, 92), at, 31);
+    // Assess
+    expect(monthlyFirst).toBe(quarterlyFirst);
+  });
+
+  it('never gives less than the calendar months a plan is sold as', () => {
+    // Assess
+    for (const plan of PLANS) {
+      for (const day of ['2026-01-31', '2026-02-28', '2027-12-31', '2028-02-29']) {
+        const from = new Date(`${day}T00:00:00Z`);
+        const calendar = new Date(from);
+        calendar.setUTCMonth(calendar.getUTCMonth() + plan.months);
+        expect(new Date(extendMembership(undefined, from, plan.days)).getTime()).toBeGreaterThanOrEqual(
+          calendar.getTime(),
+        );
+      }
+    }
   });
 });
 
