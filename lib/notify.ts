@@ -59,8 +59,10 @@ export function notifyHandler() {
     .use(injectLambdaContext(logger))
     .handler(async (event) => {
       let config: Config;
+      let provider: PaymentProvider;
       try {
         config = await loadConfig();
+        provider = paymentProvider(config);
       } catch (error) {
         logger.error('notify config failed', {
           detail: error instanceof AppError ? error.detail : undefined,
@@ -71,6 +73,6 @@ export function notifyHandler() {
           body: '{"code":"FAIL","message":"config"}',
         };
       }
-      return handleNotify(config, paymentProvider(config), event);
+      return handleNotify(config, provider, event);
     });
 }

@@ -3,6 +3,7 @@ import { registerLogin } from './login';
 import { registerPayControl } from './pay-control';
 import { PayStore } from './pay-store';
 import { registerPayV2 } from './pay-v2';
+import { payV3SettingsFromEnv, registerPayV3 } from './pay-v3';
 import { Sandbox } from './server';
 
 /** A sandbox configured from the same names the app reads (WECHAT_APPID, WECHAT_SECRET, …). */
@@ -15,6 +16,7 @@ export function createConfiguredSandbox(): Sandbox {
     mchId: envValue('WECHAT_MCH_ID'),
     mchKey: envValue('WECHAT_MCH_KEY'),
   });
+  registerPayV3(sandbox, store, payV3SettingsFromEnv());
   registerPayControl(sandbox, store);
   return sandbox;
 }

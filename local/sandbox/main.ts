@@ -1,6 +1,8 @@
 import { envValue } from '../../lib/config';
+import { applyLocalEnv } from '../env';
 import { createConfiguredSandbox } from './index';
 
+applyLocalEnv();
 const sandbox = createConfiguredSandbox();
 const port = Number(envValue('SANDBOX_PORT', '3100'));
 const url = await sandbox.listen(port);

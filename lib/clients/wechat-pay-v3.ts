@@ -1,0 +1,459 @@
+import type { KeyObject } from 'node:crypto';
+import type { Config } from '../config';
+import {
+  ConfigError,
+  ConflictError,
+  NotifyRejectedError,
+  ServiceUnavailableError,
+  UpstreamError,
+} from '../errors';
+import { logger } from '../logger';
+import type {
+  NotifyReply,
+  NotifyRequest,
+  NotifyResult,
+  OrderQueryResult,
+  PaymentProvider,
+  PaymentReport,
+  PayParams,
+  PrepayRequest,
+} from '../wechat-pay/provider';
+import {
+  buildAuthorization,
+  buildPayParamsV3,
+  createVerifier,
+  decryptResource,
+  V3DecryptError,
+  V3SignatureError,
+  type WechatPayVerifier,
+} from '../wechat-pay/v3-protocol';
+
+type V3Config = Pick<
+  Config,
+  | 'appId'
+  | 'mchId'
+  | 'mchSerialNo'
+  | 'mchPrivateKey'
+  | 'apiV3Key'
+  | 'payPublicKeyId'
+  | 'payPublicKeyPem'
+  | 'platformCertPems'
+  | 'payApiBase'
+  | 'notifyUrl'
+>;
+
+const TIMEOUT_MS = 5000;
+const CST_OFFSET_MS = 8 * 3600 * 1000;
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+const HEADER_TOKEN = /^[0-9A-Za-z_-]+$/;
+const USER_AGENT = 'wechat-miniprogram-backend (WeChat Pay API v3)';
+/** The four headers every v3 response and notify carries (lower-case, as API Gateway payload 2.0 delivers them). */
+const SIGNATURE_HEADERS = [
+  'wechatpay-serial',
+  'wechatpay-signature',
+  'wechatpay-timestamp',
+  'wechatpay-nonce',
+];
+
+class RetryableError extends Error {}
+
+/** A verified transaction object that cannot be read into a report (missing or non-integer field). */
+class BadTransactionError extends Error {}
+
+/** `time_expire` for v3: RFC 3339 in China Standard Time, `yyyy-MM-ddTHH:mm:ss+08:00` (WeChat 小程序下单). */
+export function formatRfc3339Cst(date: Date): string {
+  const ms = date instanceof Date ? date.getTime() : Number.NaN;
+  if (!Number.isFinite(ms)) throw new RangeError('formatRfc3339Cst: invalid Date');
+  return `${new Date(ms + CST_OFFSET_MS).toISOString().slice(0, 19)}+08:00`;
+}
+
+/** An RFC 3339 timestamp with offset (`2018-06-08T10:34:56+08:00`) → ISO 8601 UTC; throws RangeError on any other shape or an impossible date. */
+export function rfc3339ToIso(value: string): string {
+  const match = typeof value === 'string' ? RFC3339.exec(value) : null;
+  if (match === null) throw new RangeError('not an RFC 3339 timestamp');
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const fraction = match[7] ?? '';
+  const zone = match[8] ?? 'Z';
+  const asIfUtc = Date.UTC(year, month - 1, day, hour, minute, second);
+  const check = new Date(asIfUtc);
+  // Date.UTC rolls 30 February over into March and 24:00 into the next day; a real date reads back unchanged.
+  if (
+    year < 2000 ||
+    check.getUTCMonth() !== month - 1 ||
+    check.getUTCDate() !== day ||
+    check.getUTCHours() !== hour ||
+    minute > 59 ||
+    second > 59
+  ) {
+    throw new RangeError('impossible date');
+  }
+  let offsetMinutes = 0;
+  if (zone !== 'Z') {
+    const hours = Number(zone.slice(1, 3));
+    const minutes = Number(zone.slice(4, 6));
+    if (hours > 23 || minutes > 59) throw new RangeError('bad offset');
+    offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (hours * 60 + minutes);
+  }
+  const millis = fraction === '' ? 0 : Math.floor(Number(`0${fraction}`) * 1000);
+  return new Date(asIfUtc - offsetMinutes * 60_000 + millis).toISOString();
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function text(fields: Record<string, unknown>, name: string): string {
+  const value = fields[name];
+  if (typeof value !== 'string' || value === '') throw new BadTransactionError(`missing ${name}`);
+  return value;
+}
+
+/** Reads a verified v3 transaction object (notify resource or order query) into a report; amounts as exact integers. */
+function toReport(transaction: Record<string, unknown>, source: PaymentReport['source']): PaymentReport {
+  const amount = transaction.amount;
+  if (!isObject(amount)) throw new BadTransactionError('missing amount');
+  const total = amount.total;
+  if (typeof total !== 'number' || !Number.isSafeInteger(total) || total <= 0) {
+    throw new BadTransactionError('amount.total is not a positive integer');
+  }
+  const payerTotal = amount.payer_total;
+  if (
+    payerTotal !== undefined &&
+    (typeof payerTotal !== 'number' || !Number.isSafeInteger(payerTotal) || payerTotal < 0)
+  ) {
+    throw new BadTransactionError('bad amount.payer_total');
+  }
+  const currency = amount.currency ?? 'CNY';
+  if (typeof currency !== 'string' || currency === '') throw new BadTransactionError('bad amount.currency');
+  const bankType = transaction.bank_type;
+  let paidAt: string;
+  try {
+    paidAt = rfc3339ToIso(text(transaction, 'success_time'));
+  } catch {
+    throw new BadTransactionError('bad success_time');
+  }
+  return {
+    outTradeNo: text(transaction, 'out_trade_no'),
+    transactionId: text(transaction, 'transaction_id'),
+    totalFee: total,
+    currency,
+    paidAt,
+    appId: text(transaction, 'appid'),
+    mchId: text(transaction, 'mchid'),
+    bankType: typeof bankType === 'string' && bankType !== '' ? bankType : undefined,
+    cashFee: payerTotal,
+    source,
+  };
+}
+
+/** Header lookup that ignores case; a header present under two spellings counts as missing (never guess which one is real). */
+function header(headers: NotifyRequest['headers'], name: string): string {
+  let found: string | undefined;
+  let seen = 0;
+  for (const [key, value] of Object.entries(headers)) {
+    if (key.toLowerCase() !== name || value === undefined) continue;
+    seen++;
+    found = value;
+  }
+  return seen === 1 && found !== undefined ? found : '';
+}
+
+/**
+ * WeChat Pay API v3 (JSON, SHA256withRSA, AEAD_AES_256_GCM) for mini-program JSAPI payments: prepay, order
+ * query, the wx.requestPayment paySign and the payment notify. Every response and notify is verified with the
+ * WeChat Pay public key and/or platform certificates (combined mode for migration), chosen by Wechatpay-Serial.
+ * https://pay.weixin.qq.com/doc/v3/merchant/4012525182 (小程序下单), …/4012791865 (回调), 签名与验签规则.
+ */
+export class WechatPayV3 implements PaymentProvider {
+  readonly version = 'v3' as const;
+  private readonly verifier: WechatPayVerifier;
+  private readonly privateKey: KeyObject;
+
+  /** Parses the keys once; throws ConfigError naming the setting (never its value) when one is missing or bad. */
+  constructor(private readonly config: V3Config) {
+    if (!config.mchId) throw new ConfigError('WECHAT_MCH_ID is not set');
+    if (!config.mchSerialNo) throw new ConfigError('WECHAT_MCH_SERIAL_NO is not set');
+    // Both go between double quotes in the Authorization header.
+    if (!HEADER_TOKEN.test(config.mchId)) throw new ConfigError('WECHAT_MCH_ID must be letters or digits');
+    if (!HEADER_TOKEN.test(config.mchSerialNo)) {
+      throw new ConfigError('WECHAT_MCH_SERIAL_NO must be a hex certificate serial');
+    }
+    const key = config.mchPrivateKey;
+    if (!key) throw new ConfigError('WECHAT_MCH_PRIVATE_KEY is not set');
+    if (key.type !== 'private' || key.asymmetricKeyType !== 'rsa') {
+      throw new ConfigError('WECHAT_MCH_PRIVATE_KEY must be an RSA private key');
+    }
+    this.privateKey = key;
+    if (!Buffer.isBuffer(config.apiV3Key) || config.apiV3Key.length !== 32) {
+      throw new ConfigError('WECHAT_APIV3_KEY must be exactly 32 bytes');
+    }
+    if (config.payPublicKeyPem && !config.payPublicKeyId) {
+      throw new ConfigError('WECHAT_PAY_PUBLIC_KEY_ID is not set');
+    }
+    try {
+      this.verifier = createVerifier({
+        publicKey: config.payPublicKeyPem
+          ? { id: config.payPublicKeyId, pem: config.payPublicKeyPem }
+          : undefined,
+        platformCertificates: config.platformCertPems,
+      });
+    } catch (error) {
+      throw new ConfigError(`WECHAT_PAY_PUBLIC_KEY / WECHAT_PAY_PLATFORM_CERTS: ${(error as Error).message}`);
+    }
+  }
+
+  /** Sends a signed request (one retry on network error / 5xx / SYSTEM_ERROR, same body bytes) → verified status and JSON body. */
+  private async call(
+    method: 'GET' | 'POST',
+    url: string,
+    payload?: unknown,
+  ): Promise<{ status: number; data: Record<string, unknown> }> {
+    const body = payload === undefined ? '' : JSON.stringify(payload);
+    const path = url.split('?')[0] ?? url;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.send(method, url, body, path);
+      } catch (error) {
+        if (!(error instanceof RetryableError)) throw error;
+        logger.warn('wechat pay v3 call failed', { path, attempt, reason: error.message });
+        if (attempt >= 2)
+          throw new ServiceUnavailableError(
+            '微信支付繁忙，请稍后再试',
+            'WECHAT_PAY_UNAVAILABLE',
+            `${path}: ${error.message}`,
+          );
+      }
+    }
+  }
+
+  private async send(
+    method: 'GET' | 'POST',
+    url: string,
+    body: string,
+    path: string,
+  ): Promise<{ status: number; data: Record<string, unknown> }> {
+    const { config } = this;
+    const headers: Record<string, string> = {
+      authorization: buildAuthorization({
+        mchId: config.mchId,
+        serialNo: config.mchSerialNo,
+        privateKey: this.privateKey,
+        method,
+        url,
+        body,
+      }),
+      accept: 'application/json',
+      'content-type': 'application/json',
+      'user-agent': USER_AGENT,
+    };
+    if (config.payPublicKeyPem) headers['wechatpay-serial'] = config.payPublicKeyId;
+
+    let response: Response;
+    let raw: string;
+    try {
+      response = await fetch(`${config.payApiBase}${url}`, {
+        method,
+        headers,
+        body: method === 'GET' ? undefined : body,
+        // A redirect is answered as is (and fails verification); never re-sent elsewhere.
+        redirect: 'manual',
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      });
+      raw = await response.text();
+    } catch (error) {
+      throw new RetryableError(`network: ${(error as Error).name}`);
+    }
+    // A 5xx is never acted on, only retried: gateways in front of WeChat answer them unsigned.
+    if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
+    try {
+      this.verifier.verify({
+        serial: response.headers.get('wechatpay-serial') ?? '',
+        signature: response.headers.get('wechatpay-signature') ?? '',
+        timestamp: response.headers.get('wechatpay-timestamp') ?? '',
+        nonce: response.headers.get('wechatpay-nonce') ?? '',
+        body: raw,
+        now: Math.floor(Date.now() / 1000),
+      });
+    } catch (error) {
+      if (!(error instanceof V3SignatureError)) throw error;
+      // A 2xx (or an error) without a valid signature is treated as forged (WeChat 验签 wechatpay3_3).
+      logger.error('wechat pay v3 response signature rejected', {
+        path,
+        status: response.status,
+        reason: error.reason,
+      });
+      throw new UpstreamError(
+        '微信支付响应签名无效',
+        'WECHAT_PAY_BAD_SIGNATURE',
+        `${path}: http ${response.status} ${error.reason}`,
+      );
+    }
+    let data: unknown = {};
+    if (raw !== '') {
+      try {
+        data = JSON.parse(raw);
+      } catch {
+        data = undefined;
+      }
+    }
+    if (!isObject(data)) {
+      throw new UpstreamError(
+        '微信支付响应异常',
+        'WECHAT_PAY_ERROR',
+        `${path}: unparsable response (http ${response.status})`,
+      );
+    }
+    if (response.status >= 300 && data.code === 'SYSTEM_ERROR') throw new RetryableError('SYSTEM_ERROR');
+    return { status: response.status, data };
+  }
+
+  /** The typed error for a verified non-2xx answer `{code, message}`. */
+  private failure(operation: string, status: number, data: Record<string, unknown>): Error {
+    const code = typeof data.code === 'string' ? data.code : `HTTP_${status}`;
+    logger.error('wechat pay v3 refused', {
+      operation,
+      status,
+      code,
+      message: typeof data.message === 'string' ? data.message.slice(0, 200) : undefined,
+    });
+    if (code === 'ORDERPAID' || code === 'ORDER_PAID') {
+      return new ConflictError('订单已支付', 'ORDER_PAID', code);
+    }
+    if (code === 'ORDER_CLOSED' || code === 'ORDERCLOSED') {
+      return new ConflictError('订单已关闭，请重新下单', 'ORDER_CLOSED', code);
+    }
+    if (status === 429 || code === 'FREQUENCY_LIMITED') {
+      return new ServiceUnavailableError('微信支付繁忙，请稍后再试', 'WECHAT_PAY_UNAVAILABLE', code);
+    }
+    return new UpstreamError('微信支付请求失败', 'WECHAT_PAY_ERROR', `${operation}: http ${status} ${code}`);
+  }
+
+  /** JSAPI prepay (`POST /v3/pay/transactions/jsapi`) → prepay_id. ORDERPAID / ORDER_CLOSED → ConflictError; 429 → ServiceUnavailableError; others → UpstreamError. */
+  async prepay(request: PrepayRequest): Promise<string> {
+    const { config } = this;
+    if (!config.notifyUrl) throw new ConfigError('WECHAT_NOTIFY_URL is not set');
+    const { status, data } = await this.call('POST', '/v3/pay/transactions/jsapi', {
+      appid: config.appId,
+      mchid: config.mchId,
+      description: request.description,
+      out_trade_no: request.outTradeNo,
+      time_expire: formatRfc3339Cst(request.timeExpire),
+      notify_url: config.notifyUrl,
+      amount: { total: request.totalFee, currency: 'CNY' },
+      payer: { openid: request.openid },
+      scene_info: { payer_client_ip: request.clientIp },
+    });
+    if (status >= 200 && status < 300) {
+      if (typeof data.prepay_id === 'string' && data.prepay_id !== '') return data.prepay_id;
+      throw new UpstreamError('微信支付下单失败', 'WECHAT_PAY_ERROR', 'jsapi: no prepay_id');
+    }
+    throw this.failure('jsapi', status, data);
+  }
+
+  /** wx.requestPayment parameters, paySign SHA256withRSA with the merchant key (signType RSA). */
+  payParams(prepayId: string): PayParams {
+    return buildPayParamsV3({ appId: this.config.appId, prepayId, privateKey: this.privateKey });
+  }
+
+  /** `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=…` → trade state (report on SUCCESS); 404 ORDER_NOT_EXIST → NOTEXIST. */
+  async queryOrder(outTradeNo: string): Promise<OrderQueryResult> {
+    const url =
+      `/v3/pay/transactions/out-trade-no/${encodeURIComponent(outTradeNo)}` +
+      `?mchid=${encodeURIComponent(this.config.mchId)}`;
+    const { status, data } = await this.call('GET', url);
+    if (status === 404 && data.code === 'ORDER_NOT_EXIST') return { tradeState: 'NOTEXIST' };
+    if (status < 200 || status >= 300) throw this.failure('orderquery', status, data);
+    const tradeState = typeof data.trade_state === 'string' ? data.trade_state : 'UNKNOWN';
+    if (tradeState !== 'SUCCESS') return { tradeState };
+    try {
+      return { tradeState, report: toReport(data, 'orderquery-v3') };
+    } catch (error) {
+      throw new UpstreamError(
+        '微信支付响应异常',
+        'WECHAT_PAY_ERROR',
+        `orderquery: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  accepts(request: NotifyRequest): boolean {
+    return request.body.trimStart().startsWith('{');
+  }
+
+  /**
+   * Payment notify: the four Wechatpay-* headers verified over the raw body (±300 s, key by serial, SIGNTEST
+   * probes refused) → 401; then JSON, TRANSACTION.SUCCESS / transaction, AES-256-GCM with the APIv3 key → 400.
+   * Other verified events (REFUND.*) and trade_state ≠ SUCCESS are acknowledged without credit.
+   */
+  parseNotify(request: NotifyRequest, nowSeconds: number): NotifyResult {
+    const [serial, signature, timestamp, nonce] = SIGNATURE_HEADERS.map((name) =>
+      header(request.headers, name),
+    ) as [string, string, string, string];
+    try {
+      this.verifier.verify({ serial, signature, timestamp, nonce, body: request.body, now: nowSeconds });
+    } catch (error) {
+      if (error instanceof V3SignatureError) throw new NotifyRejectedError('签名验证失败', 401, error.reason);
+      throw error;
+    }
+    let notification: unknown;
+    try {
+      notification = JSON.parse(request.body);
+    } catch {
+      throw new NotifyRejectedError('参数格式校验错误', 400, 'body is not JSON');
+    }
+    if (!isObject(notification))
+      throw new NotifyRejectedError('参数格式校验错误', 400, 'body is not an object');
+    const eventType = notification.event_type;
+    const resource = notification.resource;
+    if (eventType !== 'TRANSACTION.SUCCESS')
+      return { kind: 'ignored', reason: `event_type ${String(eventType)}` };
+    if (!isObject(resource) || resource.original_type !== 'transaction') {
+      return { kind: 'ignored', reason: 'resource is not a transaction' };
+    }
+    let plaintext: string;
+    try {
+      plaintext = decryptResource(resource, this.config.apiV3Key);
+    } catch (error) {
+      if (error instanceof V3DecryptError) throw new NotifyRejectedError('解密失败', 400, error.reason);
+      throw error;
+    }
+    let transaction: unknown;
+    try {
+      transaction = JSON.parse(plaintext);
+    } catch {
+      throw new NotifyRejectedError('参数格式校验错误', 400, 'resource is not JSON');
+    }
+    if (!isObject(transaction))
+      throw new NotifyRejectedError('参数格式校验错误', 400, 'resource is not an object');
+    if (transaction.trade_state !== 'SUCCESS') {
+      return { kind: 'ignored', reason: `trade_state ${String(transaction.trade_state)}` };
+    }
+    try {
+      return { kind: 'paid', report: toReport(transaction, 'notify-v3') };
+    } catch (error) {
+      throw new NotifyRejectedError('参数格式校验错误', 400, (error as Error).message);
+    }
+  }
+
+  /** 204, empty body: "验签通过…HTTP 200 或 204，无需返回应答报文". */
+  notifyAck(): NotifyReply {
+    return { statusCode: 204, headers: {}, body: '' };
+  }
+
+  /** 4xx/5xx with `{"code":"FAIL","message":…}`; WeChat retries on it. A status outside 400–599 becomes 500. */
+  notifyFail(status: number, message: string): NotifyReply {
+    const statusCode = Number.isInteger(status) && status >= 400 && status <= 599 ? status : 500;
+    return {
+      statusCode,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ code: 'FAIL', message }),
+    };
+  }
+}
