@@ -7,7 +7,7 @@
 const SECRET_ENV = ['WECHAT_SECRET', 'JWT_SECRET', 'WECHAT_MCH_KEY', 'WECHAT_APIV3_KEY'];
 
 function patterns(): RegExp[] {
-  const escape = (value: string) => value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const escapeRegExp = (value: string) => value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const secrets = SECRET_ENV.map((name) => process.env[name]).filter(
     (value): value is string => !!value && value.length >= 8,
   );
@@ -17,7 +17,7 @@ function patterns(): RegExp[] {
     /\beyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}/,
     /WECHATPAY2-SHA256-RSA2048\s+\w+="/,
     /Bearer\s+[\w-]+\.[\w-]+/i,
-    ...secrets.map((secret) => new RegExp(escape(secret))),
+    ...secrets.map((secret) => new RegExp(escapeRegExp(secret))),
   ];
 }
 
