@@ -5,7 +5,7 @@ import {
   TooManyRequestsError,
   UpstreamError,
 } from '../errors';
-import { logger } from '../logger';
+import { RetryableError, withOneRetry } from './retry';
 
 export interface WechatAuthConfig {
   appId: string;
@@ -21,8 +21,6 @@ export interface WechatIdentity {
 
 const TIMEOUT_MS = 3000;
 const ID_PATTERN = /^[A-Za-z0-9_-]{6,64}$/;
-
-class RetryableError extends Error {}
 
 async function callOnce(config: WechatAuthConfig, code: string): Promise<WechatIdentity> {
   const url = new URL(`${config.apiBase}/sns/jscode2session`);
@@ -93,14 +91,9 @@ async function callOnce(config: WechatAuthConfig, code: string): Promise<WechatI
  * UpstreamError (anything else).
  */
 export async function code2Session(config: WechatAuthConfig, code: string): Promise<WechatIdentity> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await callOnce(config, code);
-    } catch (error) {
-      if (!(error instanceof RetryableError)) throw error;
-      logger.warn('jscode2session failed', { attempt, reason: error.message });
-      if (attempt >= 2) throw new ServiceUnavailableError(undefined, 'WECHAT_UNAVAILABLE', error.message);
-      await new Promise((resolve) => setTimeout(resolve, 100 + Math.floor(Math.random() * 200)));
-    }
-  }
+  return withOneRetry(
+    'jscode2session',
+    () => callOnce(config, code),
+    (reason) => new ServiceUnavailableError(undefined, 'WECHAT_UNAVAILABLE', reason),
+  );
 }

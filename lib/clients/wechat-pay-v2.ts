@@ -29,14 +29,13 @@ import {
   v2FailReply,
   verifyV2Sign,
 } from '../wechat-pay/v2-protocol';
+import { RetryableError, withOneRetry } from './retry';
 
 type V2Config = Pick<Config, 'appId' | 'mchId' | 'mchKey' | 'payApiBase' | 'notifyUrl' | 'v2SignType'>;
 
 const TIMEOUT_MS = 5000;
 const FEN = /^[1-9]\d{0,9}$/;
 const CASH_FEN = /^(0|[1-9]\d{0,9})$/;
-
-class RetryableError extends Error {}
 
 /** A required string field of a verified WeChat message; throws NotifyRejectedError when absent. */
 function field(params: Record<string, string>, name: string): string {
@@ -93,20 +92,16 @@ export class WechatPayV2 implements PaymentProvider {
     params.sign = signV2(params, config.mchKey, config.v2SignType);
     const body = toV2Xml(params);
 
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.send(path, body);
-      } catch (error) {
-        if (!(error instanceof RetryableError)) throw error;
-        logger.warn('wechat pay v2 call failed', { path, attempt, reason: error.message });
-        if (attempt >= 2)
-          throw new ServiceUnavailableError(
-            '微信支付繁忙，请稍后再试',
-            'WECHAT_PAY_UNAVAILABLE',
-            error.message,
-          );
-      }
-    }
+    return withOneRetry(
+      `wechat pay v2 ${path}`,
+      () => this.send(path, body),
+      (reason) =>
+        new ServiceUnavailableError(
+          '微信支付繁忙，请稍后再试',
+          'WECHAT_PAY_UNAVAILABLE',
+          `${path}: ${reason}`,
+        ),
+    );
   }
 
   private async send(path: string, body: string): Promise<Record<string, string>> {

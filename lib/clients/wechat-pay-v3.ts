@@ -27,6 +27,7 @@ import {
   V3SignatureError,
   type WechatPayVerifier,
 } from '../wechat-pay/v3-protocol';
+import { RetryableError, withOneRetry } from './retry';
 
 type V3Config = Pick<
   Config,
@@ -54,8 +55,6 @@ const SIGNATURE_HEADERS = [
   'wechatpay-timestamp',
   'wechatpay-nonce',
 ];
-
-class RetryableError extends Error {}
 
 /** A verified transaction object that cannot be read into a report (missing or non-integer field). */
 class BadTransactionError extends Error {}
@@ -217,20 +216,16 @@ export class WechatPayV3 implements PaymentProvider {
   ): Promise<{ status: number; data: Record<string, unknown> }> {
     const body = payload === undefined ? '' : JSON.stringify(payload);
     const path = url.split('?')[0] ?? url;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.send(method, url, body, path);
-      } catch (error) {
-        if (!(error instanceof RetryableError)) throw error;
-        logger.warn('wechat pay v3 call failed', { path, attempt, reason: error.message });
-        if (attempt >= 2)
-          throw new ServiceUnavailableError(
-            '微信支付繁忙，请稍后再试',
-            'WECHAT_PAY_UNAVAILABLE',
-            `${path}: ${error.message}`,
-          );
-      }
-    }
+    return withOneRetry(
+      `wechat pay v3 ${path}`,
+      () => this.send(method, url, body, path),
+      (reason) =>
+        new ServiceUnavailableError(
+          '微信支付繁忙，请稍后再试',
+          'WECHAT_PAY_UNAVAILABLE',
+          `${path}: ${reason}`,
+        ),
+    );
   }
 
   private async send(
