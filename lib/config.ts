@@ -1,4 +1,5 @@
 import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { clearCaches } from '@aws-lambda-powertools/parameters';
 import { getParametersByName } from '@aws-lambda-powertools/parameters/ssm';
 import { ConfigError } from './errors';
 
@@ -288,6 +289,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<Config
     cached = attempt;
     attempt.catch(() => {
       if (cached === attempt) cached = undefined;
+      // A malformed secret fixed in SSM must be read again on the next invocation, not from Powertools' cache.
+      clearCaches();
     });
   }
   return cached;

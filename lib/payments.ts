@@ -299,8 +299,15 @@ export async function getOrderForUser(
   try {
     await settlePayment(config, query.report);
   } catch (error) {
-    if (!(error instanceof NotifyRejectedError)) throw error;
-    logger.error('order query reported a payment we cannot credit', { outTradeNo, reason: error.message });
+    // Money-safe either way (nothing was written); the notify or the next look settles it.
+    const rejected = error instanceof NotifyRejectedError;
+    logger.error(
+      rejected ? 'order query reported a payment we cannot credit' : 'settling from the order query failed',
+      {
+        outTradeNo,
+        reason: (error as Error).message,
+      },
+    );
   }
   const current = await orders.getOrder(config.ordersTable, outTradeNo);
   return toPublicOrder(current ?? order);

@@ -586,3 +586,43 @@ describe('loadConfig', () => {
     expect(ssm.calls()).toHaveLength(0);
   });
 });
+
+describe('loadConfig after a malformed SSM secret', () => {
+  it('reads SSM again on the next invocation when a malformed secret was fixed', async () => {
+    // Prepare
+    const ssm = mockClient(SSMClient);
+    resetConfigCache();
+    clearCaches();
+    const env = { ...process.env, SECRETS_SOURCE: 'ssm', WECHAT_PAY_VERSION: 'v2', SECRET_NAMES: '' };
+    const settings = readSettings(env);
+    const answer = (jwt: string) => ({
+      Parameters: [
+        {
+          Name: ssmParameterName(settings, 'WECHAT_SECRET'),
+          Type: 'SecureString' as const,
+          Value: 'x'.repeat(32),
+        },
+        { Name: ssmParameterName(settings, 'JWT_SECRET'), Type: 'SecureString' as const, Value: jwt },
+        {
+          Name: ssmParameterName(settings, 'WECHAT_MCH_KEY'),
+          Type: 'SecureString' as const,
+          Value: 'a'.repeat(32),
+        },
+      ],
+    });
+    ssm
+      .on(GetParametersCommand)
+      .resolvesOnce(answer('too-short'))
+      .resolves(answer('j'.repeat(40)));
+    // Act
+    const first = await loadConfig(env).catch((error: unknown) => error);
+    const second = await loadConfig(env).catch((error: unknown) => error);
+    // Assess
+    expect(first).toBeInstanceOf(ConfigError);
+    expect(ssm.commandCalls(GetParametersCommand)).toHaveLength(2);
+    expect(second).not.toBeInstanceOf(Error);
+    ssm.restore();
+    resetConfigCache();
+    clearCaches();
+  });
+});
