@@ -30,6 +30,8 @@ export interface PublicOrder {
 
 /** How long an order (and its prepay_id) can be paid: WeChat keeps a prepay_id for 2 hours. */
 export const ORDER_LIFETIME_SECONDS = 2 * 3600;
+/** An open order is continued by a new `{planId}` request only while it has this long left to be paid. */
+const REUSE_MARGIN_SECONDS = 10 * 60;
 const OUT_TRADE_NO = /^[0-9A-Za-z_\-|*]{6,32}$/;
 const ALPHANUMERIC = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -130,7 +132,8 @@ async function payPendingOrder(
 }
 
 /**
- * `POST /wechat/pay`: `{planId}` creates a PENDING order at the catalog price and requests a prepay_id;
+ * `POST /wechat/pay`: `{planId}` continues the caller's open PENDING order for that plan, or creates one at
+ * the catalog price, and requests a prepay_id;
  * `{outTradeNo}` pays the caller's PENDING order again (reusing its live prepay_id). Returns the order and
  * `wx.requestPayment` parameters. Throws BadRequestError (unknown plan), NotFoundError (not the caller's
  * order), ConflictError (PAID / CLOSED / expired), UpstreamError / ServiceUnavailableError (WeChat).
@@ -152,6 +155,18 @@ export async function createPayment(
   if (!plan) throw new BadRequestError('会员套餐不存在', 'UNKNOWN_PLAN');
   const user = await users.getUser(config.usersTable, userId);
   if (!user) throw new UnauthorizedError('用户不存在，请重新登录', 'USER_NOT_FOUND');
+
+  // A double tap, or a retry after WeChat was unavailable, continues the open order for the same plan
+  // instead of opening another one.
+  const { orders: recent } = await orders.listOrdersByUser(config.ordersTable, userId, 10);
+  const open = recent.find(
+    (order) =>
+      order.status === 'PENDING' &&
+      order.planId === plan.id &&
+      order.payVersion === provider.version &&
+      new Date(order.timeExpire).getTime() - now.getTime() > REUSE_MARGIN_SECONDS * 1000,
+  );
+  if (open) return payPendingOrder(config, provider, open, now);
 
   for (let attempt = 0; attempt < 3; attempt++) {
     const order: OrderRecord = {

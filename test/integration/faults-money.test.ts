@@ -697,8 +697,10 @@ describe('F15 the notify commits while createPayment is still running', () => {
   });
 
   it('answers FAIL and writes nothing when the notify arrives before the order row exists, then credits the redelivery once', async () => {
-    // Prepare: a notify for the out_trade_no createPayment is about to store
-    const payer = { ...(await pendingOrder()), outTradeNo: '' };
+    // Prepare: a notify for the out_trade_no createPayment is about to store (another plan than the
+    // user's open order, so createPayment opens a new order rather than continuing that one)
+    const first = await pendingOrder();
+    const payer = { ...first, plan: findPlan('quarterly') as Plan, outTradeNo: '' };
     const transactionId = newTransactionId();
     let early: Reply | undefined;
     intercept('initialize', async (call, proceed) => {
@@ -714,7 +716,7 @@ describe('F15 the notify commits while createPayment is still running', () => {
     const created = await invoke(createPaymentHandler, {
       method: 'POST',
       path: '/wechat/pay',
-      body: { planId: 'monthly' },
+      body: { planId: 'quarterly' },
       token: payer.token,
     });
     // Assess: never acknowledged, never created from the notify; the order is created PENDING as usual

@@ -187,6 +187,22 @@ describe('createPayment and the v2 notify, end to end', () => {
     expect((await storedUser(userId)).membershipExpiredAt).toBe(afterQuery.membershipExpiredAt);
   });
 
+  it('continues the open order on a double tap for the same plan, and opens another for another plan', async () => {
+    // Prepare
+    const { token } = await signIn();
+    // Act
+    const [first, second] = [
+      await pay(token, { planId: 'monthly' }),
+      await pay(token, { planId: 'monthly' }),
+    ];
+    const other = await pay(token, { planId: 'yearly' });
+    // Assess
+    expect(second.data?.order.outTradeNo).toBe(first.data?.order.outTradeNo);
+    expect(second.data?.payParams.package).toBe(first.data?.payParams.package);
+    expect(other.data?.order.outTradeNo).not.toBe(first.data?.order.outTradeNo);
+    expect(other.data?.order.totalFee).toBe(16800);
+  });
+
   it('hides other users orders (404) on read and on pay', async () => {
     // Prepare
     const alice = await signIn();
