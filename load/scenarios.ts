@@ -665,7 +665,9 @@ export async function g5(ctx: Ctx): Promise<Result> {
   let worker: WorkerHandle | undefined;
   try {
     const tables = await useFreshTables(ctx.app, ctx.endpoint, 'g5', { WECHAT_NOTIFY_URL: notifyUrl });
-    const users = await signInUsers(ctx, tables, 5, Math.max(1, Math.round(orderCount / 10)), random);
+    // One user per order: createPayment continues a user's open order for the same plan, and every order
+    // here must be a distinct payment.
+    const users = await signInUsers(ctx, tables, 5, orderCount, random);
     const orders: (PaidFacts & ExpectedOrder & { token: string })[] = [];
     await runPool(
       Array.from({ length: orderCount }, (_, i) => i),
