@@ -1,14 +1,15 @@
 import { authenticate } from '../lib/auth';
 import { loadConfig } from '../lib/config';
-import { clientIp, httpHandler, ok, parseBody } from '../lib/http';
+import { clientIp, httpHandler, ok } from '../lib/http';
 import { CreatePaymentBody, createPayment } from '../lib/payments';
+import { validate } from '../lib/validation';
 import { paymentProvider } from '../lib/wechat-pay';
 
 export const handler = httpHandler(
   async (event) => {
     const config = await loadConfig();
     const userId = await authenticate(event, config);
-    const body = parseBody(CreatePaymentBody, event.body);
+    const body = validate(CreatePaymentBody, event.body);
     const result = await createPayment(config, paymentProvider(config), userId, body, clientIp(event));
     return ok(result, '下单成功');
   },

@@ -1,10 +1,11 @@
 import { loadConfig } from '../lib/config';
-import { httpHandler, ok, parseBody } from '../lib/http';
+import { httpHandler, ok } from '../lib/http';
 import { SignInBody, signIn } from '../lib/users';
+import { validate } from '../lib/validation';
 
 export const handler = httpHandler(
   async (event) => {
-    const { code } = parseBody(SignInBody, event.body);
+    const { code } = validate(SignInBody, event.body);
     const config = await loadConfig();
     return ok(await signIn(config, code), '登录成功');
   },

@@ -3,8 +3,7 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import * as v from 'valibot';
-import { AppError, BadRequestError, PayloadTooLargeError, TooManyRequestsError } from './errors';
+import { AppError, PayloadTooLargeError, TooManyRequestsError } from './errors';
 import { logger } from './logger';
 
 export type HttpEvent = Omit<APIGatewayProxyEventV2, 'body'> & { body?: unknown };
@@ -86,17 +85,6 @@ export function httpHandler(route: Route, options: RouteOptions = {}) {
     .use(bodySizeCap(options.maxBodyBytes ?? 4096));
   if (options.jsonBody) handler.use(httpJsonBodyParser());
   return handler.handler(route);
-}
-
-/** Validates a parsed body against a valibot schema; throws BadRequestError with the first issue. */
-export function parseBody<S extends v.GenericSchema>(schema: S, body: unknown): v.InferOutput<S> {
-  const result = v.safeParse(schema, body);
-  if (!result.success) {
-    const issue = result.issues[0];
-    const field = issue ? v.getDotPath(issue) : null;
-    throw new BadRequestError(issue?.message ?? '请求参数错误', 'VALIDATION_ERROR', field ?? undefined);
-  }
-  return result.output;
 }
 
 /** The caller's IP address as API Gateway saw it (for spbill_create_ip / payer_client_ip). */

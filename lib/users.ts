@@ -6,6 +6,7 @@ import type { Config } from './config';
 import { BadRequestError, UnauthorizedError } from './errors';
 import type { ProfileChanges, UserRecord } from './repositories/user-repository';
 import * as users from './repositories/user-repository';
+import { validate } from './validation';
 
 /** The user as the mini-program sees it (DESIGN.md `user`). Never holds openid, unionid or session_key. */
 export interface PublicUser {
@@ -138,17 +139,8 @@ export function parseProfileUpdate(body: unknown): ProfileChanges {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new BadRequestError('请求体必须是 JSON 对象', 'VALIDATION_ERROR');
   }
-  const result = v.safeParse(ProfileUpdateBody, body);
-  if (!result.success) {
-    const issue = result.issues[0];
-    throw new BadRequestError(
-      issue?.message ?? '参数错误',
-      'VALIDATION_ERROR',
-      issue ? (v.getDotPath(issue) ?? '') : '',
-    );
-  }
   const changes = Object.fromEntries(
-    Object.entries(result.output).filter(([, value]) => value !== undefined),
+    Object.entries(validate(ProfileUpdateBody, body)).filter(([, value]) => value !== undefined),
   ) as ProfileChanges;
   if (Object.keys(changes).length === 0) {
     throw new BadRequestError('没有可更新的字段', 'NO_CHANGES');
