@@ -7,7 +7,7 @@
  * own target (≥ 1 000 ops/s) and a raw crypto.sign baseline is printed next to it. Exits 1 when a target is missed.
  * Options: --time <ms per benchmark> (default 1000).
  */
-import { createPrivateKey, randomBytes, sign } from 'node:crypto';
+import { createPrivateKey, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,16 +30,19 @@ applyLocalEnv({
   DYNAMODB_ENDPOINT: 'http://127.0.0.1:9',
 });
 
-const [v2, v3, notifyFn, notifyLib, config, wechatPay, notifyHelpers, events] = await Promise.all([
-  import('../lib/wechat-pay/v2-protocol'),
-  import('../lib/wechat-pay/v3-protocol'),
-  import('../functions/pay-notify'),
-  import('../lib/notify'),
-  import('../lib/config'),
-  import('../lib/wechat-pay'),
-  import('../test/helpers/notify'),
-  import('../test/helpers/events'),
-]);
+const [v2, v3, notifyFn, notifyLib, config, wechatPay, notifyHelpers, events, sandboxV3, v3Client] =
+  await Promise.all([
+    import('../lib/wechat-pay/v2-protocol'),
+    import('../lib/wechat-pay/v3-protocol'),
+    import('../functions/pay-notify'),
+    import('../lib/notify'),
+    import('../lib/config'),
+    import('../lib/wechat-pay'),
+    import('../test/helpers/notify'),
+    import('../test/helpers/events'),
+    import('../local/sandbox/pay-v3'),
+    import('../lib/clients/wechat-pay-v3'),
+  ]);
 
 interface Row {
   name: string;
@@ -148,53 +151,31 @@ const apiV3Key = Buffer.from(process.env.WECHAT_APIV3_KEY as string, 'utf8');
 const verifier = v3.createVerifier({
   publicKey: { id: publicKeyId, pem: process.env.WECHAT_PAY_PUBLIC_KEY as string },
 });
-const cst = (date: Date) => `${new Date(date.getTime() + 8 * 3600_000).toISOString().slice(0, 19)}+08:00`;
-
-/** A v3 TRANSACTION.SUCCESS notify signed and encrypted like WeChat Pay's (local keys). */
+/** A v3 TRANSACTION.SUCCESS notify as the sandbox builds it (local keys), with lower-case header names. */
 function v3Notify(): { headers: Record<string, string>; body: string; resource: Record<string, string> } {
-  const nonce = randomBytes(6).toString('hex');
-  const transaction = {
-    appid: process.env.WECHAT_APPID,
-    mchid: process.env.WECHAT_MCH_ID,
-    out_trade_no: paid.outTradeNo,
-    transaction_id: paid.transactionId,
-    trade_type: 'JSAPI',
-    trade_state: 'SUCCESS',
-    trade_state_desc: '支付成功',
-    bank_type: 'OTHERS',
-    attach: '',
-    success_time: cst(new Date()),
-    payer: { openid: 'oSandboxOpenid000000' },
-    amount: { total: paid.totalFee, payer_total: paid.totalFee, currency: 'CNY', payer_currency: 'CNY' },
-  };
-  const resource = {
-    original_type: 'transaction',
-    algorithm: 'AEAD_AES_256_GCM',
-    ciphertext: v3.aesGcmEncrypt(apiV3Key, nonce, 'transaction', JSON.stringify(transaction)),
-    associated_data: 'transaction',
-    nonce,
-  };
-  const body = JSON.stringify({
-    id: `EV-${randomBytes(10).toString('hex')}`,
-    create_time: cst(new Date()),
-    resource_type: 'encrypt-resource',
-    event_type: 'TRANSACTION.SUCCESS',
-    summary: '支付成功',
-    resource,
-  });
-  const timestamp = Math.floor(Date.now() / 1000);
-  const headerNonce = randomBytes(16).toString('hex');
-  return {
-    headers: {
-      'content-type': 'application/json',
-      'wechatpay-timestamp': String(timestamp),
-      'wechatpay-nonce': headerNonce,
-      'wechatpay-signature': v3.signResponse(payPrivateKey, timestamp, headerNonce, body),
-      'wechatpay-serial': publicKeyId,
+  const notice = sandboxV3.buildV3Notify({
+    transaction: {
+      appid: process.env.WECHAT_APPID,
+      mchid: process.env.WECHAT_MCH_ID,
+      out_trade_no: paid.outTradeNo,
+      transaction_id: paid.transactionId,
+      trade_type: 'JSAPI',
+      trade_state: 'SUCCESS',
+      trade_state_desc: '支付成功',
+      bank_type: 'OTHERS',
+      attach: '',
+      success_time: v3Client.formatRfc3339Cst(new Date()),
+      payer: { openid: 'oSandboxOpenid000000' },
+      amount: { total: paid.totalFee, payer_total: paid.totalFee, currency: 'CNY', payer_currency: 'CNY' },
     },
-    body,
-    resource,
-  };
+    apiV3Key,
+    privateKey: payPrivateKey,
+    serial: publicKeyId,
+  });
+  const headers = Object.fromEntries(
+    Object.entries(notice.headers).map(([name, value]) => [name.toLowerCase(), value]),
+  );
+  return { headers, body: notice.body, resource: JSON.parse(notice.body).resource };
 }
 
 const sample = v3Notify();

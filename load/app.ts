@@ -3,7 +3,7 @@
  * DYNAMODB_ENDPOINT at import time), plus what drives it: a DynamoDB call counter on the shared client,
  * per-scenario tables, seeding through the real code, signed v2/v3 notifies, and reply classification.
  */
-import { createPrivateKey, type KeyObject, randomBytes } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
@@ -29,6 +29,8 @@ export async function loadApp() {
     v3,
     notifyHelpers,
     events,
+    sandboxV3,
+    v3Client,
   ] = await Promise.all([
     import('../functions/pay-notify'),
     import('../functions/sign-in'),
@@ -45,6 +47,8 @@ export async function loadApp() {
     import('../lib/wechat-pay/v3-protocol'),
     import('../test/helpers/notify'),
     import('../test/helpers/events'),
+    import('../local/sandbox/pay-v3'),
+    import('../lib/clients/wechat-pay-v3'),
   ]);
   return {
     handlers: {
@@ -67,6 +71,8 @@ export async function loadApp() {
     v2NotifyXml: notifyHelpers.v2NotifyXml,
     httpEvent: events.httpEvent,
     context: events.context,
+    sandboxV3,
+    formatRfc3339Cst: v3Client.formatRfc3339Cst,
   };
 }
 
@@ -255,8 +261,6 @@ export function v2Delivery(app: App, paid: PaidFacts, signType: 'MD5' | 'HMAC-SH
   };
 }
 
-const NONCE_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-
 /** Keys of the local WeChat Pay v3 stand-in (local/keys and .env.example). */
 export interface V3Keys {
   payPrivateKey: KeyObject;
@@ -275,10 +279,6 @@ export function v3Keys(): V3Keys {
   };
 }
 
-function cstRfc3339(date: Date): string {
-  return `${new Date(date.getTime() + 8 * 3600 * 1000).toISOString().slice(0, 19)}+08:00`;
-}
-
 export interface V3NotifyOptions {
   timestamp?: number;
   serial?: string;
@@ -292,56 +292,39 @@ export interface V3NotifyOptions {
   dropHeader?: string;
 }
 
-/** A v3 TRANSACTION.SUCCESS notify (AEAD_AES_256_GCM resource, SHA256withRSA headers), fresh nonce and timestamp. */
+/** A v3 TRANSACTION.SUCCESS notify as the sandbox builds it (buildV3Notify), then altered as `options` say. */
 export function v3Delivery(app: App, keys: V3Keys, paid: PaidFacts, options: V3NotifyOptions = {}): Delivery {
-  const nonce = Array.from(randomBytes(12), (byte) => NONCE_ALPHABET[byte % NONCE_ALPHABET.length]).join('');
-  const transaction = {
-    appid: process.env.WECHAT_APPID,
-    mchid: process.env.WECHAT_MCH_ID,
-    out_trade_no: paid.outTradeNo,
-    transaction_id: paid.transactionId,
-    trade_type: 'JSAPI',
-    trade_state: 'SUCCESS',
-    trade_state_desc: '支付成功',
-    bank_type: 'OTHERS',
-    attach: '',
-    success_time: cstRfc3339(new Date()),
-    payer: { openid: paid.openid },
-    amount: { total: paid.totalFee, payer_total: paid.totalFee, currency: 'CNY', payer_currency: 'CNY' },
-  };
-  const signedBody = JSON.stringify({
-    id: `EV-${randomBytes(10).toString('hex')}`,
-    create_time: cstRfc3339(new Date()),
-    resource_type: 'encrypt-resource',
-    event_type: 'TRANSACTION.SUCCESS',
-    summary: '支付成功',
-    resource: {
-      original_type: 'transaction',
-      algorithm: 'AEAD_AES_256_GCM',
-      ciphertext: app.v3.aesGcmEncrypt(keys.apiV3Key, nonce, 'transaction', JSON.stringify(transaction)),
-      associated_data: 'transaction',
-      nonce,
+  const notice = app.sandboxV3.buildV3Notify({
+    transaction: {
+      appid: process.env.WECHAT_APPID,
+      mchid: process.env.WECHAT_MCH_ID,
+      out_trade_no: paid.outTradeNo,
+      transaction_id: paid.transactionId,
+      trade_type: 'JSAPI',
+      trade_state: 'SUCCESS',
+      trade_state_desc: '支付成功',
+      bank_type: 'OTHERS',
+      attach: '',
+      success_time: app.formatRfc3339Cst(new Date()),
+      payer: { openid: paid.openid },
+      amount: { total: paid.totalFee, payer_total: paid.totalFee, currency: 'CNY', payer_currency: 'CNY' },
     },
+    apiV3Key: keys.apiV3Key,
+    privateKey: options.signingKey ?? keys.payPrivateKey,
+    serial: options.serial ?? keys.serial,
+    timestamp: options.timestamp,
   });
-  const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
-  const headerNonce = randomBytes(16).toString('hex');
-  const signature =
-    options.signature ??
-    app.v3.signResponse(options.signingKey ?? keys.payPrivateKey, timestamp, headerNonce, signedBody);
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    'wechatpay-timestamp': String(timestamp),
-    'wechatpay-nonce': headerNonce,
-    'wechatpay-signature': signature,
-    'wechatpay-serial': options.serial ?? keys.serial,
-    'wechatpay-signature-type': 'WECHATPAY2-SHA256-RSA2048',
-  };
+  // Function URLs and HTTP APIs deliver lower-case header names.
+  const headers = Object.fromEntries(
+    Object.entries(notice.headers).map(([name, value]) => [name.toLowerCase(), value]),
+  );
+  if (options.signature) headers['wechatpay-signature'] = options.signature;
   if (options.dropHeader) delete headers[options.dropHeader];
   return {
     version: 'v3',
     outTradeNo: paid.outTradeNo,
     headers,
-    body: options.tamper ? options.tamper(signedBody) : signedBody,
+    body: options.tamper ? options.tamper(notice.body) : notice.body,
     paid,
   };
 }
