@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { applyLocalEnv } from '../local/env';
+import { applyLocalEnv } from '#local/env';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const { values } = parseArgs({ options: { time: { type: 'string', default: '1000' } } });
@@ -32,16 +32,16 @@ applyLocalEnv({
 
 const [v2, v3, notifyFn, notifyLib, config, wechatPay, notifyHelpers, events, sandboxV3, v3Client] =
   await Promise.all([
-    import('../lib/wechat-pay/v2-protocol'),
-    import('../lib/wechat-pay/v3-protocol'),
-    import('../functions/pay-notify'),
-    import('../lib/notify'),
-    import('../lib/config'),
-    import('../lib/wechat-pay'),
-    import('../test/helpers/notify'),
-    import('../test/helpers/events'),
-    import('../local/sandbox/pay-v3'),
-    import('../lib/clients/wechat-pay-v3'),
+    import('#lib/wechat-pay/v2-protocol'),
+    import('#lib/wechat-pay/v3-protocol'),
+    import('#functions/pay-notify'),
+    import('#lib/notify'),
+    import('#lib/config'),
+    import('#lib/clients/wechat-pay'),
+    import('#test/helpers/notify'),
+    import('#test/helpers/events'),
+    import('#local/sandbox/pay-v3'),
+    import('#lib/clients/wechat-pay-v3'),
   ]);
 
 interface Row {

@@ -1,9 +1,9 @@
-import { authenticate } from '../lib/auth';
-import { loadConfig } from '../lib/config';
-import { clientIp, httpHandler, ok } from '../lib/http';
-import { CreatePaymentBody, createPayment } from '../lib/payments';
-import { validate } from '../lib/validation';
-import { paymentProvider } from '../lib/wechat-pay';
+import { authenticate } from '#lib/auth';
+import { paymentProvider } from '#lib/clients/wechat-pay';
+import { loadConfig } from '#lib/config';
+import { clientIp, httpHandler, ok } from '#lib/http';
+import { CreatePaymentBody, createPayment } from '#lib/payments';
+import { validate } from '#lib/validation';
 
 export const handler = httpHandler(
   async (event) => {

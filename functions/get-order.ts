@@ -1,8 +1,8 @@
-import { authenticate } from '../lib/auth';
-import { loadConfig } from '../lib/config';
-import { httpHandler, ok } from '../lib/http';
-import { getOrderForUser } from '../lib/payments';
-import { paymentProvider } from '../lib/wechat-pay';
+import { authenticate } from '#lib/auth';
+import { paymentProvider } from '#lib/clients/wechat-pay';
+import { loadConfig } from '#lib/config';
+import { httpHandler, ok } from '#lib/http';
+import { getOrderForUser } from '#lib/payments';
 
 export const handler = httpHandler(async (event) => {
   const config = await loadConfig();

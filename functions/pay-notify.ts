@@ -1,4 +1,4 @@
-import { notifyHandler } from '../lib/notify';
+import { notifyHandler } from '#lib/notify';
 
 /** WeChat Pay's notify_url (a Lambda Function URL in AWS; POST /wechat/notify locally). */
 export const handler = notifyHandler();

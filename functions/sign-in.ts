@@ -1,7 +1,7 @@
-import { loadConfig } from '../lib/config';
-import { httpHandler, ok } from '../lib/http';
-import { SignInBody, signIn } from '../lib/users';
-import { validate } from '../lib/validation';
+import { loadConfig } from '#lib/config';
+import { httpHandler, ok } from '#lib/http';
+import { SignInBody, signIn } from '#lib/users';
+import { validate } from '#lib/validation';
 
 export const handler = httpHandler(
   async (event) => {

@@ -1,7 +1,7 @@
-import { authenticate } from '../lib/auth';
-import { loadConfig } from '../lib/config';
-import { httpHandler, ok } from '../lib/http';
-import { parseProfileUpdate, updateUserProfile } from '../lib/users';
+import { authenticate } from '#lib/auth';
+import { loadConfig } from '#lib/config';
+import { httpHandler, ok } from '#lib/http';
+import { parseProfileUpdate, updateUserProfile } from '#lib/users';
 
 export const handler = httpHandler(
   async (event) => {

@@ -1,12 +1,12 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { NotifyReply, PaymentProvider } from '#lib/clients/payment-provider';
+import { paymentProvider } from '#lib/clients/wechat-pay';
 import { type Config, loadConfig } from './config';
 import { AppError, NotifyRejectedError } from './errors';
 import { logger } from './logger';
 import { settlePayment } from './payments';
-import { paymentProvider } from './wechat-pay';
-import type { NotifyReply, PaymentProvider } from './wechat-pay/provider';
 
 /** Notify bodies above this are refused before any parsing (a real one is about 1–2 KB). */
 export const MAX_NOTIFY_BYTES = 64 * 1024;

@@ -1,5 +1,11 @@
 import { randomInt } from 'node:crypto';
 import * as v from 'valibot';
+import type {
+  OrderQueryResult,
+  PaymentProvider,
+  PaymentReport,
+  PayParams,
+} from '#lib/clients/payment-provider';
 import type { Config } from './config';
 import {
   BadRequestError,
@@ -14,7 +20,6 @@ import { findPlan, type Plan } from './plans';
 import type { OrderRecord } from './repositories/order-repository';
 import * as orders from './repositories/order-repository';
 import * as users from './repositories/user-repository';
-import type { OrderQueryResult, PaymentProvider, PaymentReport, PayParams } from './wechat-pay/provider';
 
 /** The order as the mini-program sees it (DESIGN.md `order`). */
 export interface PublicOrder {

@@ -7,7 +7,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { createTables } from '../local/tables';
+import { createTables } from '#local/tables';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 
@@ -32,23 +32,23 @@ export async function loadApp() {
     sandboxV3,
     v3Client,
   ] = await Promise.all([
-    import('../functions/pay-notify'),
-    import('../functions/sign-in'),
-    import('../functions/me'),
-    import('../functions/get-order'),
-    import('../functions/create-payment'),
-    import('../lib/clients/dynamodb'),
-    import('../lib/config'),
-    import('../lib/payments'),
-    import('../lib/plans'),
-    import('../lib/repositories/order-repository'),
-    import('../lib/users'),
-    import('../lib/wechat-pay/v2-protocol'),
-    import('../lib/wechat-pay/v3-protocol'),
-    import('../test/helpers/notify'),
-    import('../test/helpers/events'),
-    import('../local/sandbox/pay-v3'),
-    import('../lib/clients/wechat-pay-v3'),
+    import('#functions/pay-notify'),
+    import('#functions/sign-in'),
+    import('#functions/me'),
+    import('#functions/get-order'),
+    import('#functions/create-payment'),
+    import('#lib/clients/dynamodb'),
+    import('#lib/config'),
+    import('#lib/payments'),
+    import('#lib/plans'),
+    import('#lib/repositories/order-repository'),
+    import('#lib/users'),
+    import('#lib/wechat-pay/v2-protocol'),
+    import('#lib/wechat-pay/v3-protocol'),
+    import('#test/helpers/notify'),
+    import('#test/helpers/events'),
+    import('#local/sandbox/pay-v3'),
+    import('#lib/clients/wechat-pay-v3'),
   ]);
   return {
     handlers: {
@@ -77,8 +77,8 @@ export async function loadApp() {
 }
 
 export type App = Awaited<ReturnType<typeof loadApp>>;
-export type OrderRecord = import('../lib/repositories/order-repository').OrderRecord;
-export type Plan = import('../lib/plans').Plan;
+export type OrderRecord = import('#lib/repositories/order-repository').OrderRecord;
+export type Plan = import('#lib/plans').Plan;
 
 /** Counts every command the shared `dynamo` client sends, by name (INV-4 and retry accounting). */
 export class CallCounter {

@@ -8,7 +8,7 @@
  *       their PAID orders, computed in two different orders (they must agree: starts use days 1–28).
  */
 import { DynamoDBDocumentClient, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { localDynamo } from '../local/tables';
+import { localDynamo } from '#local/tables';
 import type { App, Tables } from './app';
 import { shuffle } from './util';
 

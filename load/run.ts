@@ -11,8 +11,8 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { applyLocalEnv } from '../local/env';
-import { waitForHttp } from '../local/tables';
+import { applyLocalEnv } from '#local/env';
+import { waitForHttp } from '#local/tables';
 import { type App, CallCounter, loadApp, ROOT, type V3Keys, v3Keys } from './app';
 import { Ledger } from './ledger';
 import { type Ctx, type Result, SCENARIOS, type Scale } from './scenarios';
@@ -59,8 +59,8 @@ async function probeV3(app: App): Promise<{ keys?: V3Keys; note: string }> {
   }
   try {
     const [{ readSettings, parseSecrets, SECRET_NAMES }, { paymentProvider }] = await Promise.all([
-      import('../lib/config'),
-      import('../lib/wechat-pay'),
+      import('#lib/config'),
+      import('#lib/clients/wechat-pay'),
     ]);
     const env: NodeJS.ProcessEnv = { ...process.env, WECHAT_PAY_VERSION: 'v3' };
     const settings = readSettings(env);
@@ -137,7 +137,7 @@ async function main(): Promise<number> {
   javaExited.catch(() => {});
 
   // Only now may app modules load (lib/clients/dynamodb reads DYNAMODB_ENDPOINT at import).
-  const { createConfiguredSandbox } = await import('../local/sandbox/index');
+  const { createConfiguredSandbox } = await import('#local/sandbox/index');
   const sandbox = createConfiguredSandbox();
   await sandbox.listen(sandboxPort);
   onCleanup(() => sandbox.close());

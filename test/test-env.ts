@@ -1,4 +1,4 @@
-import { applyLocalEnv } from '../local/env';
+import { applyLocalEnv } from '#local/env';
 
 // Tests run against the sandbox values in .env.example, with their own ports so a running `npm start`
 // does not interfere. The integration global setup starts DynamoDB Local and the sandbox on these ports.

@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { logger } from '../logger';
+import { logger } from '#lib/logger';
 
 /** A failure worth one more try: network error, timeout, 5xx, or WeChat's "system busy". */
 export class RetryableError extends Error {}

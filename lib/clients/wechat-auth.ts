@@ -4,7 +4,7 @@ import {
   ServiceUnavailableError,
   TooManyRequestsError,
   UpstreamError,
-} from '../errors';
+} from '#lib/errors';
 import { RetryableError, withOneRetry } from './retry';
 
 export interface WechatAuthConfig {

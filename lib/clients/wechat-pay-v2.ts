@@ -1,12 +1,3 @@
-import type { Config } from '../config';
-import {
-  ConfigError,
-  ConflictError,
-  NotifyRejectedError,
-  ServiceUnavailableError,
-  UpstreamError,
-} from '../errors';
-import { logger } from '../logger';
 import type {
   NotifyReply,
   NotifyRequest,
@@ -16,7 +7,16 @@ import type {
   PaymentReport,
   PayParams,
   PrepayRequest,
-} from '../wechat-pay/provider';
+} from '#lib/clients/payment-provider';
+import type { Config } from '#lib/config';
+import {
+  ConfigError,
+  ConflictError,
+  NotifyRejectedError,
+  ServiceUnavailableError,
+  UpstreamError,
+} from '#lib/errors';
+import { logger } from '#lib/logger';
 import {
   buildPayParamsV2,
   formatTimeExpire,
@@ -28,7 +28,7 @@ import {
   V2_SUCCESS_REPLY,
   v2FailReply,
   verifyV2Sign,
-} from '../wechat-pay/v2-protocol';
+} from '#lib/wechat-pay/v2-protocol';
 import { RetryableError, withOneRetry } from './retry';
 
 type V2Config = Pick<Config, 'appId' | 'mchId' | 'mchKey' | 'payApiBase' | 'notifyUrl' | 'v2SignType'>;

@@ -1,13 +1,4 @@
 import type { KeyObject } from 'node:crypto';
-import type { Config } from '../config';
-import {
-  ConfigError,
-  ConflictError,
-  NotifyRejectedError,
-  ServiceUnavailableError,
-  UpstreamError,
-} from '../errors';
-import { logger } from '../logger';
 import type {
   NotifyReply,
   NotifyRequest,
@@ -17,7 +8,16 @@ import type {
   PaymentReport,
   PayParams,
   PrepayRequest,
-} from '../wechat-pay/provider';
+} from '#lib/clients/payment-provider';
+import type { Config } from '#lib/config';
+import {
+  ConfigError,
+  ConflictError,
+  NotifyRejectedError,
+  ServiceUnavailableError,
+  UpstreamError,
+} from '#lib/errors';
+import { logger } from '#lib/logger';
 import {
   buildAuthorization,
   buildPayParamsV3,
@@ -26,7 +26,7 @@ import {
   V3DecryptError,
   V3SignatureError,
   type WechatPayVerifier,
-} from '../wechat-pay/v3-protocol';
+} from '#lib/wechat-pay/v3-protocol';
 import { RetryableError, withOneRetry } from './retry';
 
 type V3Config = Pick<

@@ -7,7 +7,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { dynamo } from '../clients/dynamodb';
+import { dynamo } from '#lib/clients/dynamodb';
 
 export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'REFUNDED';
 

@@ -1,7 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { dynamo } from '../clients/dynamodb';
+import { dynamo } from '#lib/clients/dynamodb';
 
 /** A user item as stored. `version` increments on every membership change (optimistic locking). */
 export interface UserRecord {

@@ -1,4 +1,4 @@
-import { envValue } from '../../lib/config';
+import { envValue } from '#lib/config';
 import { registerLogin } from './login';
 import { registerPayControl } from './pay-control';
 import { PayStore } from './pay-store';

@@ -1,5 +1,5 @@
-import { envValue } from '../../lib/config';
-import { applyLocalEnv } from '../env';
+import { envValue } from '#lib/config';
+import { applyLocalEnv } from '#local/env';
 import { createConfiguredSandbox } from './index';
 
 applyLocalEnv();

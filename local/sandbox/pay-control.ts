@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { envValue } from '../../lib/config';
-import { formatTimeExpire } from '../../lib/wechat-pay/v2-protocol';
+import { envValue } from '#lib/config';
+import { formatTimeExpire } from '#lib/wechat-pay/v2-protocol';
 import type { Delivery, PayStore, SandboxOrder } from './pay-store';
 import { controlBody, json, type Sandbox, type SandboxReply } from './server';
 

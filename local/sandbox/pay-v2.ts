@@ -8,7 +8,7 @@ import {
   toV2Xml,
   type V2SignType,
   verifyV2Sign,
-} from '../../lib/wechat-pay/v2-protocol';
+} from '#lib/wechat-pay/v2-protocol';
 import type { PayStore, SandboxOrder } from './pay-store';
 import type { Sandbox, SandboxReply, SandboxRequest } from './server';
 

@@ -7,15 +7,15 @@ import {
   X509Certificate,
 } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { formatRfc3339Cst } from '../../lib/clients/wechat-pay-v3';
-import { envValue, splitPems } from '../../lib/config';
+import { formatRfc3339Cst } from '#lib/clients/wechat-pay-v3';
+import { envValue, splitPems } from '#lib/config';
 import {
   aesGcmEncrypt,
   parseAuthorization,
   signResponse,
   V3SignatureError,
   verifyRsaSha256,
-} from '../../lib/wechat-pay/v3-protocol';
+} from '#lib/wechat-pay/v3-protocol';
 import type { PayStore, SandboxOrder } from './pay-store';
 import type { Sandbox, SandboxReply, SandboxRequest } from './server';
 

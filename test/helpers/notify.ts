@@ -1,11 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import {
-  formatTimeExpire,
-  nonceStr,
-  signV2,
-  toV2Xml,
-  type V2SignType,
-} from '../../lib/wechat-pay/v2-protocol';
+import { formatTimeExpire, nonceStr, signV2, toV2Xml, type V2SignType } from '#lib/wechat-pay/v2-protocol';
 
 export interface V2NotifyInput {
   outTradeNo: string;

@@ -15,16 +15,16 @@ import { ThrottlingException, TransactionCanceledException } from '@aws-sdk/clie
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { handler as createPaymentHandler } from '../../functions/create-payment';
-import { handler as getOrderHandler } from '../../functions/get-order';
-import { handler as notifyHandler } from '../../functions/pay-notify';
-import { dynamo } from '../../lib/clients/dynamodb';
-import { loadConfig, resetConfigCache } from '../../lib/config';
-import { extendMembership } from '../../lib/payments';
-import { findPlan, type Plan } from '../../lib/plans';
-import { V2_SUCCESS_REPLY } from '../../lib/wechat-pay/v2-protocol';
-import { context, httpEvent } from '../helpers/events';
-import { v2NotifyXml } from '../helpers/notify';
+import { handler as createPaymentHandler } from '#functions/create-payment';
+import { handler as getOrderHandler } from '#functions/get-order';
+import { handler as notifyHandler } from '#functions/pay-notify';
+import { dynamo } from '#lib/clients/dynamodb';
+import { loadConfig, resetConfigCache } from '#lib/config';
+import { extendMembership } from '#lib/payments';
+import { findPlan, type Plan } from '#lib/plans';
+import { V2_SUCCESS_REPLY } from '#lib/wechat-pay/v2-protocol';
+import { context, httpEvent } from '#test/helpers/events';
+import { v2NotifyXml } from '#test/helpers/notify';
 import { countDynamoCalls, invoke, sandboxUrl, signInUser } from './helpers';
 
 /** Everyone is a member until then before the test pays (far future: the credit extends from it). */

@@ -9,14 +9,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { handler as createPaymentHandler } from '../../functions/create-payment';
-import { handler as getOrderHandler } from '../../functions/get-order';
-import { handler as listOrdersHandler } from '../../functions/list-orders';
-import { handler as signInHandler } from '../../functions/sign-in';
-import { dynamo } from '../../lib/clients/dynamodb';
-import { loadConfig, resetConfigCache } from '../../lib/config';
-import { userIdForOpenid } from '../../lib/users';
-import { V2_SUCCESS_REPLY } from '../../lib/wechat-pay/v2-protocol';
+import { handler as createPaymentHandler } from '#functions/create-payment';
+import { handler as getOrderHandler } from '#functions/get-order';
+import { handler as listOrdersHandler } from '#functions/list-orders';
+import { handler as signInHandler } from '#functions/sign-in';
+import { dynamo } from '#lib/clients/dynamodb';
+import { loadConfig, resetConfigCache } from '#lib/config';
+import { userIdForOpenid } from '#lib/users';
+import { V2_SUCCESS_REPLY } from '#lib/wechat-pay/v2-protocol';
 import {
   CODE2SESSION,
   clearFaults,

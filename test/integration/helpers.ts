@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
-import { handler as signInHandler } from '../../functions/sign-in';
-import { dynamo } from '../../lib/clients/dynamodb';
-import { loadConfig } from '../../lib/config';
-import type { HttpEvent, HttpResult } from '../../lib/http';
-import type { PublicUser } from '../../lib/users';
-import { context, envelope, type HttpEventInput, httpEvent } from '../helpers/events';
-import { TEST_SANDBOX_PORT } from '../test-env';
+import { handler as signInHandler } from '#functions/sign-in';
+import { dynamo } from '#lib/clients/dynamodb';
+import { loadConfig } from '#lib/config';
+import type { HttpEvent, HttpResult } from '#lib/http';
+import type { PublicUser } from '#lib/users';
+import { context, envelope, type HttpEventInput, httpEvent } from '#test/helpers/events';
+import { TEST_SANDBOX_PORT } from '#test/test-env';
 
 /** The WeChat sandbox the integration global setup started (real HTTP on loopback). */
 export const sandboxUrl = `http://127.0.0.1:${TEST_SANDBOX_PORT}`;

@@ -2,12 +2,12 @@ import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import { SignJWT } from 'jose';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { handler as meHandler } from '../../functions/me';
-import { handler as updateInfoHandler } from '../../functions/update-info';
-import { dynamo } from '../../lib/clients/dynamodb';
-import { type Config, loadConfig } from '../../lib/config';
-import type { PublicUser } from '../../lib/users';
-import type { HttpEventInput } from '../helpers/events';
+import { handler as meHandler } from '#functions/me';
+import { handler as updateInfoHandler } from '#functions/update-info';
+import { dynamo } from '#lib/clients/dynamodb';
+import { type Config, loadConfig } from '#lib/config';
+import type { PublicUser } from '#lib/users';
+import type { HttpEventInput } from '#test/helpers/events';
 import { countDynamoCalls, type DynamoCallCounter, invoke, signInUser, storedUser } from './helpers';
 
 type Claims = Record<string, unknown>;

@@ -1,13 +1,13 @@
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { handler as meHandler } from '../../functions/me';
-import { handler as signInHandler } from '../../functions/sign-in';
-import { handler as updateInfoHandler } from '../../functions/update-info';
-import { dynamo } from '../../lib/clients/dynamodb';
-import { loadConfig } from '../../lib/config';
-import { userIdForOpenid } from '../../lib/users';
-import type { HttpEventInput } from '../helpers/events';
+import { handler as meHandler } from '#functions/me';
+import { handler as signInHandler } from '#functions/sign-in';
+import { handler as updateInfoHandler } from '#functions/update-info';
+import { dynamo } from '#lib/clients/dynamodb';
+import { loadConfig } from '#lib/config';
+import { userIdForOpenid } from '#lib/users';
+import type { HttpEventInput } from '#test/helpers/events';
 import {
   CODE2SESSION,
   clearFaults,

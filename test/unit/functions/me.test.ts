@@ -2,11 +2,11 @@ import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { SignJWT } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { handler } from '../../../functions/me';
-import { issueSessionToken } from '../../../lib/auth';
-import { loadConfig, resetConfigCache } from '../../../lib/config';
-import { newUser, userIdForOpenid } from '../../../lib/users';
-import { context, envelope, httpEvent } from '../../helpers/events';
+import { handler } from '#functions/me';
+import { issueSessionToken } from '#lib/auth';
+import { loadConfig, resetConfigCache } from '#lib/config';
+import { newUser, userIdForOpenid } from '#lib/users';
+import { context, envelope, httpEvent } from '#test/helpers/events';
 
 const OPENID = 'oUnitTestOpenid0000001';
 const USER_ID = userIdForOpenid(OPENID);

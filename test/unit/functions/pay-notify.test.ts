@@ -1,10 +1,10 @@
 import { DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { handler } from '../../../functions/pay-notify';
-import { resetConfigCache } from '../../../lib/config';
-import { context, httpEvent } from '../../helpers/events';
-import { v2NotifyXml } from '../../helpers/notify';
+import { handler } from '#functions/pay-notify';
+import { resetConfigCache } from '#lib/config';
+import { context, httpEvent } from '#test/helpers/events';
+import { v2NotifyXml } from '#test/helpers/notify';
 
 const ddb = mockClient(DynamoDBDocumentClient);
 

@@ -3,11 +3,11 @@ import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from 'vitest';
-import { handler } from '../../../functions/sign-in';
-import { verifySessionToken } from '../../../lib/auth';
-import { loadConfig, resetConfigCache } from '../../../lib/config';
-import { newUser, userIdForOpenid } from '../../../lib/users';
-import { context, envelope, httpEvent } from '../../helpers/events';
+import { handler } from '#functions/sign-in';
+import { verifySessionToken } from '#lib/auth';
+import { loadConfig, resetConfigCache } from '#lib/config';
+import { newUser, userIdForOpenid } from '#lib/users';
+import { context, envelope, httpEvent } from '#test/helpers/events';
 
 const OPENID = 'oUnitTestOpenid0000001';
 const SESSION_KEY = 'tiihtNczf5v6AKRyjwEUhQ==';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { logger } from '../../../lib/logger';
-import { takeLeaks } from '../../helpers/log-sink';
+import { logger } from '#lib/logger';
+import { takeLeaks } from '#test/helpers/log-sink';
 
 describe('log sink (INV-6)', () => {
   it('catches a session_key, a configured secret and a JWT in a log line', () => {

@@ -1,7 +1,7 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { authenticate, bearerToken, issueSessionToken, verifySessionToken } from '../../../lib/auth';
-import { UnauthorizedError } from '../../../lib/errors';
+import { authenticate, bearerToken, issueSessionToken, verifySessionToken } from '#lib/auth';
+import { UnauthorizedError } from '#lib/errors';
 
 const config = {
   jwtSecret: new TextEncoder().encode('unit-test-jwt-secret-of-at-least-32-bytes'),

@@ -13,8 +13,8 @@ import {
   type SecretName,
   secretNamesFor,
   ssmParameterName,
-} from '../../../lib/config';
-import { ConfigError } from '../../../lib/errors';
+} from '#lib/config';
+import { ConfigError } from '#lib/errors';
 
 const FIXTURES = resolve(import.meta.dirname, '../../fixtures/wechat-pay');
 const PRIVATE_KEY_PEM = readFileSync(resolve(FIXTURES, 'official-apiclient-test-key.pem'), 'utf8');

@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { BadRequestError } from '../../../lib/errors';
-import {
-  decodeCursor,
-  extendMembership,
-  newOutTradeNo,
-  orderDescription,
-  truncateUtf8,
-} from '../../../lib/payments';
-import { findPlan, PLANS } from '../../../lib/plans';
+import { BadRequestError } from '#lib/errors';
+import { decodeCursor, extendMembership, newOutTradeNo, orderDescription, truncateUtf8 } from '#lib/payments';
+import { findPlan, PLANS } from '#lib/plans';
 
 describe('plans', () => {
   it('prices every plan in whole fen', () => {

@@ -9,22 +9,16 @@ import { GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from 'vitest';
-import { handler as meHandler } from '../../../functions/me';
-import { handler as notifyHandler } from '../../../functions/pay-notify';
-import { handler as signInHandler } from '../../../functions/sign-in';
-import { issueSessionToken, verifySessionToken } from '../../../lib/auth';
-import {
-  loadConfig,
-  readSettings,
-  resetConfigCache,
-  type SecretName,
-  ssmParameterName,
-} from '../../../lib/config';
-import { UnauthorizedError } from '../../../lib/errors';
-import { logger } from '../../../lib/logger';
-import { userIdForOpenid } from '../../../lib/users';
-import { context, envelope, httpEvent } from '../../helpers/events';
-import { v2NotifyXml } from '../../helpers/notify';
+import { handler as meHandler } from '#functions/me';
+import { handler as notifyHandler } from '#functions/pay-notify';
+import { handler as signInHandler } from '#functions/sign-in';
+import { issueSessionToken, verifySessionToken } from '#lib/auth';
+import { loadConfig, readSettings, resetConfigCache, type SecretName, ssmParameterName } from '#lib/config';
+import { UnauthorizedError } from '#lib/errors';
+import { logger } from '#lib/logger';
+import { userIdForOpenid } from '#lib/users';
+import { context, envelope, httpEvent } from '#test/helpers/events';
+import { v2NotifyXml } from '#test/helpers/notify';
 
 const ssm = mockClient(SSMClient);
 const ddb = mockClient(DynamoDBDocumentClient);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { BadRequestError } from '../../../lib/errors';
-import type { UserRecord } from '../../../lib/repositories/user-repository';
-import { newUser, parseProfileUpdate, toPublicUser, userIdForOpenid } from '../../../lib/users';
+import { BadRequestError } from '#lib/errors';
+import type { UserRecord } from '#lib/repositories/user-repository';
+import { newUser, parseProfileUpdate, toPublicUser, userIdForOpenid } from '#lib/users';
 
 const OPENID = 'oUnitTestOpenid0000001';
 const UNIONID = 'oUnionUnitTest000000001';

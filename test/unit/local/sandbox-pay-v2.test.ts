@@ -1,8 +1,8 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { WechatPayV2 } from '../../../lib/clients/wechat-pay-v2';
-import { ConflictError, UpstreamError } from '../../../lib/errors';
+import { WechatPayV2 } from '#lib/clients/wechat-pay-v2';
+import { ConflictError, UpstreamError } from '#lib/errors';
 import {
   formatTimeExpire,
   nonceStr,
@@ -13,11 +13,11 @@ import {
   type V2SignType,
   v2FailReply,
   verifyV2Sign,
-} from '../../../lib/wechat-pay/v2-protocol';
-import { newTransactionId, registerPayControl } from '../../../local/sandbox/pay-control';
-import { type Delivery, PayStore } from '../../../local/sandbox/pay-store';
-import { registerPayV2 } from '../../../local/sandbox/pay-v2';
-import { Sandbox } from '../../../local/sandbox/server';
+} from '#lib/wechat-pay/v2-protocol';
+import { newTransactionId, registerPayControl } from '#local/sandbox/pay-control';
+import { type Delivery, PayStore } from '#local/sandbox/pay-store';
+import { registerPayV2 } from '#local/sandbox/pay-v2';
+import { Sandbox } from '#local/sandbox/server';
 
 const SETTINGS = {
   appId: 'wx5a1d0c0ffee0d0e1',

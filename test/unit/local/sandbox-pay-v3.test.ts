@@ -8,10 +8,10 @@ import {
   createVerifier,
   decryptResource,
   type WechatPayVerifier,
-} from '../../../lib/wechat-pay/v3-protocol';
-import { PayStore, type SandboxOrder } from '../../../local/sandbox/pay-store';
-import { type PayV3Settings, payV3SettingsFromEnv, registerPayV3 } from '../../../local/sandbox/pay-v3';
-import { Sandbox } from '../../../local/sandbox/server';
+} from '#lib/wechat-pay/v3-protocol';
+import { PayStore, type SandboxOrder } from '#local/sandbox/pay-store';
+import { type PayV3Settings, payV3SettingsFromEnv, registerPayV3 } from '#local/sandbox/pay-v3';
+import { Sandbox } from '#local/sandbox/server';
 
 const read = (path: string): string => readFileSync(new URL(`../../../${path}`, import.meta.url), 'utf8');
 const ENV_NAMES = [

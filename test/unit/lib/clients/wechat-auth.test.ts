@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from 'vitest';
-import { code2Session } from '../../../../lib/clients/wechat-auth';
+import { code2Session } from '#lib/clients/wechat-auth';
 import {
   AppError,
   BadRequestError,
@@ -7,7 +7,7 @@ import {
   ServiceUnavailableError,
   TooManyRequestsError,
   UpstreamError,
-} from '../../../../lib/errors';
+} from '#lib/errors';
 
 const config = {
   appId: 'wx0123456789abcdef',

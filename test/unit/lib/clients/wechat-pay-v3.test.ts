@@ -3,17 +3,17 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { formatRfc3339Cst, rfc3339ToIso, WechatPayV3 } from '../../../../lib/clients/wechat-pay-v3';
+import type { NotifyRequest } from '#lib/clients/payment-provider';
+import { formatRfc3339Cst, rfc3339ToIso, WechatPayV3 } from '#lib/clients/wechat-pay-v3';
 import {
   ConfigError,
   ConflictError,
   NotifyRejectedError,
   ServiceUnavailableError,
   UpstreamError,
-} from '../../../../lib/errors';
-import type { NotifyRequest } from '../../../../lib/wechat-pay/provider';
-import { parseAuthorization, verifyRsaSha256 } from '../../../../lib/wechat-pay/v3-protocol';
-import { PayStore, type SandboxOrder } from '../../../../local/sandbox/pay-store';
+} from '#lib/errors';
+import { parseAuthorization, verifyRsaSha256 } from '#lib/wechat-pay/v3-protocol';
+import { PayStore, type SandboxOrder } from '#local/sandbox/pay-store';
 import {
   buildV3Notify,
   type PayV3Settings,
@@ -21,8 +21,8 @@ import {
   registerPayV3,
   v3Transaction,
   wechatpayHeaders,
-} from '../../../../local/sandbox/pay-v3';
-import { Sandbox } from '../../../../local/sandbox/server';
+} from '#local/sandbox/pay-v3';
+import { Sandbox } from '#local/sandbox/server';
 
 type V3Config = ConstructorParameters<typeof WechatPayV3>[0];
 

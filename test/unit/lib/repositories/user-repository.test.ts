@@ -16,7 +16,7 @@ import {
   setUnionId,
   type UserRecord,
   updateProfile,
-} from '../../../../lib/repositories/user-repository';
+} from '#lib/repositories/user-repository';
 
 expect.extend({
   toReceiveCommandWith,

@@ -12,7 +12,7 @@ import {
   V2XmlError,
   v2FailReply,
   verifyV2Sign,
-} from '../../../../lib/wechat-pay/v2-protocol';
+} from '#lib/wechat-pay/v2-protocol';
 
 /** Official signing example (pay.weixin.qq.com jsapi.php?chapter=4_3), vectors 1–2. */
 const OFFICIAL_PARAMS = {

@@ -14,7 +14,7 @@ import {
   V3DecryptError,
   V3SignatureError,
   verifyRsaSha256,
-} from '../../../../lib/wechat-pay/v3-protocol';
+} from '#lib/wechat-pay/v3-protocol';
 
 // Test keys only (see test/fixtures/wechat-pay/README.md for provenance).
 const fixture = (name: string): string =>

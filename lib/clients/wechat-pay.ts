@@ -1,8 +1,8 @@
-import { WechatPayV2 } from '../clients/wechat-pay-v2';
-import { WechatPayV3 } from '../clients/wechat-pay-v3';
-import type { Config } from '../config';
-import { ConfigError } from '../errors';
-import type { PaymentProvider } from './provider';
+import { WechatPayV2 } from '#lib/clients/wechat-pay-v2';
+import { WechatPayV3 } from '#lib/clients/wechat-pay-v3';
+import type { Config } from '#lib/config';
+import { ConfigError } from '#lib/errors';
+import type { PaymentProvider } from './payment-provider';
 
 const providers = new WeakMap<Config, PaymentProvider>();
 
