@@ -38,8 +38,8 @@ const [v2, v3, notifyFn, notifyLib, config, wechatPay, notifyHelpers, events, sa
     import('#lib/notify'),
     import('#lib/config'),
     import('#lib/clients/wechat-pay'),
-    import('#test/helpers/notify'),
-    import('#test/helpers/events'),
+    import('#local/fixtures/notify'),
+    import('#local/fixtures/events'),
     import('#local/sandbox/pay-v3'),
     import('#lib/clients/wechat-pay-v3'),
   ]);

@@ -46,7 +46,7 @@ export interface PaidFacts {
 /** Creates a new order unless the out_trade_no is taken; false on a collision. */
 export async function createOrder(table: string, order: OrderRecord): Promise<boolean> {
   try {
-    await dynamo.send(
+    await dynamo().send(
       new PutCommand({
         TableName: table,
         Item: order,
@@ -62,7 +62,7 @@ export async function createOrder(table: string, order: OrderRecord): Promise<bo
 
 /** Reads an order by out_trade_no (strongly consistent). */
 export async function getOrder(table: string, outTradeNo: string): Promise<OrderRecord | undefined> {
-  const { Item } = await dynamo.send(
+  const { Item } = await dynamo().send(
     new GetCommand({ TableName: table, Key: { outTradeNo }, ConsistentRead: true }),
   );
   return Item as OrderRecord | undefined;
@@ -79,7 +79,7 @@ export async function savePrepayId(
   now: string,
 ): Promise<boolean> {
   try {
-    await dynamo.send(
+    await dynamo().send(
       new UpdateCommand({
         TableName: table,
         Key: { outTradeNo },
@@ -103,7 +103,7 @@ export async function listOrdersByUser(
   limit: number,
   startKey?: Record<string, string>,
 ): Promise<{ orders: OrderRecord[]; lastKey?: Record<string, string> }> {
-  const { Items = [], LastEvaluatedKey } = await dynamo.send(
+  const { Items = [], LastEvaluatedKey } = await dynamo().send(
     new QueryCommand({
       TableName: table,
       IndexName: 'byUser',
@@ -141,7 +141,7 @@ export async function markOrderPaidAndExtendMembership(input: {
 }): Promise<PaidTransitionResult> {
   const { order, paid } = input;
   try {
-    await dynamo.send(
+    await dynamo().send(
       new TransactWriteCommand({
         TransactItems: [
           {

@@ -31,7 +31,7 @@ export async function createUserIfAbsent(
   user: UserRecord,
 ): Promise<{ user: UserRecord; created: boolean }> {
   try {
-    await dynamo.send(
+    await dynamo().send(
       new PutCommand({
         TableName: table,
         Item: user,
@@ -50,7 +50,9 @@ export async function createUserIfAbsent(
 
 /** Reads a user by id (strongly consistent); undefined when absent. */
 export async function getUser(table: string, id: string): Promise<UserRecord | undefined> {
-  const { Item } = await dynamo.send(new GetCommand({ TableName: table, Key: { id }, ConsistentRead: true }));
+  const { Item } = await dynamo().send(
+    new GetCommand({ TableName: table, Key: { id }, ConsistentRead: true }),
+  );
   return Item as UserRecord | undefined;
 }
 
@@ -63,7 +65,7 @@ export async function updateProfile(
 ): Promise<UserRecord | undefined> {
   const fields = Object.entries({ ...changes, updatedAt: now }).filter(([, value]) => value !== undefined);
   try {
-    const { Attributes } = await dynamo.send(
+    const { Attributes } = await dynamo().send(
       new UpdateCommand({
         TableName: table,
         Key: { id },
@@ -83,7 +85,7 @@ export async function updateProfile(
 
 /** Records a unionid learnt on a later sign-in (WeChat sends it once the app joins an Open Platform account). */
 export async function setUnionId(table: string, id: string, unionid: string): Promise<void> {
-  await dynamo.send(
+  await dynamo().send(
     new UpdateCommand({
       TableName: table,
       Key: { id },

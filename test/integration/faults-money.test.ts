@@ -23,8 +23,8 @@ import { loadConfig, resetConfigCache } from '#lib/config';
 import { extendMembership } from '#lib/payments';
 import { findPlan, type Plan } from '#lib/plans';
 import { V2_SUCCESS_REPLY } from '#lib/wechat-pay/v2-protocol';
-import { context, httpEvent } from '#test/helpers/events';
-import { v2NotifyXml } from '#test/helpers/notify';
+import { context, httpEvent } from '#local/fixtures/events';
+import { v2NotifyXml } from '#local/fixtures/notify';
 import { countDynamoCalls, invoke, sandboxUrl, signInUser } from './helpers';
 
 /** Everyone is a member until then before the test pays (far future: the credit extends from it). */
@@ -47,7 +47,7 @@ interface Payer {
 
 async function storedOrder(outTradeNo: string): Promise<Record<string, unknown> | undefined> {
   const { ordersTable } = await loadConfig();
-  const { Item } = await dynamo.send(
+  const { Item } = await dynamo().send(
     new GetCommand({ TableName: ordersTable, Key: { outTradeNo }, ConsistentRead: true }),
   );
   return Item;
@@ -55,7 +55,7 @@ async function storedOrder(outTradeNo: string): Promise<Record<string, unknown> 
 
 async function storedUser(id: string): Promise<Record<string, unknown> | undefined> {
   const { usersTable } = await loadConfig();
-  const { Item } = await dynamo.send(
+  const { Item } = await dynamo().send(
     new GetCommand({ TableName: usersTable, Key: { id }, ConsistentRead: true }),
   );
   return Item;
@@ -64,7 +64,7 @@ async function storedUser(id: string): Promise<Record<string, unknown> | undefin
 /** A concurrent membership change: another payment of the same user committed (version + 1, a new end). */
 async function bumpMembership(userId: string, membershipExpiredAt: string): Promise<void> {
   const { usersTable } = await loadConfig();
-  await dynamo.send(
+  await dynamo().send(
     new UpdateCommand({
       TableName: usersTable,
       Key: { id: userId },
@@ -76,7 +76,7 @@ async function bumpMembership(userId: string, membershipExpiredAt: string): Prom
 
 async function setOrderStatus(outTradeNo: string, status: string): Promise<void> {
   const { ordersTable } = await loadConfig();
-  await dynamo.send(
+  await dynamo().send(
     new UpdateCommand({
       TableName: ordersTable,
       Key: { outTradeNo },
@@ -140,13 +140,13 @@ function intercept(step: 'initialize' | 'deserialize', interceptor: Interceptor)
       )) as R;
   // MiddlewareStack.add is overloaded per step literal, hence one call per step.
   if (step === 'initialize') {
-    dynamo.middlewareStack.add((next, ctx) => wrap(next, ctx.commandName), { step, name });
+    dynamo().middlewareStack.add((next, ctx) => wrap(next, ctx.commandName), { step, name });
   } else {
-    dynamo.middlewareStack.add((next, ctx) => wrap(next, ctx.commandName), { step, name });
+    dynamo().middlewareStack.add((next, ctx) => wrap(next, ctx.commandName), { step, name });
   }
   injected.add(name);
   return () => {
-    dynamo.middlewareStack.remove(name);
+    dynamo().middlewareStack.remove(name);
     injected.delete(name);
   };
 }
@@ -299,7 +299,7 @@ afterAll(async () => {
 });
 
 afterEach(() => {
-  for (const name of injected) dynamo.middlewareStack.remove(name);
+  for (const name of injected) dynamo().middlewareStack.remove(name);
   injected.clear();
   forwarded.clear();
   const violations = inv3Violations.splice(0);
@@ -313,7 +313,7 @@ afterEach(() => {
 async function pendingOrder(planId = 'monthly'): Promise<Payer> {
   const { token, user } = await signInUser();
   const { usersTable } = await loadConfig();
-  await dynamo.send(
+  await dynamo().send(
     new UpdateCommand({
       TableName: usersTable,
       Key: { id: user.id },

@@ -55,7 +55,7 @@ async function listOrders(token: string): Promise<{ outTradeNo: string; status: 
 
 async function storedOrder(outTradeNo: string): Promise<Record<string, unknown> | undefined> {
   const { ordersTable } = await loadConfig();
-  const { Item } = await dynamo.send(
+  const { Item } = await dynamo().send(
     new GetCommand({ TableName: ordersTable, Key: { outTradeNo }, ConsistentRead: true }),
   );
   return Item;

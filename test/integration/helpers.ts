@@ -6,7 +6,7 @@ import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig } from '#lib/config';
 import type { HttpEvent, HttpResult } from '#lib/http';
 import type { PublicUser } from '#lib/users';
-import { context, envelope, type HttpEventInput, httpEvent } from '#test/helpers/events';
+import { context, envelope, type HttpEventInput, httpEvent } from '#local/fixtures/events';
 import { TEST_SANDBOX_PORT } from '#test/test-env';
 
 /** The WeChat sandbox the integration global setup started (real HTTP on loopback). */
@@ -85,7 +85,7 @@ export async function signInUser(openid?: string): Promise<{ token: string; user
 /** The stored user item (strongly consistent read through the shared client); undefined when absent. */
 export async function storedUser(id: string): Promise<Record<string, unknown> | undefined> {
   const { usersTable } = await loadConfig();
-  const { Item } = await dynamo.send(
+  const { Item } = await dynamo().send(
     new GetCommand({ TableName: usersTable, Key: { id }, ConsistentRead: true }),
   );
   return Item;
@@ -132,8 +132,8 @@ export interface DynamoCallCounter {
  */
 export function countDynamoCalls(): DynamoCallCounter {
   const names: string[] = [];
-  dynamo.middlewareStack.remove(COUNTER_NAME);
-  dynamo.middlewareStack.add(
+  dynamo().middlewareStack.remove(COUNTER_NAME);
+  dynamo().middlewareStack.add(
     (next, handlerContext) => async (args) => {
       const name = String(handlerContext.commandName ?? 'unknown').replace(/Command$/, '');
       names.push(DOCUMENT_TO_LOW_LEVEL[name] ?? name);
@@ -148,7 +148,7 @@ export function countDynamoCalls(): DynamoCallCounter {
       names.length = 0;
     },
     stop: () => {
-      dynamo.middlewareStack.remove(COUNTER_NAME);
+      dynamo().middlewareStack.remove(COUNTER_NAME);
     },
   };
 }

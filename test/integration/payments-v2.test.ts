@@ -13,8 +13,8 @@ import { handler as signInHandler } from '#functions/sign-in';
 import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig, resetConfigCache } from '#lib/config';
 import { verifyV2Sign } from '#lib/wechat-pay/v2-protocol';
-import { context, envelope, httpEvent } from '#test/helpers/events';
-import { v2NotifyXml } from '#test/helpers/notify';
+import { context, envelope, httpEvent } from '#local/fixtures/events';
+import { v2NotifyXml } from '#local/fixtures/notify';
 import { TEST_SANDBOX_PORT } from '#test/test-env';
 import { countDynamoCalls } from './helpers';
 
@@ -59,7 +59,7 @@ async function notify(body: string) {
 
 async function storedUser(id: string) {
   const config = await loadConfig();
-  const { Item } = await dynamo.send(
+  const { Item } = await dynamo().send(
     new GetCommand({ TableName: config.usersTable, Key: { id }, ConsistentRead: true }),
   );
   return Item as Record<string, any>;
@@ -67,7 +67,7 @@ async function storedUser(id: string) {
 
 async function storedOrder(outTradeNo: string) {
   const config = await loadConfig();
-  const { Item } = await dynamo.send(
+  const { Item } = await dynamo().send(
     new GetCommand({ TableName: config.ordersTable, Key: { outTradeNo }, ConsistentRead: true }),
   );
   return Item as Record<string, any>;

@@ -12,9 +12,9 @@ import { WechatPayV3 } from '#lib/clients/wechat-pay-v3';
 import { type Config, loadConfig, resetConfigCache } from '#lib/config';
 import { handleNotify } from '#lib/notify';
 import { verifyRsaSha256 } from '#lib/wechat-pay/v3-protocol';
+import { context, envelope, httpEvent } from '#local/fixtures/events';
+import { v2NotifyXml } from '#local/fixtures/notify';
 import { buildV3Notify, wechatpayHeaders } from '#local/sandbox/pay-v3';
-import { context, envelope, httpEvent } from '#test/helpers/events';
-import { v2NotifyXml } from '#test/helpers/notify';
 import { countDynamoCalls, sandboxLogin } from './helpers';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -92,14 +92,14 @@ function signedNotice(tx: Record<string, unknown>, extra: Partial<Parameters<typ
 }
 
 async function userVersion(userId: string): Promise<number> {
-  const { Item } = await dynamo.send(
+  const { Item } = await dynamo().send(
     new GetCommand({ TableName: config.usersTable, Key: { id: userId }, ConsistentRead: true }),
   );
   return Item?.version as number;
 }
 
 async function orderStatus(outTradeNo: string): Promise<string> {
-  const { Item } = await dynamo.send(
+  const { Item } = await dynamo().send(
     new GetCommand({ TableName: config.ordersTable, Key: { outTradeNo }, ConsistentRead: true }),
   );
   return Item?.status as string;

@@ -7,7 +7,7 @@ import { handler as updateInfoHandler } from '#functions/update-info';
 import { dynamo } from '#lib/clients/dynamodb';
 import { type Config, loadConfig } from '#lib/config';
 import type { PublicUser } from '#lib/users';
-import type { HttpEventInput } from '#test/helpers/events';
+import type { HttpEventInput } from '#local/fixtures/events';
 import { countDynamoCalls, type DynamoCallCounter, invoke, signInUser, storedUser } from './helpers';
 
 type Claims = Record<string, unknown>;
@@ -317,7 +317,7 @@ describe('§2.2 session tokens on GET /wechat/me', () => {
     // Prepare
     const { token, user } = await signInUser();
     counter.stop();
-    await dynamo.send(new DeleteCommand({ TableName: config.usersTable, Key: { id: user.id } }));
+    await dynamo().send(new DeleteCommand({ TableName: config.usersTable, Key: { id: user.id } }));
     counter = countDynamoCalls();
     // Act
     const result = await me({ token });

@@ -7,7 +7,7 @@ import { handler as updateInfoHandler } from '#functions/update-info';
 import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig } from '#lib/config';
 import { userIdForOpenid } from '#lib/users';
-import type { HttpEventInput } from '#test/helpers/events';
+import type { HttpEventInput } from '#local/fixtures/events';
 import {
   CODE2SESSION,
   clearFaults,
@@ -36,7 +36,7 @@ async function usersWithOpenid(openid: string): Promise<Record<string, unknown>[
   const items: Record<string, unknown>[] = [];
   let ExclusiveStartKey: Record<string, unknown> | undefined;
   do {
-    const page = await dynamo.send(
+    const page = await dynamo().send(
       new ScanCommand({
         TableName: usersTable,
         FilterExpression: 'openid = :openid',

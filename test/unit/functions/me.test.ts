@@ -6,7 +6,7 @@ import { handler } from '#functions/me';
 import { issueSessionToken } from '#lib/auth';
 import { loadConfig, resetConfigCache } from '#lib/config';
 import { newUser, userIdForOpenid } from '#lib/users';
-import { context, envelope, httpEvent } from '#test/helpers/events';
+import { context, envelope, httpEvent } from '#local/fixtures/events';
 
 const OPENID = 'oUnitTestOpenid0000001';
 const USER_ID = userIdForOpenid(OPENID);

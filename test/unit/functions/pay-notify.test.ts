@@ -3,8 +3,8 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { handler } from '#functions/pay-notify';
 import { resetConfigCache } from '#lib/config';
-import { context, httpEvent } from '#test/helpers/events';
-import { v2NotifyXml } from '#test/helpers/notify';
+import { context, httpEvent } from '#local/fixtures/events';
+import { v2NotifyXml } from '#local/fixtures/notify';
 
 const ddb = mockClient(DynamoDBDocumentClient);
 

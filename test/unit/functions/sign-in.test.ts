@@ -7,7 +7,7 @@ import { handler } from '#functions/sign-in';
 import { verifySessionToken } from '#lib/auth';
 import { loadConfig, resetConfigCache } from '#lib/config';
 import { newUser, userIdForOpenid } from '#lib/users';
-import { context, envelope, httpEvent } from '#test/helpers/events';
+import { context, envelope, httpEvent } from '#local/fixtures/events';
 
 const OPENID = 'oUnitTestOpenid0000001';
 const SESSION_KEY = 'tiihtNczf5v6AKRyjwEUhQ==';

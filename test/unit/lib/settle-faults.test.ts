@@ -17,8 +17,8 @@ import { loadConfig, readSettings, resetConfigCache, type SecretName, ssmParamet
 import { UnauthorizedError } from '#lib/errors';
 import { logger } from '#lib/logger';
 import { userIdForOpenid } from '#lib/users';
-import { context, envelope, httpEvent } from '#test/helpers/events';
-import { v2NotifyXml } from '#test/helpers/notify';
+import { context, envelope, httpEvent } from '#local/fixtures/events';
+import { v2NotifyXml } from '#local/fixtures/notify';
 
 const ssm = mockClient(SSMClient);
 const ddb = mockClient(DynamoDBDocumentClient);

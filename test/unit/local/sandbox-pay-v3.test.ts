@@ -153,7 +153,7 @@ describe('sandbox WeChat Pay v3', () => {
       ['other mchid', { mchId: '1900000999' }],
       ['other serial', { serialNo: 'ABCDEF0123456789' }],
       ['stale timestamp', { timestamp: Math.floor(Date.now() / 1000) - 301 }],
-      ['future timestamp', { timestamp: Math.floor(Date.now() / 1000) + 301 }],
+      ['future timestamp', { timestamp: Math.floor(Date.now() / 1000) + 360 }],
       ['other key', { privateKey: otherKey }],
       ['other body', { signedBody: JSON.stringify({ ...body, amount: { total: 1, currency: 'CNY' } }) }],
     ];
