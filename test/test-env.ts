@@ -1,9 +1,9 @@
 import { applyLocalEnv } from '#local/env';
 
 // Tests run against the sandbox values in .env.example, with their own ports so a running `npm start`
-// does not interfere. The integration global setup starts DynamoDB Local and the sandbox on these ports.
-export const TEST_DYNAMODB_PORT = 8100;
-export const TEST_SANDBOX_PORT = 3200;
+// does not interfere (TEST_DYNAMODB_PORT / TEST_SANDBOX_PORT move them, for parallel checkouts).
+export const TEST_DYNAMODB_PORT = Number(process.env.TEST_DYNAMODB_PORT ?? 8100);
+export const TEST_SANDBOX_PORT = Number(process.env.TEST_SANDBOX_PORT ?? 3200);
 
 /** Loads the test environment into process.env (used by test/setup.ts and the integration global setup). */
 export function applyTestEnv(): void {
