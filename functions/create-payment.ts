@@ -2,7 +2,7 @@ import { authenticate } from '#lib/auth';
 import { paymentProvider } from '#lib/clients/wechat-pay';
 import { loadConfig } from '#lib/config';
 import { clientIp, httpHandler, ok } from '#lib/http';
-import { CreatePaymentBody, createPayment } from '#lib/payments';
+import { CreatePaymentBody, createPayment } from '#lib/payments/orders';
 import { validate } from '#lib/validation';
 
 export const handler = httpHandler(

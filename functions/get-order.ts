@@ -2,7 +2,7 @@ import { authenticate } from '#lib/auth';
 import { paymentProvider } from '#lib/clients/wechat-pay';
 import { loadConfig } from '#lib/config';
 import { httpHandler, ok } from '#lib/http';
-import { getOrderForUser } from '#lib/payments';
+import { getOrderForUser } from '#lib/payments/views';
 
 export const handler = httpHandler(async (event) => {
   const config = await loadConfig();

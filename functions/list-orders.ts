@@ -1,7 +1,7 @@
 import { authenticate } from '#lib/auth';
 import { loadConfig } from '#lib/config';
 import { httpHandler, ok } from '#lib/http';
-import { listOrders } from '#lib/payments';
+import { listOrders } from '#lib/payments/views';
 
 export const handler = httpHandler(async (event) => {
   const config = await loadConfig();

@@ -1,4 +1,21 @@
-import { notifyHandler } from '#lib/notify';
+import { type NotifyRoute, notifyHandler } from '#lib/http';
+import { logger } from '#lib/logger';
+import { settlePayment } from '#lib/payments/settle';
+
+/**
+ * The notify path, in the money-safe order: verify and decode (signature first, before any DynamoDB call),
+ * settle exactly once (validate against our records, one atomic conditional write), then acknowledge.
+ * A verified message that reports no payment is acknowledged without credit.
+ */
+export const payNotify: NotifyRoute = async (request, { config, provider }) => {
+  const notify = provider.parseNotify(request, Math.floor(Date.now() / 1000));
+  if (notify.kind === 'ignored') {
+    logger.warn('notify acknowledged without credit', { reason: notify.reason });
+    return;
+  }
+  const outcome = await settlePayment(config, notify.report);
+  logger.info('notify settled', { outTradeNo: notify.report.outTradeNo, outcome });
+};
 
 /** WeChat Pay's notify_url (a Lambda Function URL in AWS; POST /wechat/notify locally). */
-export const handler = notifyHandler();
+export const handler = notifyHandler(payNotify);

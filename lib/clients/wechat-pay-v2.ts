@@ -8,14 +8,8 @@ import type {
   PayParams,
   PrepayRequest,
 } from '#lib/clients/payment-provider';
-import type { Config } from '#lib/config';
-import {
-  ConfigError,
-  ConflictError,
-  NotifyRejectedError,
-  ServiceUnavailableError,
-  UpstreamError,
-} from '#lib/errors';
+import type { V2Config } from '#lib/config';
+import { ConfigError, NotifyRejectedError } from '#lib/errors';
 import { logger } from '#lib/logger';
 import {
   buildPayParamsV2,
@@ -29,11 +23,14 @@ import {
   v2FailReply,
   verifyV2Sign,
 } from '#lib/wechat-pay/v2-protocol';
-import { RetryableError, withOneRetry } from './retry';
+import { RetryableError } from './retry';
+import { orderStateConflict, payExchange, payUpstream, withPayRetry } from './wechat-pay-shared';
 
-type V2Config = Pick<Config, 'appId' | 'mchId' | 'mchKey' | 'payApiBase' | 'notifyUrl' | 'v2SignType'>;
+type V2ClientConfig = Pick<
+  V2Config,
+  'appId' | 'mchId' | 'mchKey' | 'payApiBase' | 'notifyUrl' | 'v2SignType'
+>;
 
-const TIMEOUT_MS = 5000;
 const FEN = /^[1-9]\d{0,9}$/;
 const CASH_FEN = /^(0|[1-9]\d{0,9})$/;
 
@@ -45,7 +42,7 @@ function field(params: Record<string, string>, name: string): string {
 }
 
 /** Reads a verified v2 payment message (notify or orderquery) into a report; amounts as exact integers. */
-function toReport(params: Record<string, string>, source: PaymentReport['source']): PaymentReport {
+function toReport(params: Record<string, string>, paidVia: PaymentReport['paidVia']): PaymentReport {
   const totalFee = field(params, 'total_fee');
   if (!FEN.test(totalFee)) throw new NotifyRejectedError('total_fee is not an integer amount', 400);
   const cashFee = params.cash_fee;
@@ -66,7 +63,7 @@ function toReport(params: Record<string, string>, source: PaymentReport['source'
     mchId: field(params, 'mch_id'),
     bankType: params.bank_type,
     cashFee: cashFee === undefined ? undefined : Number(cashFee),
-    source,
+    paidVia,
   };
 }
 
@@ -77,7 +74,7 @@ function toReport(params: Record<string, string>, source: PaymentReport['source'
 export class WechatPayV2 implements PaymentProvider {
   readonly version = 'v2' as const;
 
-  constructor(private readonly config: V2Config) {}
+  constructor(private readonly config: V2ClientConfig) {}
 
   /** POSTs a signed XML request and returns the verified response fields (return_code SUCCESS, sign valid). */
   private async call(path: string, fields: Record<string, string | number>): Promise<Record<string, string>> {
@@ -92,56 +89,27 @@ export class WechatPayV2 implements PaymentProvider {
     params.sign = signV2(params, config.mchKey, config.v2SignType);
     const body = toV2Xml(params);
 
-    return withOneRetry(
-      `wechat pay v2 ${path}`,
-      () => this.send(path, body),
-      (reason) =>
-        new ServiceUnavailableError(
-          '微信支付繁忙，请稍后再试',
-          'WECHAT_PAY_UNAVAILABLE',
-          `${path}: ${reason}`,
-        ),
-    );
+    return withPayRetry('v2', path, () => this.send(path, body));
   }
 
+  /** One attempt: POST, then the hardened parse, return_code, the response sign, SYSTEMERROR → retry. */
   private async send(path: string, body: string): Promise<Record<string, string>> {
-    let response: Response;
-    let text: string;
-    try {
-      response = await fetch(`${this.config.payApiBase}${path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'text/xml; charset=utf-8' },
-        body,
-        signal: AbortSignal.timeout(TIMEOUT_MS),
-      });
-      text = await response.text();
-    } catch (error) {
-      throw new RetryableError(`network: ${(error as Error).name}`);
-    }
-    if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
+    const answer = await payExchange(`${this.config.payApiBase}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/xml; charset=utf-8' },
+      body,
+    });
     let result: Record<string, string>;
     try {
-      result = parseV2Xml(text);
+      result = parseV2Xml(answer.text);
     } catch {
-      throw new UpstreamError(
-        '微信支付响应异常',
-        'WECHAT_PAY_ERROR',
-        `${path}: unparsable response (http ${response.status})`,
-      );
+      throw payUpstream('微信支付响应异常', `${path}: unparsable response (http ${answer.status})`);
     }
     if (result.return_code !== 'SUCCESS') {
-      throw new UpstreamError(
-        '微信支付响应异常',
-        'WECHAT_PAY_ERROR',
-        `${path}: return_msg ${result.return_msg ?? ''}`,
-      );
+      throw payUpstream('微信支付响应异常', `${path}: return_msg ${result.return_msg ?? ''}`);
     }
     if (!verifyV2Sign(result, this.config.mchKey, [this.config.v2SignType])) {
-      throw new UpstreamError(
-        '微信支付响应签名无效',
-        'WECHAT_PAY_BAD_SIGNATURE',
-        `${path}: response sign invalid`,
-      );
+      throw payUpstream('微信支付响应签名无效', `${path}: response sign invalid`, 'WECHAT_PAY_BAD_SIGNATURE');
     }
     if (result.result_code !== 'SUCCESS' && result.err_code === 'SYSTEMERROR') {
       throw new RetryableError('SYSTEMERROR');
@@ -169,9 +137,7 @@ export class WechatPayV2 implements PaymentProvider {
       errCode: code,
       errCodeDes: result.err_code_des,
     });
-    if (code === 'ORDERPAID') throw new ConflictError('订单已支付', 'ORDER_PAID', code);
-    if (code === 'ORDERCLOSED') throw new ConflictError('订单已关闭，请重新下单', 'ORDER_CLOSED', code);
-    throw new UpstreamError('微信支付下单失败', 'WECHAT_PAY_ERROR', `unifiedorder ${code}`);
+    throw orderStateConflict(code) ?? payUpstream('微信支付下单失败', `unifiedorder ${code}`);
   }
 
   /** wx.requestPayment parameters, signed with the configured sign type. */
@@ -202,6 +168,7 @@ export class WechatPayV2 implements PaymentProvider {
    * then the fields. return_code / result_code FAIL is acknowledged without credit.
    */
   parseNotify(request: NotifyRequest): NotifyResult {
+    if (!this.accepts(request)) throw new NotifyRejectedError('not a v2 notify', 400);
     let params: Record<string, string>;
     try {
       params = parseV2Xml(request.body);

@@ -1,4 +1,15 @@
 import type { KeyObject } from 'node:crypto';
+import type { V3Config } from '#lib/config';
+import { ConfigError, NotifyRejectedError } from '#lib/errors';
+import { logger } from '#lib/logger';
+import {
+  buildAuthorization,
+  buildPayParamsV3,
+  decryptResource,
+  V3DecryptError,
+  V3SignatureError,
+  type WechatPayVerifier,
+} from '#lib/wechat-pay/v3-protocol';
 import type {
   NotifyReply,
   NotifyRequest,
@@ -8,45 +19,31 @@ import type {
   PaymentReport,
   PayParams,
   PrepayRequest,
-} from '#lib/clients/payment-provider';
-import type { Config } from '#lib/config';
+} from './payment-provider';
+import { RetryableError } from './retry';
 import {
-  ConfigError,
-  ConflictError,
-  NotifyRejectedError,
-  ServiceUnavailableError,
-  UpstreamError,
-} from '#lib/errors';
-import { logger } from '#lib/logger';
-import {
-  buildAuthorization,
-  buildPayParamsV3,
-  createVerifier,
-  decryptResource,
-  V3DecryptError,
-  V3SignatureError,
-  type WechatPayVerifier,
-} from '#lib/wechat-pay/v3-protocol';
-import { RetryableError, withOneRetry } from './retry';
+  orderStateConflict,
+  payExchange,
+  payUnavailable,
+  payUpstream,
+  withPayRetry,
+} from './wechat-pay-shared';
 
-type V3Config = Pick<
-  Config,
+/** What the v3 client needs: the merchant key and the verifier are built and checked once, by config. */
+export type V3ClientConfig = Pick<
+  V3Config,
   | 'appId'
   | 'mchId'
   | 'mchSerialNo'
-  | 'mchPrivateKey'
   | 'apiV3Key'
   | 'payPublicKeyId'
   | 'payPublicKeyPem'
-  | 'platformCertPems'
   | 'payApiBase'
   | 'notifyUrl'
->;
+> & { mchPrivateKey: KeyObject; payVerifier: WechatPayVerifier };
 
-const TIMEOUT_MS = 5000;
 const CST_OFFSET_MS = 8 * 3600 * 1000;
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
-const HEADER_TOKEN = /^[0-9A-Za-z_-]+$/;
 const USER_AGENT = 'wechat-miniprogram-backend (WeChat Pay API v3)';
 /** The four headers every v3 response and notify carries (lower-case, as API Gateway payload 2.0 delivers them). */
 const SIGNATURE_HEADERS = [
@@ -115,7 +112,7 @@ function text(fields: Record<string, unknown>, name: string): string {
 }
 
 /** Reads a verified v3 transaction object (notify resource or order query) into a report; amounts as exact integers. */
-function toReport(transaction: Record<string, unknown>, source: PaymentReport['source']): PaymentReport {
+function toReport(transaction: Record<string, unknown>, paidVia: PaymentReport['paidVia']): PaymentReport {
   const amount = transaction.amount;
   if (!isObject(amount)) throw new BadTransactionError('missing amount');
   const total = amount.total;
@@ -148,7 +145,7 @@ function toReport(transaction: Record<string, unknown>, source: PaymentReport['s
     mchId: text(transaction, 'mchid'),
     bankType: typeof bankType === 'string' && bankType !== '' ? bankType : undefined,
     cashFee: payerTotal,
-    source,
+    paidVia,
   };
 }
 
@@ -175,37 +172,9 @@ export class WechatPayV3 implements PaymentProvider {
   private readonly verifier: WechatPayVerifier;
   private readonly privateKey: KeyObject;
 
-  /** Parses the keys once; throws ConfigError naming the setting (never its value) when one is missing or bad. */
-  constructor(private readonly config: V3Config) {
-    if (!config.mchId) throw new ConfigError('WECHAT_MCH_ID is not set');
-    if (!config.mchSerialNo) throw new ConfigError('WECHAT_MCH_SERIAL_NO is not set');
-    // Both go between double quotes in the Authorization header.
-    if (!HEADER_TOKEN.test(config.mchId)) throw new ConfigError('WECHAT_MCH_ID must be letters or digits');
-    if (!HEADER_TOKEN.test(config.mchSerialNo)) {
-      throw new ConfigError('WECHAT_MCH_SERIAL_NO must be a hex certificate serial');
-    }
-    const key = config.mchPrivateKey;
-    if (!key) throw new ConfigError('WECHAT_MCH_PRIVATE_KEY is not set');
-    if (key.type !== 'private' || key.asymmetricKeyType !== 'rsa') {
-      throw new ConfigError('WECHAT_MCH_PRIVATE_KEY must be an RSA private key');
-    }
-    this.privateKey = key;
-    if (!Buffer.isBuffer(config.apiV3Key) || config.apiV3Key.length !== 32) {
-      throw new ConfigError('WECHAT_APIV3_KEY must be exactly 32 bytes');
-    }
-    if (config.payPublicKeyPem && !config.payPublicKeyId) {
-      throw new ConfigError('WECHAT_PAY_PUBLIC_KEY_ID is not set');
-    }
-    try {
-      this.verifier = createVerifier({
-        publicKey: config.payPublicKeyPem
-          ? { id: config.payPublicKeyId, pem: config.payPublicKeyPem }
-          : undefined,
-        platformCertificates: config.platformCertPems,
-      });
-    } catch (error) {
-      throw new ConfigError(`WECHAT_PAY_PUBLIC_KEY / WECHAT_PAY_PLATFORM_CERTS: ${(error as Error).message}`);
-    }
+  constructor(private readonly config: V3ClientConfig) {
+    this.verifier = config.payVerifier;
+    this.privateKey = config.mchPrivateKey;
   }
 
   /** Sends a signed request (one retry on network error / 5xx / SYSTEM_ERROR, same body bytes) → verified status and JSON body. */
@@ -216,16 +185,7 @@ export class WechatPayV3 implements PaymentProvider {
   ): Promise<{ status: number; data: Record<string, unknown> }> {
     const body = payload === undefined ? '' : JSON.stringify(payload);
     const path = url.split('?')[0] ?? url;
-    return withOneRetry(
-      `wechat pay v3 ${path}`,
-      () => this.send(method, url, body, path),
-      (reason) =>
-        new ServiceUnavailableError(
-          '微信支付繁忙，请稍后再试',
-          'WECHAT_PAY_UNAVAILABLE',
-          `${path}: ${reason}`,
-        ),
-    );
+    return withPayRetry('v3', path, () => this.send(method, url, body, path));
   }
 
   private async send(
@@ -250,30 +210,18 @@ export class WechatPayV3 implements PaymentProvider {
     };
     if (config.payPublicKeyPem) headers['wechatpay-serial'] = config.payPublicKeyId;
 
-    let response: Response;
-    let raw: string;
-    try {
-      response = await fetch(`${config.payApiBase}${url}`, {
-        method,
-        headers,
-        body: method === 'GET' ? undefined : body,
-        // A redirect is answered as is (and fails verification); never re-sent elsewhere.
-        redirect: 'manual',
-        signal: AbortSignal.timeout(TIMEOUT_MS),
-      });
-      raw = await response.text();
-    } catch (error) {
-      throw new RetryableError(`network: ${(error as Error).name}`);
-    }
-    // A 5xx is never acted on, only retried: gateways in front of WeChat answer them unsigned.
-    if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
+    const answer = await payExchange(`${config.payApiBase}${url}`, {
+      method,
+      headers,
+      body: method === 'GET' ? undefined : body,
+    });
     try {
       this.verifier.verify({
-        serial: response.headers.get('wechatpay-serial') ?? '',
-        signature: response.headers.get('wechatpay-signature') ?? '',
-        timestamp: response.headers.get('wechatpay-timestamp') ?? '',
-        nonce: response.headers.get('wechatpay-nonce') ?? '',
-        body: raw,
+        serial: answer.headers.get('wechatpay-serial') ?? '',
+        signature: answer.headers.get('wechatpay-signature') ?? '',
+        timestamp: answer.headers.get('wechatpay-timestamp') ?? '',
+        nonce: answer.headers.get('wechatpay-nonce') ?? '',
+        body: answer.text,
         now: Math.floor(Date.now() / 1000),
       });
     } catch (error) {
@@ -281,32 +229,28 @@ export class WechatPayV3 implements PaymentProvider {
       // A 2xx (or an error) without a valid signature is treated as forged (WeChat 验签 wechatpay3_3).
       logger.error('wechat pay v3 response signature rejected', {
         path,
-        status: response.status,
+        status: answer.status,
         reason: error.reason,
       });
-      throw new UpstreamError(
+      throw payUpstream(
         '微信支付响应签名无效',
+        `${path}: http ${answer.status} ${error.reason}`,
         'WECHAT_PAY_BAD_SIGNATURE',
-        `${path}: http ${response.status} ${error.reason}`,
       );
     }
     let data: unknown = {};
-    if (raw !== '') {
+    if (answer.text !== '') {
       try {
-        data = JSON.parse(raw);
+        data = JSON.parse(answer.text);
       } catch {
         data = undefined;
       }
     }
     if (!isObject(data)) {
-      throw new UpstreamError(
-        '微信支付响应异常',
-        'WECHAT_PAY_ERROR',
-        `${path}: unparsable response (http ${response.status})`,
-      );
+      throw payUpstream('微信支付响应异常', `${path}: unparsable response (http ${answer.status})`);
     }
-    if (response.status >= 300 && data.code === 'SYSTEM_ERROR') throw new RetryableError('SYSTEM_ERROR');
-    return { status: response.status, data };
+    if (answer.status >= 300 && data.code === 'SYSTEM_ERROR') throw new RetryableError('SYSTEM_ERROR');
+    return { status: answer.status, data };
   }
 
   /** The typed error for a verified non-2xx answer `{code, message}`. */
@@ -318,16 +262,10 @@ export class WechatPayV3 implements PaymentProvider {
       code,
       message: typeof data.message === 'string' ? data.message.slice(0, 200) : undefined,
     });
-    if (code === 'ORDERPAID' || code === 'ORDER_PAID') {
-      return new ConflictError('订单已支付', 'ORDER_PAID', code);
-    }
-    if (code === 'ORDER_CLOSED' || code === 'ORDERCLOSED') {
-      return new ConflictError('订单已关闭，请重新下单', 'ORDER_CLOSED', code);
-    }
-    if (status === 429 || code === 'FREQUENCY_LIMITED') {
-      return new ServiceUnavailableError('微信支付繁忙，请稍后再试', 'WECHAT_PAY_UNAVAILABLE', code);
-    }
-    return new UpstreamError('微信支付请求失败', 'WECHAT_PAY_ERROR', `${operation}: http ${status} ${code}`);
+    const conflict = orderStateConflict(code);
+    if (conflict) return conflict;
+    if (status === 429 || code === 'FREQUENCY_LIMITED') return payUnavailable(code);
+    return payUpstream('微信支付请求失败', `${operation}: http ${status} ${code}`);
   }
 
   /** JSAPI prepay (`POST /v3/pay/transactions/jsapi`) → prepay_id. ORDERPAID / ORDER_CLOSED → ConflictError; 429 → ServiceUnavailableError; others → UpstreamError. */
@@ -347,7 +285,7 @@ export class WechatPayV3 implements PaymentProvider {
     });
     if (status >= 200 && status < 300) {
       if (typeof data.prepay_id === 'string' && data.prepay_id !== '') return data.prepay_id;
-      throw new UpstreamError('微信支付下单失败', 'WECHAT_PAY_ERROR', 'jsapi: no prepay_id');
+      throw payUpstream('微信支付下单失败', 'jsapi: no prepay_id');
     }
     throw this.failure('jsapi', status, data);
   }
@@ -370,11 +308,7 @@ export class WechatPayV3 implements PaymentProvider {
     try {
       return { tradeState, report: toReport(data, 'orderquery-v3') };
     } catch (error) {
-      throw new UpstreamError(
-        '微信支付响应异常',
-        'WECHAT_PAY_ERROR',
-        `orderquery: ${(error as Error).message}`,
-      );
+      throw payUpstream('微信支付响应异常', `orderquery: ${(error as Error).message}`);
     }
   }
 
@@ -388,6 +322,7 @@ export class WechatPayV3 implements PaymentProvider {
    * Other verified events (REFUND.*) and trade_state ≠ SUCCESS are acknowledged without credit.
    */
   parseNotify(request: NotifyRequest, nowSeconds: number): NotifyResult {
+    if (!this.accepts(request)) throw new NotifyRejectedError('not a v3 notify', 400);
     const [serial, signature, timestamp, nonce] = SIGNATURE_HEADERS.map((name) =>
       header(request.headers, name),
     ) as [string, string, string, string];

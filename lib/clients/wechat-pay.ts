@@ -1,18 +1,29 @@
-import { WechatPayV2 } from '#lib/clients/wechat-pay-v2';
-import { WechatPayV3 } from '#lib/clients/wechat-pay-v3';
 import type { Config } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import type { PaymentProvider } from './payment-provider';
+import { WechatPayV2 } from './wechat-pay-v2';
+import { WechatPayV3 } from './wechat-pay-v3';
 
 const providers = new WeakMap<Config, PaymentProvider>();
 
-/** The WeChat Pay client for the configured version (WECHAT_PAY_VERSION), built once per loaded config; throws ConfigError on bad v3 keys. */
+/**
+ * The WeChat Pay client for the configured version (WECHAT_PAY_VERSION), built once per loaded config.
+ * Every key was checked when the config loaded; this only refuses a function whose SECRET_NAMES did not
+ * include the pay secrets (ConfigError).
+ */
 export function paymentProvider(config: Config): PaymentProvider {
   let provider = providers.get(config);
   if (!provider) {
-    if (config.payVersion === 'v2') provider = new WechatPayV2(config);
-    else if (config.payVersion === 'v3') provider = new WechatPayV3(config);
-    else throw new ConfigError(`WECHAT_PAY_VERSION ${String(config.payVersion)} is not supported`);
+    if (config.payVersion === 'v2') {
+      if (!config.mchKey) throw new ConfigError('WECHAT_MCH_KEY was not loaded by this function');
+      provider = new WechatPayV2(config);
+    } else {
+      const { mchPrivateKey, payVerifier } = config;
+      if (!mchPrivateKey || !payVerifier || config.apiV3Key.length === 0) {
+        throw new ConfigError('the WeChat Pay v3 secrets were not loaded by this function');
+      }
+      provider = new WechatPayV3({ ...config, mchPrivateKey, payVerifier });
+    }
     providers.set(config, provider);
   }
   return provider;

@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { dynamo } from '#lib/clients/dynamodb';
+import type { PaymentReport } from '#lib/clients/payment-provider';
 
 export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'REFUNDED';
 
@@ -34,14 +35,8 @@ export interface OrderRecord {
   paidVia?: string;
 }
 
-/** The paid facts written by the exactly-once transition. */
-export interface PaidFacts {
-  transactionId: string;
-  paidAt: string;
-  bankType?: string;
-  cashFee?: number;
-  paidVia: string;
-}
+/** The facts of a reported payment that the exactly-once transition writes onto the order. */
+export type PaidFacts = Pick<PaymentReport, 'transactionId' | 'paidAt' | 'bankType' | 'cashFee' | 'paidVia'>;
 
 /** Creates a new order unless the out_trade_no is taken; false on a collision. */
 export async function createOrder(table: string, order: OrderRecord): Promise<boolean> {

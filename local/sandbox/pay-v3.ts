@@ -8,7 +8,8 @@ import {
 } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { formatRfc3339Cst } from '#lib/clients/wechat-pay-v3';
-import { envValue, splitPems } from '#lib/config';
+import { envValue } from '#lib/config';
+import { splitPems } from '#lib/secrets';
 import {
   aesGcmEncrypt,
   parseAuthorization,

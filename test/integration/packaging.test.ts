@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseEnv, promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SECRET_NAMES } from '#lib/config';
+import { SECRET_NAMES } from '#lib/secrets';
 
 /**
  * §5: `serverless package --stage prod` as CI would run it (no secrets in the environment, SECRETS_SOURCE

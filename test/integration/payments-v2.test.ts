@@ -11,7 +11,7 @@ import { handler as meHandler } from '#functions/me';
 import { handler as notifyHandler } from '#functions/pay-notify';
 import { handler as signInHandler } from '#functions/sign-in';
 import { dynamo } from '#lib/clients/dynamodb';
-import { loadConfig, resetConfigCache } from '#lib/config';
+import { loadConfig, resetConfigCache, type V2Config } from '#lib/config';
 import { verifyV2Sign } from '#lib/wechat-pay/v2-protocol';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
@@ -128,9 +128,9 @@ describe('createPayment and the v2 notify, end to end', () => {
     expect(order).toMatchObject({ planId: 'monthly', totalFee: 1800, status: 'PENDING' });
     expect(payParams.package).toMatch(/^prepay_id=/);
     const { paySign, ...signed } = payParams;
-    expect(verifyV2Sign({ appId: config.appId, ...signed, sign: paySign }, config.mchKey, ['MD5'])).toBe(
-      true,
-    );
+    expect(
+      verifyV2Sign({ appId: config.appId, ...signed, sign: paySign }, (config as V2Config).mchKey, ['MD5']),
+    ).toBe(true);
 
     // Act: paying again reuses the live prepay_id
     const again = await pay(token, { outTradeNo: order.outTradeNo });

@@ -9,27 +9,34 @@ import { handler as signInHandler } from '#functions/sign-in';
 import { dynamo } from '#lib/clients/dynamodb';
 import { WechatPayV2 } from '#lib/clients/wechat-pay-v2';
 import { WechatPayV3 } from '#lib/clients/wechat-pay-v3';
-import { type Config, loadConfig, resetConfigCache } from '#lib/config';
-import { handleNotify } from '#lib/notify';
-import { verifyRsaSha256 } from '#lib/wechat-pay/v3-protocol';
+import { loadConfig, resetConfigCache, type V3Config } from '#lib/config';
+import { createVerifier, verifyRsaSha256, type WechatPayVerifier } from '#lib/wechat-pay/v3-protocol';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
 import { buildV3Notify, wechatpayHeaders } from '#local/sandbox/pay-v3';
-import { countDynamoCalls, sandboxLogin } from './helpers';
+import { countDynamoCalls, handleNotify, sandboxLogin } from './helpers';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const pem = (path: string) => readFileSync(resolve(ROOT, path), 'utf8');
 const PUBLIC_KEY_ID = 'PUB_KEY_ID_0114232019112100000000000001';
 const wechatPayKey = createPrivateKey(pem('local/keys/wechatpay-private.pem'));
 
-let config: Config;
+let config: V3Config;
+
+/** The v3 client of a loaded v3 config (its key and verifier were built by config). */
+const v3Client = (loaded: V3Config) =>
+  new WechatPayV3({
+    ...loaded,
+    mchPrivateKey: loaded.mchPrivateKey as KeyObject,
+    payVerifier: loaded.payVerifier as WechatPayVerifier,
+  });
 let previousVersion: string | undefined;
 
 beforeAll(async () => {
   previousVersion = process.env.WECHAT_PAY_VERSION;
   process.env.WECHAT_PAY_VERSION = 'v3';
   resetConfigCache();
-  config = await loadConfig();
+  config = (await loadConfig()) as V3Config;
 });
 
 afterAll(() => {
@@ -157,7 +164,7 @@ describe('v3 notify: credit exactly once', () => {
       v2SignType: 'MD5',
       mchKey: process.env.WECHAT_MCH_KEY as string,
     });
-    const v3 = new WechatPayV3(config);
+    const v3 = v3Client(config);
     const tx = '4200000000202611210000008888';
     const xml = v2NotifyXml({ outTradeNo: order.outTradeNo, totalFee: 1800, transactionId: tx });
     const json = signedNotice(transaction(order.outTradeNo, { transaction_id: tx }));
@@ -411,15 +418,17 @@ describe('v3 notify bad inputs (reliability §2.6): refused, nothing written', (
 describe('platform certificate rotation', () => {
   it('accepts notifies under either of two platform certificates and refuses a third serial', async () => {
     // Prepare: certificate mode with the sandbox certificate and a second one, as during a rotation.
-    const rotating: Config = {
+    const platformCertPems = [
+      pem('local/keys/wechatpay-platform-cert.pem'),
+      pem('test/fixtures/wechat-pay/go-notify-cert-D7CE59D1F522D701.pem'),
+    ];
+    const rotating: V3Config = {
       ...config,
       payPublicKeyPem: '',
-      platformCertPems: [
-        pem('local/keys/wechatpay-platform-cert.pem'),
-        pem('test/fixtures/wechat-pay/go-notify-cert-D7CE59D1F522D701.pem'),
-      ],
+      platformCertPems,
+      payVerifier: createVerifier({ platformCertificates: platformCertPems }),
     };
-    const provider = new WechatPayV3(rotating);
+    const provider = v3Client(rotating);
     const oldKey = { key: wechatPayKey, serial: '5157F09EFDC096DE15EBE81A47057A7232F1B8E1' };
     const newKey = {
       key: createPrivateKey(pem('test/fixtures/wechat-pay/go-test-private-key.pem')),

@@ -1,20 +1,20 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { clearCaches } from '@aws-lambda-powertools/parameters';
 import { GetParameterCommand, GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig, resetConfigCache, type V2Config, type V3Config } from '#lib/config';
+import { ConfigError } from '#lib/errors';
 import {
-  loadConfig,
   neededSecretNames,
   parseSecrets,
-  readSettings,
-  resetConfigCache,
   type SecretName,
   secretNamesFor,
   ssmParameterName,
-} from '#lib/config';
-import { ConfigError } from '#lib/errors';
+} from '#lib/secrets';
+import { readSettings, type V2Settings, type V3Settings } from '#lib/settings';
 
 const FIXTURES = resolve(import.meta.dirname, '../../fixtures/wechat-pay');
 const PRIVATE_KEY_PEM = readFileSync(resolve(FIXTURES, 'official-apiclient-test-key.pem'), 'utf8');
@@ -82,8 +82,6 @@ describe('readSettings', () => {
       notifyUrl: '',
       payVersion: 'v2',
       v2SignType: 'MD5',
-      mchSerialNo: '',
-      payPublicKeyId: '',
       jwtIssuer: 'wechat-miniprogram-backend',
       jwtAudience: 'miniprogram',
       jwtTtlSeconds: 604800,
@@ -119,13 +117,14 @@ describe('readSettings', () => {
       payApiBase: 'http://127.0.0.1:3100',
       notifyUrl: 'https://example.com/notify',
       payVersion: 'v3',
-      v2SignType: 'HMAC-SHA256',
       mchSerialNo: '3775B6A45ACD588826D15E583A95F5DD20E9D8B0',
       payPublicKeyId: 'PUB_KEY_ID_0114232019112100000000000001',
       jwtIssuer: 'issuer-x',
       jwtAudience: 'audience-x',
       jwtTtlSeconds: 3600,
     });
+    expect(settings).not.toHaveProperty('v2SignType');
+    expect(readSettings({ ...env, WECHAT_PAY_VERSION: 'v2' })).toMatchObject({ v2SignType: 'HMAC-SHA256' });
   });
 
   it('uses explicit table names when USERS_TABLE and ORDERS_TABLE are set', () => {
@@ -162,10 +161,10 @@ describe('readSettings', () => {
   });
 
   it.each(['PUB_KEY_ID_abc', 'pub_key_id_0114', 'PUB_KEY_ID_12a', 'PUB_KEY_ID_0114\nX'])(
-    'throws a ConfigError naming WECHAT_PAY_PUBLIC_KEY_ID when it is %j',
+    'throws a ConfigError naming WECHAT_PAY_PUBLIC_KEY_ID when v3 has it as %j',
     (value) => {
       // Act
-      const error = configErrorOf(() => readSettings({ ...BASE_ENV, WECHAT_PAY_PUBLIC_KEY_ID: value }));
+      const error = configErrorOf(() => readSettings({ ...V3_ENV, WECHAT_PAY_PUBLIC_KEY_ID: value }));
 
       // Assess
       expectNamesWithoutValue(error, 'WECHAT_PAY_PUBLIC_KEY_ID', value);
@@ -182,8 +181,8 @@ describe('readSettings', () => {
 });
 
 describe('parseSecrets', () => {
-  const v2Settings = readSettings(V2_ENV);
-  const v3Settings = readSettings(V3_ENV);
+  const v2Settings = readSettings(V2_ENV) as V2Settings;
+  const v3Settings = readSettings(V3_ENV) as V3Settings;
 
   it('returns typed v2 secrets when every value is valid', () => {
     // Act
@@ -193,8 +192,7 @@ describe('parseSecrets', () => {
     expect(secrets.wechatSecret).toBe('unit-test-app-secret');
     expect(new TextDecoder().decode(secrets.jwtSecret)).toBe(JWT_SECRET);
     expect(secrets.mchKey).toBe(MCH_KEY);
-    expect(secrets.apiV3Key).toHaveLength(0);
-    expect(secrets.mchPrivateKey).toBeUndefined();
+    expect(Object.keys(secrets).sort()).toEqual(['jwtSecret', 'mchKey', 'wechatSecret']);
   });
 
   it('returns typed v3 secrets when the PEMs parse', () => {
@@ -205,7 +203,8 @@ describe('parseSecrets', () => {
     expect(secrets.apiV3Key.toString('utf8')).toBe(APIV3_KEY);
     expect(secrets.mchPrivateKey?.type).toBe('private');
     expect(secrets.payPublicKeyPem).toBe(PUBLIC_KEY_PEM);
-    expect(secrets.mchKey).toBe('');
+    expect(secrets.payVerifier?.serials()).toEqual(['PUB_KEY_ID_0114232019112100000000000001']);
+    expect('mchKey' in secrets).toBe(false);
   });
 
   it('accepts PEMs written with literal \\n when they come from an env file', () => {
@@ -336,6 +335,36 @@ describe('parseSecrets', () => {
     expect(error.detail).toContain('WECHAT_PAY_PUBLIC_KEY_ID');
   });
 
+  it.each([
+    ['WECHAT_MCH_SERIAL_NO', { WECHAT_MCH_SERIAL_NO: 'AB CD' }],
+    ['WECHAT_MCH_SERIAL_NO', { WECHAT_MCH_SERIAL_NO: '' }],
+    ['WECHAT_MCH_ID', { WECHAT_MCH_ID: '1900"000109' }],
+  ])('throws a ConfigError naming %s when v3 cannot put it in the Authorization header', (name, env) => {
+    // Act
+    const error = configErrorOf(() =>
+      parseSecrets(V3_RAW, readSettings({ ...V3_ENV, ...env }) as V3Settings),
+    );
+
+    // Assess
+    expect(error.detail).toContain(name);
+  });
+
+  it('throws a ConfigError naming WECHAT_MCH_PRIVATE_KEY when the key is not RSA', () => {
+    // Prepare
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+      type: 'pkcs8',
+      format: 'pem',
+    });
+
+    // Act
+    const error = configErrorOf(() =>
+      parseSecrets({ ...V3_RAW, WECHAT_MCH_PRIVATE_KEY: ec.toString() }, v3Settings),
+    );
+
+    // Assess
+    expect(error.detail).toBe('WECHAT_MCH_PRIVATE_KEY must be an RSA private key');
+  });
+
   it.each(Object.keys(V2_RAW) as SecretName[])(
     'throws a ConfigError naming %s when that v2 secret is missing',
     (name) => {
@@ -369,9 +398,11 @@ describe('parseSecrets', () => {
 
   it('leaves secrets empty and skips their checks when they are not needed', () => {
     // Act
-    const secrets = parseSecrets({ JWT_SECRET, WECHAT_MCH_KEY: 'bad' }, readSettings(BASE_ENV), [
-      'JWT_SECRET',
-    ]);
+    const secrets = parseSecrets(
+      { JWT_SECRET, WECHAT_MCH_KEY: 'bad' },
+      readSettings(BASE_ENV) as V2Settings,
+      ['JWT_SECRET'],
+    );
 
     // Assess
     expect(secrets.jwtSecret).toHaveLength(Buffer.byteLength(JWT_SECRET));
@@ -470,7 +501,7 @@ describe('loadConfig', () => {
     );
     expect(config.wechatSecret).toBe(V2_RAW.WECHAT_SECRET);
     expect(new TextDecoder().decode(config.jwtSecret)).toBe(JWT_SECRET);
-    expect(config.mchKey).toBe(MCH_KEY);
+    expect((config as V2Config).mchKey).toBe(MCH_KEY);
     expect(config.stage).toBe('test');
   });
 
@@ -549,7 +580,7 @@ describe('loadConfig', () => {
     // Assess
     expect(failed).toBeInstanceOf(ConfigError);
     expect((failed as ConfigError).detail).toContain('ThrottlingException');
-    expect(config.mchKey).toBe(MCH_KEY);
+    expect((config as V2Config).mchKey).toBe(MCH_KEY);
     expect(ssm.commandCalls(GetParametersCommand)).toHaveLength(2);
   });
 
@@ -572,9 +603,12 @@ describe('loadConfig', () => {
     // Assess
     expect(ssm.commandCalls(GetParametersCommand)).toHaveLength(1);
     expect(ssm.commandCalls(GetParametersCommand)[0]?.args[0].input.Names).toHaveLength(6);
-    expect(config.payPublicKeyPem).toBe(PUBLIC_KEY_PEM);
-    expect(config.platformCertPems).toEqual([]);
-    expect(config.mchPrivateKey?.type).toBe('private');
+    expect(config.payVersion).toBe('v3');
+    const v3 = config as V3Config;
+    expect(v3.payPublicKeyPem).toBe(PUBLIC_KEY_PEM);
+    expect(v3.platformCertPems).toEqual([]);
+    expect(v3.mchPrivateKey?.type).toBe('private');
+    expect(v3.payVerifier?.serials()).toEqual(['PUB_KEY_ID_0114232019112100000000000001']);
   });
 
   it('reads secrets from the environment without calling SSM when SECRETS_SOURCE is env', async () => {
@@ -582,7 +616,7 @@ describe('loadConfig', () => {
     const config = await loadConfig({ ...V2_ENV, SECRETS_SOURCE: 'env', ...V2_RAW });
 
     // Assess
-    expect(config.mchKey).toBe(MCH_KEY);
+    expect((config as V2Config).mchKey).toBe(MCH_KEY);
     expect(ssm.calls()).toHaveLength(0);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BadRequestError } from '#lib/errors';
-import { decodeCursor, extendMembership, newOutTradeNo, orderDescription, truncateUtf8 } from '#lib/payments';
+import { extendMembership, newOutTradeNo, orderDescription, truncateUtf8 } from '#lib/payments/rules';
+import { decodeCursor } from '#lib/payments/views';
 import { findPlan, PLANS } from '#lib/plans';
 
 describe('plans', () => {

@@ -268,7 +268,7 @@ describe.each(['MD5', 'HMAC-SHA256'] as const)('the app client against the v2 sa
         totalFee: 1800,
         cashFee: 1800,
         currency: 'CNY',
-        source: 'orderquery-v2',
+        paidVia: 'orderquery-v2',
       },
     });
   });

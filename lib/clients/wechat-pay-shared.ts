@@ -1,0 +1,69 @@
+import { ConflictError, ServiceUnavailableError, UpstreamError } from '#lib/errors';
+import { RetryableError, withOneRetry } from './retry';
+
+/**
+ * What the v2 and v3 WeChat Pay clients do alike: one deadline per attempt, network errors and 5xx retried
+ * once then answered 503 WECHAT_PAY_UNAVAILABLE, an order WeChat calls paid or closed answered 409.
+ */
+
+/** One attempt's deadline, milliseconds. */
+export const PAY_ATTEMPT_TIMEOUT_MS = 5000;
+
+/** The raw answer of one HTTP exchange with WeChat Pay. */
+export interface PayHttpAnswer {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+/**
+ * One HTTP exchange within PAY_ATTEMPT_TIMEOUT_MS; redirects are answered as they are (never followed).
+ * Throws RetryableError on a network failure, a timeout or a 5xx (gateways in front of WeChat answer
+ * those unsigned, so they are never acted on).
+ */
+export async function payExchange(url: string, init: RequestInit): Promise<PayHttpAnswer> {
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(url, {
+      ...init,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(PAY_ATTEMPT_TIMEOUT_MS),
+    });
+    text = await response.text();
+  } catch (error) {
+    throw new RetryableError(`network: ${(error as Error).name}`);
+  }
+  if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
+  return { status: response.status, headers: response.headers, text };
+}
+
+/** Runs one WeChat Pay call with one retry; a second RetryableError becomes 503 WECHAT_PAY_UNAVAILABLE. */
+export function withPayRetry<T>(version: 'v2' | 'v3', path: string, call: () => Promise<T>): Promise<T> {
+  return withOneRetry(`wechat pay ${version} ${path}`, call, (reason) =>
+    payUnavailable(`${path}: ${reason}`),
+  );
+}
+
+/** 503 WECHAT_PAY_UNAVAILABLE: WeChat Pay is busy, rate-limited or did not answer. */
+export function payUnavailable(detail: string): ServiceUnavailableError {
+  return new ServiceUnavailableError('微信支付繁忙，请稍后再试', 'WECHAT_PAY_UNAVAILABLE', detail);
+}
+
+/** 502: WeChat Pay answered something we cannot use (`code` WECHAT_PAY_ERROR unless given). */
+export function payUpstream(message: string, detail: string, code = 'WECHAT_PAY_ERROR'): UpstreamError {
+  return new UpstreamError(message, code, detail);
+}
+
+/**
+ * 409 for an error code saying the order is already paid (v2 ORDERPAID, v3 ORDERPAID / ORDER_PAID) or closed
+ * (v2 ORDERCLOSED, v3 ORDER_CLOSED); undefined for any other code.
+ */
+export function orderStateConflict(code: string): ConflictError | undefined {
+  if (code === 'ORDERPAID' || code === 'ORDER_PAID')
+    return new ConflictError('订单已支付', 'ORDER_PAID', code);
+  if (code === 'ORDERCLOSED' || code === 'ORDER_CLOSED') {
+    return new ConflictError('订单已关闭，请重新下单', 'ORDER_CLOSED', code);
+  }
+  return undefined;
+}

@@ -1,0 +1,153 @@
+import { randomInt } from 'node:crypto';
+import type { PaymentReport } from '#lib/clients/payment-provider';
+import { PaymentRejectedError } from '#lib/errors';
+import type { Plan } from '#lib/plans';
+import type { OrderRecord } from '#lib/repositories/order-repository';
+
+/**
+ * The pure rules of the payments domain: order numbers, descriptions, lifetimes, the membership
+ * arithmetic and whether a reported payment may be credited. No I/O; tested without mocks.
+ */
+
+/** The order as the mini-program sees it (DESIGN.md `order`). */
+export interface PublicOrder {
+  outTradeNo: string;
+  planId: string;
+  description: string;
+  totalFee: number;
+  status: OrderRecord['status'];
+  createdAt: string;
+  paidAt: string | null;
+  transactionId: string | null;
+}
+
+/** How long an order (and its prepay_id) can be paid, seconds: WeChat keeps a prepay_id for 2 hours. */
+export const ORDER_LIFETIME_SECONDS = 2 * 3600;
+/** An open order is continued by a new `{planId}` request only while it has this long left to be paid, seconds. */
+const REUSE_MARGIN_SECONDS = 10 * 60;
+const ALPHANUMERIC = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const DAY_MS = 86_400_000;
+
+/** The public shape of a stored order. */
+export function toPublicOrder(order: OrderRecord): PublicOrder {
+  return {
+    outTradeNo: order.outTradeNo,
+    planId: order.planId,
+    description: order.description,
+    totalFee: order.totalFee,
+    status: order.status,
+    createdAt: order.createdAt,
+    paidAt: order.paidAt ?? null,
+    transactionId: order.transactionId ?? null,
+  };
+}
+
+/** A fresh out_trade_no: `M` + yyyyMMddHHmmss (UTC) + 12 random letters/digits = 27 chars of [0-9A-Za-z]. */
+export function newOutTradeNo(now: Date): string {
+  const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  let random = '';
+  for (let i = 0; i < 12; i++) random += ALPHANUMERIC[randomInt(ALPHANUMERIC.length)];
+  return `M${stamp}${random}`;
+}
+
+/** Cuts a string to at most `maxBytes` UTF-8 bytes on a code-point boundary (never splits a character). */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  let out = '';
+  let bytes = 0;
+  for (const char of text) {
+    const size = Buffer.byteLength(char);
+    if (bytes + size > maxBytes) break;
+    out += char;
+    bytes += size;
+  }
+  return out;
+}
+
+/** New membership end: max(now, current end) + days, as ISO 8601 UTC. Commutative for concurrent payments. */
+export function extendMembership(currentEnd: string | undefined, now: Date, days: number): string {
+  const current = currentEnd ? new Date(currentEnd).getTime() : 0;
+  return new Date(Math.max(now.getTime(), current) + days * DAY_MS).toISOString();
+}
+
+/** Order description shown in the user's WeChat bill (≤ 127 bytes). */
+export function orderDescription(plan: Plan): string {
+  return truncateUtf8(`会员-${plan.name}`, 127);
+}
+
+/** A new PENDING order for a plan at the catalog price, payable for ORDER_LIFETIME_SECONDS. */
+export function newOrder(input: {
+  userId: string;
+  openid: string;
+  plan: Plan;
+  payVersion: OrderRecord['payVersion'];
+  clientIp: string;
+  now: Date;
+}): OrderRecord {
+  const { now, plan } = input;
+  return {
+    outTradeNo: newOutTradeNo(now),
+    userId: input.userId,
+    openid: input.openid,
+    planId: plan.id,
+    description: orderDescription(plan),
+    totalFee: plan.totalFee,
+    status: 'PENDING',
+    payVersion: input.payVersion,
+    clientIp: input.clientIp,
+    createdAt: now.toISOString(),
+    timeExpire: new Date(now.getTime() + ORDER_LIFETIME_SECONDS * 1000).toISOString(),
+  };
+}
+
+/**
+ * Whether a new `{planId}` request continues this order (a double tap, or a retry after WeChat was
+ * unavailable): PENDING, same plan and pay version, and at least REUSE_MARGIN_SECONDS left to pay.
+ */
+export function continuesOrder(order: OrderRecord, planId: string, payVersion: string, now: Date): boolean {
+  return (
+    order.status === 'PENDING' &&
+    order.planId === planId &&
+    order.payVersion === payVersion &&
+    new Date(order.timeExpire).getTime() - now.getTime() > REUSE_MARGIN_SECONDS * 1000
+  );
+}
+
+/**
+ * Where a stored order stands for a reported payment: 'pending' (credit it) or 'duplicate' (already PAID by
+ * this transaction_id). Throws PaymentRejectedError for anything that must never be credited: no such
+ * order, another amount, PAID by another transaction, or not PENDING.
+ */
+export function standingFor(order: OrderRecord | undefined, report: PaymentReport): 'pending' | 'duplicate' {
+  const detail = (extra: object = {}) =>
+    JSON.stringify({
+      outTradeNo: report.outTradeNo,
+      transactionId: report.transactionId,
+      paidVia: report.paidVia,
+      ...extra,
+    });
+  if (!order) throw new PaymentRejectedError('unknown_order', 'unknown out_trade_no', detail());
+  if (order.totalFee !== report.totalFee) {
+    throw new PaymentRejectedError(
+      'amount_mismatch',
+      'amount mismatch',
+      detail({ expected: order.totalFee, reported: report.totalFee }),
+    );
+  }
+  if (order.status === 'PAID') {
+    if (order.transactionId === report.transactionId) return 'duplicate';
+    throw new PaymentRejectedError('paid_by_other', 'order already paid by another transaction', detail());
+  }
+  if (order.status !== 'PENDING') {
+    throw new PaymentRejectedError('not_pending', `order is ${order.status}`, detail());
+  }
+  return 'pending';
+}
+
+/** Checks a report names our merchant and currency; throws PaymentRejectedError otherwise. */
+export function assertOurMerchant(report: PaymentReport, merchant: { appId: string; mchId: string }): void {
+  if (report.appId !== merchant.appId || report.mchId !== merchant.mchId) {
+    const detail = JSON.stringify({ outTradeNo: report.outTradeNo, transactionId: report.transactionId });
+    throw new PaymentRejectedError('merchant_mismatch', 'appid/mchid mismatch', detail);
+  }
+  if (report.currency !== 'CNY') throw new PaymentRejectedError('currency_mismatch', 'currency mismatch');
+}

@@ -1,0 +1,75 @@
+import { randomInt } from 'node:crypto';
+import type { PaymentReport } from '#lib/clients/payment-provider';
+import type { Config } from '#lib/config';
+import { logger } from '#lib/logger';
+import { findPlan } from '#lib/plans';
+import type { OrderRecord } from '#lib/repositories/order-repository';
+import * as orders from '#lib/repositories/order-repository';
+import * as users from '#lib/repositories/user-repository';
+import { assertOurMerchant, extendMembership, standingFor } from './rules';
+
+export type SettleOutcome = 'credited' | 'duplicate';
+
+/** How long a settle may keep retrying contention, milliseconds: well inside WeChat's 5 s notify window. */
+const SETTLE_BUDGET_MS = 3000;
+
+/**
+ * Credits a payment WeChat reported (v2/v3 notify or order query) exactly once, keyed on out_trade_no:
+ * checks appid/mchid/currency/amount against our records, then one transaction (order PENDING → PAID,
+ * membership max(now, end) + plan days, role 1). A changed user version is re-read and retried (jittered
+ * backoff, within a 3 s budget), never taken for a duplicate.
+ * Returns 'duplicate' when the order is already PAID with the same transaction_id. Throws
+ * PaymentRejectedError for anything that must not be credited (nothing is written then), or Error when
+ * contention outlasts the budget or the order's plan or user is missing (WeChat retries).
+ */
+export async function settlePayment(
+  config: Config,
+  report: PaymentReport,
+  now: () => Date = () => new Date(),
+): Promise<SettleOutcome> {
+  assertOurMerchant(report, config);
+  const stored = await orders.getOrder(config.ordersTable, report.outTradeNo);
+  if (standingFor(stored, report) === 'duplicate') return 'duplicate';
+  const order = stored as OrderRecord;
+  const plan = findPlan(order.planId);
+  let user = await users.getUser(config.usersTable, order.userId);
+  if (!plan || !user) throw new Error(`order ${order.outTradeNo} references a missing plan or user`);
+
+  const context = {
+    outTradeNo: report.outTradeNo,
+    transactionId: report.transactionId,
+    paidVia: report.paidVia,
+  };
+  const deadline = Date.now() + SETTLE_BUDGET_MS;
+  for (let attempt = 1; ; attempt++) {
+    const at = now();
+    const result = await orders.markOrderPaidAndExtendMembership({
+      ordersTable: config.ordersTable,
+      usersTable: config.usersTable,
+      order,
+      paid: report,
+      userVersion: user.version ?? 0,
+      membershipExpiredAt: extendMembership(user.membershipExpiredAt, at, plan.days),
+      now: at.toISOString(),
+    });
+    if (result.kind === 'committed') {
+      logger.info('payment credited', { ...context, attempt });
+      return 'credited';
+    }
+    if (result.kind === 'order_changed') {
+      // Another delivery (or the order query) settled it first: DynamoDB returned the order as it is now.
+      const current = result.order ?? (await orders.getOrder(config.ordersTable, report.outTradeNo));
+      if (standingFor(current, report) === 'duplicate') return 'duplicate';
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `paid transition for ${report.outTradeNo} did not settle within ${SETTLE_BUDGET_MS} ms`,
+      );
+    }
+    // Another payment of the same user moved its version (or DynamoDB saw a conflict): back off, re-read the user.
+    await new Promise((resolve) => setTimeout(resolve, randomInt(5, Math.min(30 * attempt, 250) + 6)));
+    const latest = await users.getUser(config.usersTable, order.userId);
+    if (!latest) throw new Error(`user ${order.userId} disappeared`);
+    user = latest;
+  }
+}

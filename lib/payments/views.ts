@@ -1,0 +1,85 @@
+import * as v from 'valibot';
+import type { OrderQueryResult, PaymentProvider } from '#lib/clients/payment-provider';
+import type { Config } from '#lib/config';
+import { BadRequestError, NotFoundError, PaymentRejectedError } from '#lib/errors';
+import { logger } from '#lib/logger';
+import * as orders from '#lib/repositories/order-repository';
+import { OUT_TRADE_NO } from './out-trade-no';
+import { type PublicOrder, toPublicOrder } from './rules';
+import { settlePayment } from './settle';
+
+/**
+ * `GET /wechat/orders/{outTradeNo}`: the caller's order; a PENDING one is first checked with WeChat's order
+ * query, and a SUCCESS there goes through the same exactly-once settle as a notify. Throws NotFoundError
+ * for someone else's order. A failing order query or settle leaves the order PENDING (logged, not thrown).
+ */
+export async function getOrderForUser(
+  config: Config,
+  provider: PaymentProvider,
+  userId: string,
+  outTradeNo: string,
+): Promise<PublicOrder> {
+  if (!OUT_TRADE_NO.test(outTradeNo)) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
+  const order = await orders.getOrder(config.ordersTable, outTradeNo);
+  if (!order || order.userId !== userId) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
+  if (order.status !== 'PENDING' || order.payVersion !== provider.version) return toPublicOrder(order);
+
+  let query: OrderQueryResult;
+  try {
+    query = await provider.queryOrder(outTradeNo);
+  } catch (error) {
+    logger.warn('order query failed; order stays PENDING', { outTradeNo, error: (error as Error).message });
+    return toPublicOrder(order);
+  }
+  if (query.tradeState !== 'SUCCESS' || !('report' in query)) return toPublicOrder(order);
+  try {
+    await settlePayment(config, query.report);
+  } catch (error) {
+    // Money-safe either way (nothing was written); the notify or the next look settles it.
+    const rejected = error instanceof PaymentRejectedError;
+    logger.error(
+      rejected ? 'order query reported a payment we cannot credit' : 'settling from the order query failed',
+      { outTradeNo, reason: (error as Error).message },
+    );
+  }
+  const current = await orders.getOrder(config.ordersTable, outTradeNo);
+  return toPublicOrder(current ?? order);
+}
+
+const CURSOR = v.strictObject({
+  outTradeNo: v.pipe(v.string(), v.regex(OUT_TRADE_NO)),
+  userId: v.string(),
+  createdAt: v.pipe(v.string(), v.isoTimestamp()),
+});
+
+/** Decodes an opaque page cursor; it must belong to the caller. Throws BadRequestError otherwise. */
+export function decodeCursor(cursor: string | undefined, userId: string): Record<string, string> | undefined {
+  if (!cursor) return undefined;
+  try {
+    const key = v.parse(CURSOR, JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    if (key.userId !== userId) throw new Error('foreign cursor');
+    return key;
+  } catch {
+    throw new BadRequestError('分页参数无效', 'INVALID_CURSOR');
+  }
+}
+
+/**
+ * `GET /wechat/orders`: the caller's orders, newest first, `limit` per page (1–50), with an opaque cursor.
+ * Throws BadRequestError for a bad limit or cursor.
+ */
+export async function listOrders(
+  config: Config,
+  userId: string,
+  cursor: string | undefined,
+  limit = 20,
+): Promise<{ orders: PublicOrder[]; nextCursor: string | null }> {
+  if (!Number.isInteger(limit) || limit < 1 || limit > 50) {
+    throw new BadRequestError('limit 应为 1–50 的整数', 'INVALID_LIMIT');
+  }
+  const page = await orders.listOrdersByUser(config.ordersTable, userId, limit, decodeCursor(cursor, userId));
+  return {
+    orders: page.orders.map(toPublicOrder),
+    nextCursor: page.lastKey ? Buffer.from(JSON.stringify(page.lastKey)).toString('base64url') : null,
+  };
+}

@@ -1,0 +1,263 @@
+import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { getParametersByName } from '@aws-lambda-powertools/parameters/ssm';
+import { ConfigError } from '#lib/errors';
+import type { PayVersion, Settings, V2Settings, V3Settings } from '#lib/settings';
+import { createVerifier, type WechatPayVerifier } from '#lib/wechat-pay/v3-protocol';
+
+/**
+ * Secrets: which exist, which a function needs, where they live in SSM, and every check of their values
+ * (lengths, PEM parsing, the v3 verifier), done once at load. A failure is a ConfigError naming the
+ * parameter, never its value.
+ */
+
+export const SECRET_NAMES = [
+  'WECHAT_SECRET',
+  'JWT_SECRET',
+  'WECHAT_MCH_KEY',
+  'WECHAT_APIV3_KEY',
+  'WECHAT_MCH_PRIVATE_KEY',
+  'WECHAT_PAY_PUBLIC_KEY',
+  'WECHAT_PAY_PLATFORM_CERTS',
+] as const;
+export type SecretName = (typeof SECRET_NAMES)[number];
+
+/** Raw secret strings as they come from the environment or SSM. */
+export type RawSecrets = Partial<Record<SecretName, string>>;
+
+interface CommonSecrets {
+  wechatSecret: string;
+  jwtSecret: Uint8Array;
+}
+
+export interface V2Secrets extends CommonSecrets {
+  /** The APIv2 key (32 letters or digits); '' when this function does not pay. */
+  mchKey: string;
+}
+
+export interface V3Secrets extends CommonSecrets {
+  /** The APIv3 key (32 bytes); empty when this function does not pay. */
+  apiV3Key: Buffer;
+  /** The merchant API private key (RSA) that signs requests and paySign. */
+  mchPrivateKey?: KeyObject;
+  payPublicKeyPem: string;
+  platformCertPems: string[];
+  /** Verifies WeChat Pay's signatures with the public key and/or platform certificates, built once. */
+  payVerifier?: WechatPayVerifier;
+}
+
+/** Headers carry mchid and the serial between double quotes: only these characters may appear. */
+const HEADER_TOKEN = /^[0-9A-Za-z_-]+$/;
+
+/** Splits a text holding one or more PEM certificates into single PEMs. */
+export function splitPems(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+/** The SSM parameter name of a secret: `/<service>/<stage>/<NAME>`. */
+export function ssmParameterName(settings: Pick<Settings, 'service' | 'stage'>, name: SecretName): string {
+  return `/${settings.service}/${settings.stage}/${name}`;
+}
+
+/** Every secret the configured pay version uses (the local default). */
+export function secretNamesFor(payVersion: PayVersion): SecretName[] {
+  const common: SecretName[] = ['WECHAT_SECRET', 'JWT_SECRET'];
+  return payVersion === 'v2'
+    ? [...common, 'WECHAT_MCH_KEY']
+    : [
+        ...common,
+        'WECHAT_APIV3_KEY',
+        'WECHAT_MCH_PRIVATE_KEY',
+        'WECHAT_PAY_PUBLIC_KEY',
+        'WECHAT_PAY_PLATFORM_CERTS',
+      ];
+}
+
+/**
+ * The secrets this function needs: `SECRET_NAMES` (comma-separated, set per function in serverless.yml so
+ * each role reads only its own parameters), else every secret of the pay version.
+ */
+export function neededSecretNames(env: NodeJS.ProcessEnv, settings: Settings): SecretName[] {
+  const listed = (env.SECRET_NAMES ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
+  if (listed.length === 0) return secretNamesFor(settings.payVersion);
+  for (const name of listed) {
+    if (!(SECRET_NAMES as readonly string[]).includes(name))
+      throw new ConfigError(`SECRET_NAMES lists unknown ${name}`);
+  }
+  return listed as SecretName[];
+}
+
+/** Reads one raw secret set: required values, PEM normalisation. */
+class SecretReader {
+  constructor(
+    private readonly raw: RawSecrets,
+    private readonly needed: readonly SecretName[],
+  ) {}
+
+  wants(name: SecretName): boolean {
+    return this.needed.includes(name);
+  }
+
+  required(name: SecretName): string {
+    const value = this.raw[name];
+    if (value === undefined || value === '') throw new ConfigError(`${name} is missing`);
+    return value;
+  }
+
+  /** PEMs often travel through env files with literal \n; normalise them. */
+  pem(name: SecretName): string {
+    return (this.raw[name] ?? '').replace(/\\n/g, '\n');
+  }
+}
+
+function commonSecrets(read: SecretReader): CommonSecrets {
+  const secrets: CommonSecrets = {
+    wechatSecret: read.wants('WECHAT_SECRET') ? read.required('WECHAT_SECRET') : '',
+    jwtSecret: new Uint8Array(),
+  };
+  if (read.wants('JWT_SECRET')) {
+    const jwtSecret = read.required('JWT_SECRET');
+    if (Buffer.byteLength(jwtSecret) < 32) throw new ConfigError('JWT_SECRET must be at least 32 bytes');
+    secrets.jwtSecret = new TextEncoder().encode(jwtSecret);
+  }
+  return secrets;
+}
+
+function v2Secrets(read: SecretReader, settings: V2Settings): V2Secrets {
+  const secrets: V2Secrets = { ...commonSecrets(read), mchKey: '' };
+  if (read.wants('WECHAT_MCH_KEY')) {
+    if (!settings.mchId) throw new ConfigError('WECHAT_MCH_ID is not set');
+    secrets.mchKey = read.required('WECHAT_MCH_KEY');
+    if (!/^[0-9A-Za-z]{32}$/.test(secrets.mchKey)) {
+      throw new ConfigError('WECHAT_MCH_KEY must be 32 letters or digits');
+    }
+  }
+  return secrets;
+}
+
+function v3Secrets(read: SecretReader, settings: V3Settings): V3Secrets {
+  const secrets: V3Secrets = {
+    ...commonSecrets(read),
+    apiV3Key: Buffer.alloc(0),
+    payPublicKeyPem: '',
+    platformCertPems: [],
+  };
+  if (read.wants('WECHAT_APIV3_KEY')) {
+    if (!settings.mchId) throw new ConfigError('WECHAT_MCH_ID is not set');
+    if (!HEADER_TOKEN.test(settings.mchId)) throw new ConfigError('WECHAT_MCH_ID must be letters or digits');
+    secrets.apiV3Key = Buffer.from(read.required('WECHAT_APIV3_KEY'), 'utf8');
+    if (secrets.apiV3Key.length !== 32) throw new ConfigError('WECHAT_APIV3_KEY must be exactly 32 bytes');
+  }
+  if (read.wants('WECHAT_MCH_PRIVATE_KEY')) {
+    read.required('WECHAT_MCH_PRIVATE_KEY');
+    if (!settings.mchSerialNo) throw new ConfigError('WECHAT_MCH_SERIAL_NO is not set');
+    if (!HEADER_TOKEN.test(settings.mchSerialNo)) {
+      throw new ConfigError('WECHAT_MCH_SERIAL_NO must be a hex certificate serial');
+    }
+    let key: KeyObject;
+    try {
+      key = createPrivateKey(read.pem('WECHAT_MCH_PRIVATE_KEY'));
+    } catch {
+      throw new ConfigError('WECHAT_MCH_PRIVATE_KEY is not a valid PEM private key');
+    }
+    if (key.asymmetricKeyType !== 'rsa')
+      throw new ConfigError('WECHAT_MCH_PRIVATE_KEY must be an RSA private key');
+    secrets.mchPrivateKey = key;
+  }
+  if (read.wants('WECHAT_PAY_PUBLIC_KEY') || read.wants('WECHAT_PAY_PLATFORM_CERTS')) {
+    secrets.payPublicKeyPem = read.pem('WECHAT_PAY_PUBLIC_KEY');
+    secrets.platformCertPems = splitPems(read.pem('WECHAT_PAY_PLATFORM_CERTS'));
+    secrets.payVerifier = payVerifier(secrets, settings);
+  }
+  return secrets;
+}
+
+/** Checks the WeChat Pay public key and platform certificates one by one, then builds the verifier. */
+function payVerifier(secrets: V3Secrets, settings: V3Settings): WechatPayVerifier {
+  if (!secrets.payPublicKeyPem && secrets.platformCertPems.length === 0) {
+    throw new ConfigError('WECHAT_PAY_PUBLIC_KEY or WECHAT_PAY_PLATFORM_CERTS must be set for v3');
+  }
+  if (secrets.payPublicKeyPem) {
+    if (!settings.payPublicKeyId) throw new ConfigError('WECHAT_PAY_PUBLIC_KEY_ID is not set');
+    try {
+      createPublicKey(secrets.payPublicKeyPem);
+    } catch {
+      throw new ConfigError('WECHAT_PAY_PUBLIC_KEY is not a valid PEM public key');
+    }
+  }
+  for (const cert of secrets.platformCertPems) {
+    try {
+      new X509Certificate(cert);
+    } catch {
+      throw new ConfigError('WECHAT_PAY_PLATFORM_CERTS holds an invalid certificate');
+    }
+  }
+  try {
+    return createVerifier({
+      publicKey: secrets.payPublicKeyPem
+        ? { id: settings.payPublicKeyId, pem: secrets.payPublicKeyPem }
+        : undefined,
+      platformCertificates: secrets.platformCertPems,
+    });
+  } catch (error) {
+    throw new ConfigError(`WECHAT_PAY_PUBLIC_KEY / WECHAT_PAY_PLATFORM_CERTS: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Validates the raw secret strings (from env or SSM) a function needs into typed secrets of the settings'
+ * pay version; throws ConfigError naming the parameter, never its value. Secrets not in `needed` stay empty.
+ */
+export function parseSecrets(
+  raw: RawSecrets,
+  settings: V2Settings,
+  needed?: readonly SecretName[],
+): V2Secrets;
+export function parseSecrets(
+  raw: RawSecrets,
+  settings: V3Settings,
+  needed?: readonly SecretName[],
+): V3Secrets;
+export function parseSecrets(
+  raw: RawSecrets,
+  settings: Settings,
+  needed?: readonly SecretName[],
+): V2Secrets | V3Secrets;
+export function parseSecrets(
+  raw: RawSecrets,
+  settings: Settings,
+  needed: readonly SecretName[] = secretNamesFor(settings.payVersion),
+): V2Secrets | V3Secrets {
+  const read = new SecretReader(raw, needed);
+  return settings.payVersion === 'v2' ? v2Secrets(read, settings) : v3Secrets(read, settings);
+}
+
+/**
+ * The raw secrets from SSM SecureStrings `/<service>/<stage>/<NAME>` in one batched, decrypted call
+ * (Powertools, cached 900 s). Throws ConfigError naming the path of a missing parameter; v3's public key and
+ * platform certificates are alternatives, so either may be absent.
+ */
+export async function fetchSecretsFromSsm(
+  settings: Settings,
+  names: readonly SecretName[],
+): Promise<RawSecrets> {
+  const byPath = Object.fromEntries(names.map((name) => [ssmParameterName(settings, name), {}]));
+  let values: Record<string, unknown>;
+  try {
+    values = await getParametersByName<string>(byPath, { decrypt: true, throwOnError: false, maxAge: 900 });
+  } catch (error) {
+    throw new ConfigError(`SSM read failed: ${(error as Error).name}`);
+  }
+  const failed = new Set((values._errors as string[] | undefined) ?? []);
+  const result: RawSecrets = {};
+  for (const name of names) {
+    const path = ssmParameterName(settings, name);
+    const value = values[path];
+    const optionalInV3 = name === 'WECHAT_PAY_PUBLIC_KEY' || name === 'WECHAT_PAY_PLATFORM_CERTS';
+    if (typeof value === 'string') result[name] = value;
+    else if (!optionalInV3 || !failed.has(path)) throw new ConfigError(`SSM parameter ${path} is missing`);
+  }
+  return result;
+}

@@ -1,0 +1,107 @@
+import { ConfigError } from '#lib/errors';
+import type { V2SignType } from '#lib/wechat-pay/v2-protocol';
+
+/**
+ * Plain (non-secret) settings, read from the environment with the production defaults below
+ * (`.env.example` holds the sandbox values used locally). Secrets live in `lib/secrets.ts`.
+ */
+
+export type PayVersion = 'v2' | 'v3';
+
+interface CommonSettings {
+  service: string;
+  stage: string;
+  usersTable: string;
+  ordersTable: string;
+  appId: string;
+  mchId: string;
+  apiBase: string;
+  payApiBase: string;
+  notifyUrl: string;
+  jwtIssuer: string;
+  jwtAudience: string;
+  /** Session lifetime in seconds. */
+  jwtTtlSeconds: number;
+}
+
+export interface V2Settings extends CommonSettings {
+  payVersion: 'v2';
+  v2SignType: V2SignType;
+}
+
+export interface V3Settings extends CommonSettings {
+  payVersion: 'v3';
+  /** The merchant API certificate serial (WECHAT_MCH_SERIAL_NO); '' until a pay function needs it. */
+  mchSerialNo: string;
+  /** `PUB_KEY_ID_<digits>` of the WeChat Pay public key; '' in platform-certificate mode. */
+  payPublicKeyId: string;
+}
+
+/** The settings, discriminated on the WeChat Pay API version. */
+export type Settings = V2Settings | V3Settings;
+
+const DEFAULTS: Record<string, string> = {
+  SERVICE_NAME: 'wechat-miniprogram-backend',
+  STAGE: 'dev',
+  WECHAT_API_BASE: 'https://api.weixin.qq.com',
+  WECHAT_PAY_API_BASE: 'https://api.mch.weixin.qq.com',
+  WECHAT_PAY_VERSION: 'v2',
+  WECHAT_PAY_SIGN_TYPE: 'MD5',
+  JWT_TTL_SECONDS: String(7 * 24 * 3600),
+  JWT_AUDIENCE: 'miniprogram',
+};
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name] ?? DEFAULTS[name];
+  if (value === undefined || value === '') throw new ConfigError(`${name} is not set`);
+  return value;
+}
+
+function optional(env: NodeJS.ProcessEnv, name: string): string {
+  return env[name] ?? DEFAULTS[name] ?? '';
+}
+
+function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(`${name} must be one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+/** Plain settings from the environment; throws ConfigError naming the variable (never its value). */
+export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const service = required(env, 'SERVICE_NAME');
+  const stage = required(env, 'STAGE');
+  const ttl = Number(required(env, 'JWT_TTL_SECONDS'));
+  if (!Number.isInteger(ttl) || ttl < 60 || ttl > 90 * 24 * 3600) {
+    throw new ConfigError('JWT_TTL_SECONDS must be an integer between 60 and 7776000');
+  }
+  const common: CommonSettings = {
+    service,
+    stage,
+    usersTable: optional(env, 'USERS_TABLE') || `${service}-${stage}-users`,
+    ordersTable: optional(env, 'ORDERS_TABLE') || `${service}-${stage}-orders`,
+    appId: required(env, 'WECHAT_APPID'),
+    mchId: optional(env, 'WECHAT_MCH_ID'),
+    apiBase: required(env, 'WECHAT_API_BASE').replace(/\/+$/, ''),
+    payApiBase: required(env, 'WECHAT_PAY_API_BASE').replace(/\/+$/, ''),
+    notifyUrl: optional(env, 'WECHAT_NOTIFY_URL'),
+    jwtIssuer: optional(env, 'JWT_ISSUER') || service,
+    jwtAudience: required(env, 'JWT_AUDIENCE'),
+    jwtTtlSeconds: ttl,
+  };
+  const payVersion = oneOf('WECHAT_PAY_VERSION', required(env, 'WECHAT_PAY_VERSION'), ['v2', 'v3'] as const);
+  if (payVersion === 'v2') {
+    const signTypes = ['MD5', 'HMAC-SHA256'] as const;
+    return {
+      ...common,
+      payVersion,
+      v2SignType: oneOf('WECHAT_PAY_SIGN_TYPE', required(env, 'WECHAT_PAY_SIGN_TYPE'), signTypes),
+    };
+  }
+  const payPublicKeyId = optional(env, 'WECHAT_PAY_PUBLIC_KEY_ID');
+  if (payPublicKeyId && !/^PUB_KEY_ID_\d+$/.test(payPublicKeyId)) {
+    throw new ConfigError('WECHAT_PAY_PUBLIC_KEY_ID must look like PUB_KEY_ID_<digits>');
+  }
+  return { ...common, payVersion, mchSerialNo: optional(env, 'WECHAT_MCH_SERIAL_NO'), payPublicKeyId };
+}
