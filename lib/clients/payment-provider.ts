@@ -61,7 +61,10 @@ export interface NotifyReply {
 
 export interface PaymentProvider {
   readonly version: 'v2' | 'v3';
-  /** Requests a prepay_id (idempotent for identical parameters); throws ConflictError / UpstreamError / ServiceUnavailableError. */
+  /**
+   * Requests a prepay_id (idempotent for identical parameters); throws ConflictError / UpstreamError /
+   * ServiceUnavailableError.
+   */
   prepay(request: PrepayRequest): Promise<string>;
   /** Signs `wx.requestPayment` parameters for a prepay_id. */
   payParams(prepayId: string): PayParams;

@@ -63,7 +63,10 @@ export function formatRfc3339Cst(date: Date): string {
   return `${new Date(ms + CST_OFFSET_MS).toISOString().slice(0, 19)}+08:00`;
 }
 
-/** An RFC 3339 timestamp with offset (`2018-06-08T10:34:56+08:00`) → ISO 8601 UTC; throws RangeError on any other shape or an impossible date. */
+/**
+ * An RFC 3339 timestamp with offset (`2018-06-08T10:34:56+08:00`) → ISO 8601 UTC; throws RangeError on any
+ * other shape or an impossible date.
+ */
 export function rfc3339ToIso(value: string): string {
   const match = typeof value === 'string' ? RFC3339.exec(value) : null;
   if (match === null) throw new RangeError('not an RFC 3339 timestamp');
@@ -149,7 +152,10 @@ function toReport(transaction: Record<string, unknown>, paidVia: PaymentReport['
   };
 }
 
-/** Header lookup that ignores case; a header present under two spellings counts as missing (never guess which one is real). */
+/**
+ * Header lookup that ignores case; a header present under two spellings counts as missing (never guess which
+ * one is real).
+ */
 function header(headers: NotifyRequest['headers'], name: string): string {
   let found: string | undefined;
   let seen = 0;
@@ -177,7 +183,10 @@ export class WechatPayV3 implements PaymentProvider {
     this.privateKey = config.mchPrivateKey;
   }
 
-  /** Sends a signed request (one retry on network error / 5xx / SYSTEM_ERROR, same body bytes) → verified status and JSON body. */
+  /**
+   * Sends a signed request (one retry on network error / 5xx / SYSTEM_ERROR, same body bytes) → verified
+   * status and JSON body.
+   */
   private async call(
     method: 'GET' | 'POST',
     url: string,
@@ -268,7 +277,10 @@ export class WechatPayV3 implements PaymentProvider {
     return payUpstream('微信支付请求失败', `${operation}: http ${status} ${code}`);
   }
 
-  /** JSAPI prepay (`POST /v3/pay/transactions/jsapi`) → prepay_id. ORDERPAID / ORDER_CLOSED → ConflictError; 429 → ServiceUnavailableError; others → UpstreamError. */
+  /**
+   * JSAPI prepay (`POST /v3/pay/transactions/jsapi`) → prepay_id. ORDERPAID / ORDER_CLOSED → ConflictError;
+   * 429 → ServiceUnavailableError; others → UpstreamError.
+   */
   async prepay(request: PrepayRequest): Promise<string> {
     const { config } = this;
     if (!config.notifyUrl) throw new ConfigError('WECHAT_NOTIFY_URL is not set');
@@ -295,7 +307,10 @@ export class WechatPayV3 implements PaymentProvider {
     return buildPayParamsV3({ appId: this.config.appId, prepayId, privateKey: this.privateKey });
   }
 
-  /** `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=…` → trade state (report on SUCCESS); 404 ORDER_NOT_EXIST → NOTEXIST. */
+  /**
+   * `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=…` → trade state (report on SUCCESS); 404
+   * ORDER_NOT_EXIST → NOTEXIST.
+   */
   async queryOrder(outTradeNo: string): Promise<OrderQueryResult> {
     const url =
       `/v3/pay/transactions/out-trade-no/${encodeURIComponent(outTradeNo)}` +

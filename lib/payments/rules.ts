@@ -76,6 +76,7 @@ export function orderDescription(plan: Plan): string {
 
 /** A new PENDING order for a plan at the catalog price, payable for ORDER_LIFETIME_SECONDS. */
 export function newOrder(input: {
+  outTradeNo: string;
   userId: string;
   openid: string;
   plan: Plan;
@@ -85,7 +86,7 @@ export function newOrder(input: {
 }): OrderRecord {
   const { now, plan } = input;
   return {
-    outTradeNo: newOutTradeNo(now),
+    outTradeNo: input.outTradeNo,
     userId: input.userId,
     openid: input.openid,
     planId: plan.id,

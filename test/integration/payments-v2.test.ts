@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { handler as createPaymentHandler } from '#functions/create-payment';
@@ -12,6 +12,7 @@ import { handler as notifyHandler } from '#functions/pay-notify';
 import { handler as signInHandler } from '#functions/sign-in';
 import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig, resetConfigCache, type V2Config } from '#lib/config';
+import { ORDERS_PER_USER_HOUR } from '#lib/payments/orders';
 import { verifyV2Sign } from '#lib/wechat-pay/v2-protocol';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
@@ -201,6 +202,70 @@ describe('createPayment and the v2 notify, end to end', () => {
     expect(second.data?.payParams.package).toBe(first.data?.payParams.package);
     expect(other.data?.order.outTradeNo).not.toBe(first.data?.order.outTradeNo);
     expect(other.data?.order.totalFee).toBe(16800);
+  });
+
+  it('opens one order and makes one prepay call for 50 concurrent taps on one plan', async () => {
+    // Prepare
+    const { token } = await signIn();
+    const prepaysBefore = (await sandbox('/sandbox/calls')).calls.filter(
+      (c: { path: string }) => c.path === '/pay/unifiedorder',
+    ).length;
+    // Act: true concurrency, in process, against DynamoDB Local
+    const taps = await Promise.all(Array.from({ length: 50 }, () => pay(token, { planId: 'monthly' })));
+    // Assess: every tap got that one order and its prepay_id, or a 409 ORDER_IN_PROGRESS to retry
+    const served = taps.filter((tap) => tap.status === 200);
+    const waiting = taps.filter((tap) => tap.status !== 200);
+    expect(served.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(served.map((tap) => tap.data?.order.outTradeNo)).size).toBe(1);
+    expect(new Set(served.map((tap) => tap.data?.payParams.package)).size).toBe(1);
+    expect(waiting.every((tap) => tap.status === 409 && tap.code === 'ORDER_IN_PROGRESS')).toBe(true);
+    const prepays = (await sandbox('/sandbox/calls')).calls.filter(
+      (c: { path: string }) => c.path === '/pay/unifiedorder',
+    ).length;
+    expect(prepays - prepaysBefore).toBe(1);
+    const list = await call(listOrdersHandler, { path: '/wechat/orders', token });
+    expect(list.data?.orders).toHaveLength(1);
+    // Act: a retry after the first prepay finished continues the same order
+    const retry = await pay(token, { planId: 'monthly' });
+    // Assess
+    expect(retry.data?.order.outTradeNo).toBe(served[0]?.data?.order.outTradeNo);
+  });
+
+  it('answers 429 with retry-after once a user opened the hourly cap of orders', async () => {
+    // Prepare: open the cap's worth of orders; each is marked CLOSED so that the next tap opens a new one
+    const { token, userId } = await signIn();
+    const config = await loadConfig();
+    for (let i = 0; i < ORDERS_PER_USER_HOUR; i++) {
+      const opened = await pay(token, { planId: 'monthly' });
+      expect(opened.status).toBe(200);
+      await dynamo().send(
+        new UpdateCommand({
+          TableName: config.ordersTable,
+          Key: { outTradeNo: opened.data?.order.outTradeNo },
+          UpdateExpression: 'SET #s = :closed',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':closed': 'CLOSED' },
+        }),
+      );
+    }
+    // Act
+    const capped = await call(createPaymentHandler, {
+      method: 'POST',
+      path: '/wechat/pay',
+      body: { planId: 'monthly' },
+      token,
+    });
+    const raw = await createPaymentHandler(
+      httpEvent({ method: 'POST', path: '/wechat/pay', body: { planId: 'yearly' }, token }),
+      context,
+    );
+    // Assess
+    expect(capped.status).toBe(429);
+    expect(capped.code).toBe('ORDER_RATE_LIMITED');
+    const retryAfter = Number(raw.headers?.['retry-after']);
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(3600);
+    expect((await storedUser(userId)).orderCount).toBe(ORDERS_PER_USER_HOUR);
   });
 
   it('hides other users orders (404) on read and on pay', async () => {
