@@ -1,15 +1,19 @@
 /**
  * WeChat Pay API v2 protocol layer: MD5 / HMAC-SHA256 signing and verification, the hardened XML reader and
- * writer, `wx.requestPayment` parameters, the `yyyyMMddHHmmss` China Standard Time format and notify replies.
+ * writer, `wx.requestPayment` parameters and notify replies; the `yyyyMMddHHmmss` China Standard Time format is
+ * re-exported from time.ts under the v2 field names (`formatTimeExpire`, `parseTimeEnd`).
  *
  * Pure functions over node:crypto and fast-xml-parser: no network, no config reads, no clock reads except where a
  * default timestamp/nonce is generated (pass them in to stay deterministic). Amounts stay strings of integer fen
  * as WeChat sent them; numbers written by this module must be safe integers.
  */
-import { createHash, createHmac, randomInt, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { randomAlphanumeric, type V2SignType } from './fields';
+import { parseCstCompact } from './time';
 
-export type V2SignType = 'MD5' | 'HMAC-SHA256';
+export type { V2SignType } from './fields';
+export { formatCstCompact as formatTimeExpire } from './time';
 
 export type V2XmlReason =
   | 'too_large'
@@ -43,15 +47,9 @@ const BOM = '\uFEFF';
 const XML_CHAR_PATTERN = /^[\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]*$/u;
 const HEX_SIGNATURE_PATTERN = /^(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64})$/;
 const SIGNATURE_HEX_LENGTH: Readonly<Record<V2SignType, number>> = { MD5: 32, 'HMAC-SHA256': 64 };
-const NONCE_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 /** WeChat `nonce_str` / `nonceStr`: String(32). */
 const MAX_NONCE_LENGTH = 32;
 const TIMESTAMP_PATTERN = /^\d{1,10}$/;
-const TIME_PATTERN = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/;
-/** China Standard Time is UTC+8 all year (no daylight saving since 1991). */
-const CST_OFFSET_MS = 8 * 3600 * 1000;
-const MIN_YEAR = 1970;
-const MAX_YEAR = 9999;
 
 /** Thrown inside fast-xml-parser callbacks; parseV2Xml turns it into V2XmlError('forbidden_key'). */
 class ForbiddenKeyError extends Error {}
@@ -231,52 +229,16 @@ export function nonceStr(length = MAX_NONCE_LENGTH): string {
   if (!Number.isInteger(length) || length < 1 || length > MAX_NONCE_LENGTH) {
     throw new RangeError(`nonceStr: length must be an integer from 1 to ${MAX_NONCE_LENGTH}`);
   }
-  let out = '';
-  for (let i = 0; i < length; i += 1) out += NONCE_ALPHABET[randomInt(NONCE_ALPHABET.length)];
-  return out;
+  return randomAlphanumeric(length);
 }
 
-/** `yyyyMMddHHmmss` in China Standard Time (UTC+8) → ISO 8601 UTC, e.g. `20140903131540` → `2014-09-03T05:15:40.000Z`; exactly 14 digits naming a real date and time, year 1970–9999; throws V2XmlError('bad_time') (WeChat Pay v2 支付结果通知 `time_end`). */
+/** `yyyyMMddHHmmss` in China Standard Time → ISO 8601 UTC, e.g. `20140903131540` → `2014-09-03T05:15:40.000Z` (see time.ts parseCstCompact); throws V2XmlError('bad_time') (WeChat Pay v2 支付结果通知 `time_end`). */
 export function parseTimeEnd(timeEnd: string): string {
-  const match = typeof timeEnd === 'string' ? TIME_PATTERN.exec(timeEnd) : null;
-  if (match === null) throw new V2XmlError('bad_time');
-  const [year, month, day, hour, minute, second] = match.slice(1).map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  if (year < MIN_YEAR || hour > 23 || minute > 59 || second > 59) throw new V2XmlError('bad_time');
-  const asIfUtc = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
-  // Date.UTC rolls 30 February over into March; a real date reads back unchanged.
-  if (
-    asIfUtc.getUTCFullYear() !== year ||
-    asIfUtc.getUTCMonth() !== month - 1 ||
-    asIfUtc.getUTCDate() !== day
-  ) {
+  try {
+    return parseCstCompact(timeEnd);
+  } catch {
     throw new V2XmlError('bad_time');
   }
-  return new Date(asIfUtc.getTime() - CST_OFFSET_MS).toISOString();
-}
-
-/** A Date → `yyyyMMddHHmmss` in China Standard Time (UTC+8), milliseconds dropped, e.g. 2014-09-03T05:15:40Z → `20140903131540`; throws RangeError on an invalid Date or a CST year outside 1970–9999 (WeChat Pay v2 统一下单 `time_start` / `time_expire`). */
-export function formatTimeExpire(date: Date): string {
-  const ms = date instanceof Date ? date.getTime() : Number.NaN;
-  if (!Number.isFinite(ms)) throw new RangeError('formatTimeExpire: invalid Date');
-  const cst = new Date(ms + CST_OFFSET_MS);
-  const year = cst.getUTCFullYear();
-  if (year < MIN_YEAR || year > MAX_YEAR) throw new RangeError('formatTimeExpire: year out of range');
-  const two = (n: number): string => String(n).padStart(2, '0');
-  return (
-    String(year) +
-    two(cst.getUTCMonth() + 1) +
-    two(cst.getUTCDate()) +
-    two(cst.getUTCHours()) +
-    two(cst.getUTCMinutes()) +
-    two(cst.getUTCSeconds())
-  );
 }
 
 /** The acknowledgement WeChat expects after a notify is committed (WeChat Pay v2 支付结果通知, 返回参数). */

@@ -18,12 +18,12 @@ import {
   X509Certificate,
 } from 'node:crypto';
 
-/** The only signature scheme of API v3; prefix of the merchant `Authorization` header. */
-const AUTH_SCHEMA = 'WECHATPAY2-SHA256-RSA2048';
+/** The only signature scheme of API v3: prefix of the merchant `Authorization` header and the `Wechatpay-Signature-Type` value. */
+export const AUTH_SCHEME = 'WECHATPAY2-SHA256-RSA2048';
 /** Signatures WeChat sends on purpose to check that merchants verify (official FAQ 4016241880). */
 const PROBE_PREFIX = 'WECHATPAY/SIGNTEST/';
-/** Allowed clock skew between `Wechatpay-Timestamp` and now, seconds (official: "最多5分钟的时间偏差"). */
-const MAX_SKEW_SECONDS = 300;
+/** Allowed clock skew between a signed timestamp (`Wechatpay-Timestamp`, Authorization `timestamp`) and now, seconds (official: "最多5分钟的时间偏差"). */
+export const MAX_SKEW_SECONDS = 300;
 const GCM_TAG_BYTES = 16;
 /** WeChat resource nonce length: "随机串nonce长度12个字节". */
 const RESOURCE_NONCE_BYTES = 12;
@@ -49,6 +49,7 @@ const UTF8_STRICT = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export type V3SignatureReason =
   | 'missing_header'
+  | 'unknown_mchid'
   | 'bad_timestamp'
   | 'stale_timestamp'
   | 'unknown_serial'
@@ -156,10 +157,12 @@ export function buildAuthorization(input: {
   assertUnixSeconds('buildAuthorization', timestamp);
   const nonce = input.nonce ?? randomNonce();
   assertHeaderToken('nonce', nonce);
-  const message = `${method}\n${input.url}\n${timestamp}\n${nonce}\n${input.body}\n`;
-  const signature = signRsaSha256(input.privateKey, message);
+  const signature = signRsaSha256(
+    input.privateKey,
+    requestMessage(method, input.url, String(timestamp), nonce, input.body),
+  );
   return (
-    `${AUTH_SCHEMA} mchid="${input.mchId}",nonce_str="${nonce}",signature="${signature}",` +
+    `${AUTH_SCHEME} mchid="${input.mchId}",nonce_str="${nonce}",signature="${signature}",` +
     `timestamp="${timestamp}",serial_no="${input.serialNo}"`
   );
 }
@@ -174,8 +177,8 @@ export function parseAuthorization(header: string): {
 } {
   if (typeof header !== 'string' || header.trim() === '') throw new V3SignatureError('missing_header');
   if (header.length > MAX_AUTHORIZATION_CHARS) throw badAuthorization('header too long');
-  const prefix = `${AUTH_SCHEMA} `;
-  if (!header.startsWith(prefix)) throw badAuthorization(`scheme must be ${AUTH_SCHEMA}`);
+  const prefix = `${AUTH_SCHEME} `;
+  if (!header.startsWith(prefix)) throw badAuthorization(`scheme must be ${AUTH_SCHEME}`);
   const items = new Map<string, string>();
   for (const part of header.slice(prefix.length).split(',')) {
     const match = AUTHORIZATION_ITEM_PATTERN.exec(part.trim());
@@ -201,6 +204,41 @@ export function parseAuthorization(header: string): {
     timestamp: pick('timestamp'),
     serial_no: pick('serial_no'),
   };
+}
+
+/**
+ * Verifies a merchant request's `Authorization` header as WeChat Pay does (used by the local sandbox): parse
+ * (parseAuthorization) → `mchid` equals `mchId` → `serial_no` equals `serialNo` (hex, case-insensitive) →
+ * `timestamp` unix seconds within ±MAX_SKEW_SECONDS of `now` (unix seconds, may be fractional) → SHA256withRSA
+ * under the merchant's `publicKey` over the message buildAuthorization signs, `METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`
+ * (`url` = path + query as sent, `body` = the raw body, '' for GET). Returns the parsed items; throws
+ * V3SignatureError 'missing_header' | 'bad_authorization' | 'unknown_mchid' | 'unknown_serial' | 'bad_timestamp' |
+ * 'stale_timestamp' | 'bad_signature' (WeChat 签名生成 / request-body-parameters-signature; a bad one gets HTTP 401).
+ */
+export function verifyAuthorization(input: {
+  header: string;
+  method: string;
+  url: string;
+  body: string;
+  publicKey: KeyObject;
+  mchId: string;
+  serialNo: string;
+  now: number;
+}): ReturnType<typeof parseAuthorization> {
+  const auth = parseAuthorization(input.header);
+  if (auth.mchid !== input.mchId) throw new V3SignatureError('unknown_mchid');
+  if (auth.serial_no.toUpperCase() !== input.serialNo.toUpperCase())
+    throw new V3SignatureError('unknown_serial');
+  assertFresh(auth.timestamp, input.now);
+  const message = requestMessage(
+    input.method.toUpperCase(),
+    input.url,
+    auth.timestamp,
+    auth.nonce_str,
+    input.body,
+  );
+  if (!verifyRsaSha256(input.publicKey, message, auth.signature)) throw new V3SignatureError('bad_signature');
+  return auth;
 }
 
 /** `wx.requestPayment` arguments for v3: paySign = SHA256withRSA over `appId\ntimeStamp\nnonceStr\nprepay_id=…\n` (timeStamp unix s as a string, default now; signType 'RSA' is not signed); throws TypeError on an empty/multi-line field or a prepayId that already has the `prepay_id=` prefix (WeChat 小程序调起支付签名). */
@@ -355,8 +393,7 @@ export function createVerifier(opts: {
       }
       if (typeof body !== 'string') throw new TypeError('verify: body must be the raw body string');
       if (!Number.isFinite(now)) throw new TypeError('verify: now must be unix seconds');
-      if (!TIMESTAMP_PATTERN.test(timestamp)) throw new V3SignatureError('bad_timestamp');
-      if (Math.abs(now - Number(timestamp)) > MAX_SKEW_SECONDS) throw new V3SignatureError('stale_timestamp');
+      assertFresh(timestamp, now);
       const key = keyFor(serial);
       if (key === undefined) throw new V3SignatureError('unknown_serial');
       if (signature.startsWith(PROBE_PREFIX)) throw new V3SignatureError('probe');
@@ -372,6 +409,39 @@ export function createVerifier(opts: {
 export function signResponse(privateKey: KeyObject, timestamp: number, nonce: string, body: string): string {
   assertUnixSeconds('signResponse', timestamp);
   return signRsaSha256(privateKey, responseMessage(String(timestamp), nonce, body));
+}
+
+/**
+ * The signature headers WeChat Pay puts on a response or notify with this raw body: `Wechatpay-Timestamp` (unix s,
+ * default now), `Wechatpay-Nonce` (default 32 random hex characters), `Wechatpay-Signature` (signResponse),
+ * `Wechatpay-Serial` (the public key id or platform certificate serial) and `Wechatpay-Signature-Type`; for the
+ * local sandbox and notify fixtures; throws TypeError on a bad key or timestamp (WeChat 验签 / 如何使用微信支付公钥验签).
+ */
+export function wechatpayHeaders(
+  privateKey: KeyObject,
+  serial: string,
+  body: string,
+  timestamp = nowSeconds(),
+  nonce = randomNonce(),
+): Record<string, string> {
+  return {
+    'Wechatpay-Timestamp': String(timestamp),
+    'Wechatpay-Nonce': nonce,
+    'Wechatpay-Signature': signResponse(privateKey, timestamp, nonce, body),
+    'Wechatpay-Serial': serial,
+    'Wechatpay-Signature-Type': AUTH_SCHEME,
+  };
+}
+
+/** The request signing message, five lines each ending in `\n`: `METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`. */
+function requestMessage(method: string, url: string, timestamp: string, nonce: string, body: string): string {
+  return `${method}\n${url}\n${timestamp}\n${nonce}\n${body}\n`;
+}
+
+/** Throws V3SignatureError 'bad_timestamp' unless `timestamp` is 1–10 digits, 'stale_timestamp' beyond ±MAX_SKEW_SECONDS of `now`. */
+function assertFresh(timestamp: string, now: number): void {
+  if (!TIMESTAMP_PATTERN.test(timestamp)) throw new V3SignatureError('bad_timestamp');
+  if (Math.abs(now - Number(timestamp)) > MAX_SKEW_SECONDS) throw new V3SignatureError('stale_timestamp');
 }
 
 function responseMessage(timestamp: string, nonce: string, body: string): string {
