@@ -11,10 +11,10 @@ import { WechatPayV2 } from '#lib/clients/wechat-pay-v2';
 import { WechatPayV3 } from '#lib/clients/wechat-pay-v3';
 import { type Config, loadConfig, resetConfigCache } from '#lib/config';
 import { handleNotify } from '#lib/notify';
-import { verifyRsaSha256 } from '#lib/wechat-pay/v3-protocol';
+import { buildV3Notify } from '#lib/wechat-pay/notify-builders';
+import { verifyRsaSha256, wechatpayHeaders } from '#lib/wechat-pay/v3-protocol';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
-import { buildV3Notify, wechatpayHeaders } from '#local/sandbox/pay-v3';
 import { countDynamoCalls, sandboxLogin } from './helpers';
 
 const ROOT = resolve(import.meta.dirname, '../..');
