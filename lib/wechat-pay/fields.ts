@@ -26,7 +26,10 @@ export const NONCE_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 const IPV6_CHARACTERS = /^[0-9A-Fa-f:.]{2,45}$/;
 
-/** `length` characters drawn uniformly from NONCE_ALPHABET with crypto.randomInt (≈5.95 bits each); throws RangeError unless a positive integer. */
+/**
+ * `length` characters drawn uniformly from NONCE_ALPHABET with crypto.randomInt (≈5.95 bits each); throws
+ * RangeError unless a positive integer.
+ */
 export function randomAlphanumeric(length: number): string {
   if (!Number.isInteger(length) || length < 1) {
     throw new RangeError('randomAlphanumeric: length must be a positive integer');
@@ -36,7 +39,10 @@ export function randomAlphanumeric(length: number): string {
   return out;
 }
 
-/** True for a dotted IPv4 address (each part ≤ 255) or something shaped like IPv6 (hex, colons, at most 45 characters); WeChat's `spbill_create_ip` / `payer_client_ip`. */
+/**
+ * True for a dotted IPv4 address (each part ≤ 255) or something shaped like IPv6 (hex, colons, at most 45
+ * characters); WeChat's `spbill_create_ip` / `payer_client_ip`.
+ */
 export function isIp(value: string): boolean {
   if (typeof value !== 'string') return false;
   const v4 = IPV4.exec(value);
@@ -44,7 +50,10 @@ export function isIp(value: string): boolean {
   return IPV6_CHARACTERS.test(value) && value.includes(':');
 }
 
-/** A prepay_id as WeChat issues them: `wx` + the CST time `yyyyMMddHHmmss` + 20 random hex characters (36 characters, e.g. `wx201410272009395522657a690389285100`). */
+/**
+ * A prepay_id as WeChat issues them: `wx` + the CST time `yyyyMMddHHmmss` + 20 random hex characters (36
+ * characters, e.g. `wx201410272009395522657a690389285100`).
+ */
 export function newPrepayId(now = new Date()): string {
   return `wx${formatCstCompact(now)}${randomBytes(10).toString('hex')}`;
 }

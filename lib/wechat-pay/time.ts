@@ -54,7 +54,10 @@ export function parseCstCompact(text: string): string {
   return new Date(asIfUtc - CST_OFFSET_MS).toISOString();
 }
 
-/** A Date → RFC 3339 in China Standard Time, `yyyy-MM-ddTHH:mm:ss+08:00`, milliseconds dropped; throws RangeError on an invalid Date (WeChat Pay v3 小程序下单 `time_expire`). */
+/**
+ * A Date → RFC 3339 in China Standard Time, `yyyy-MM-ddTHH:mm:ss+08:00`, milliseconds dropped; throws RangeError
+ * on an invalid Date (WeChat Pay v3 小程序下单 `time_expire`).
+ */
 export function formatRfc3339Cst(date: Date): string {
   const ms = date instanceof Date ? date.getTime() : Number.NaN;
   if (!Number.isFinite(ms)) throw new RangeError('formatRfc3339Cst: invalid Date');

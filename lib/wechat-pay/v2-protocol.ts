@@ -81,7 +81,11 @@ const parser = new XMLParser({
   },
 });
 
-/** Upper-case hex MD5 or HMAC-SHA256 (HMAC key = `key`) of `k1=v1&k2=v2…&key=KEY` over the non-empty params except `sign`, names in ASCII order; numbers must be safe integers; throws TypeError on an empty key or a non-integer number (WeChat Pay v2 签名算法, pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=4_3). */
+/**
+ * Upper-case hex MD5 or HMAC-SHA256 (HMAC key = `key`) of `k1=v1&k2=v2…&key=KEY` over the non-empty params except
+ * `sign`, names in ASCII order; numbers must be safe integers; throws TypeError on an empty key or a non-integer
+ * number (WeChat Pay v2 签名算法, pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=4_3).
+ */
 export function signV2(
   params: Record<string, string | number | undefined>,
   key: string,
@@ -107,7 +111,13 @@ export function signV2(
   }
 }
 
-/** True when `params.sign` (hex, compared case-insensitively since hex case carries no information) is the signV2 of all other fields, unknown ones included, under the algorithm named by a non-empty `sign_type` ('MD5' | 'HMAC-SHA256', else false) or, when absent, by the signature length (32 → MD5, 64 → HMAC-SHA256); false (never throws) when that algorithm is not in `allowed`, the sign is missing/empty/not hex of that length, or the key is empty; constant-time compare (WeChat Pay v2 签名算法 / 支付结果通知). */
+/**
+ * True when `params.sign` (hex, compared case-insensitively since hex case carries no information) is the signV2
+ * of all other fields, unknown ones included, under the algorithm named by a non-empty `sign_type` ('MD5' |
+ * 'HMAC-SHA256', else false) or, when absent, by the signature length (32 → MD5, 64 → HMAC-SHA256); false (never
+ * throws) when that algorithm is not in `allowed`, the sign is missing/empty/not hex of that length, or the key is
+ * empty; constant-time compare (WeChat Pay v2 签名算法 / 支付结果通知).
+ */
 export function verifyV2Sign(
   params: Record<string, string>,
   key: string,
@@ -135,7 +145,11 @@ export function verifyV2Sign(
   }
 }
 
-/** `<xml><name><![CDATA[value]]></name>…</xml>` in insertion order; numbers (safe integers) unwrapped, undefined skipped, `]]>` split as `]]]]><![CDATA[>`; throws TypeError on a name not matching [A-Za-z0-9_]+, a non-integer number or a character XML 1.0 cannot carry (WeChat Pay v2 request XML, 统一下单). */
+/**
+ * `<xml><name><![CDATA[value]]></name>…</xml>` in insertion order; numbers (safe integers) unwrapped, undefined
+ * skipped, `]]>` split as `]]]]><![CDATA[>`; throws TypeError on a name not matching [A-Za-z0-9_]+, a non-integer
+ * number or a character XML 1.0 cannot carry (WeChat Pay v2 request XML, 统一下单).
+ */
 export function toV2Xml(params: Record<string, string | number | undefined>): string {
   const parts = ['<xml>'];
   for (const [name, raw] of Object.entries(params)) {
@@ -155,7 +169,14 @@ export function toV2Xml(params: Record<string, string | number | undefined>): st
   return parts.join('');
 }
 
-/** Parses a v2 body `<xml><name>value</name>…</xml>` into a null-prototype map of exact strings (CDATA unwrapped, no number coercion, entity references left verbatim, `<a></a>` → ""); checks in order: ≤ maxBytes UTF-8 bytes ('too_large') → no `<!DOCTYPE`/`<!ENTITY` anywhere ('dtd') → no BOM, only XML 1.0 characters, well-formed ('malformed') → one `xml` root holding only leaf elements, no duplicates ('not_flat') → names [A-Za-z0-9_]+ ('bad_name'), not `__proto__`/`constructor`/`prototype`/`toString`… ('forbidden_key'); throws V2XmlError (WeChat Pay v2 支付结果通知 / API response XML). */
+/**
+ * Parses a v2 body `<xml><name>value</name>…</xml>` into a null-prototype map of exact strings (CDATA unwrapped,
+ * no number coercion, entity references left verbatim, `<a></a>` → ""); checks in order: ≤ maxBytes UTF-8 bytes
+ * ('too_large') → no `<!DOCTYPE`/`<!ENTITY` anywhere ('dtd') → no BOM, only XML 1.0 characters, well-formed
+ * ('malformed') → one `xml` root holding only leaf elements, no duplicates ('not_flat') → names [A-Za-z0-9_]+
+ * ('bad_name'), not `__proto__`/`constructor`/`prototype`/`toString`… ('forbidden_key'); throws V2XmlError (WeChat
+ * Pay v2 支付结果通知 / API response XML).
+ */
 export function parseV2Xml(raw: string, maxBytes = MAX_XML_BYTES): Record<string, string> {
   if (typeof raw !== 'string') throw new V2XmlError('malformed');
   // Every UTF-16 code unit encodes to at least one UTF-8 byte, so a long string is refused without measuring it.
@@ -196,7 +217,12 @@ export function parseV2Xml(raw: string, maxBytes = MAX_XML_BYTES): Record<string
   return result;
 }
 
-/** `wx.requestPayment` arguments for v2: paySign = signV2 over {appId, timeStamp, nonceStr, package: `prepay_id=…`, signType} (camelCase, capital I); timeStamp unix seconds as a string (default now), nonceStr default nonceStr(); throws TypeError on an empty appId/prepayId/key, a prepayId already prefixed, a non-digit timeStamp or a nonceStr outside [0-9A-Za-z]{1,32} (WeChat Pay v2 小程序调起支付API, doc/v2/merchant/4011939566). */
+/**
+ * `wx.requestPayment` arguments for v2: paySign = signV2 over {appId, timeStamp, nonceStr, package: `prepay_id=…`,
+ * signType} (camelCase, capital I); timeStamp unix seconds as a string (default now), nonceStr default nonceStr();
+ * throws TypeError on an empty appId/prepayId/key, a prepayId already prefixed, a non-digit timeStamp or a
+ * nonceStr outside [0-9A-Za-z]{1,32} (WeChat Pay v2 小程序调起支付API, doc/v2/merchant/4011939566).
+ */
 export function buildPayParamsV2(input: {
   appId: string;
   prepayId: string;
@@ -224,7 +250,10 @@ export function buildPayParamsV2(input: {
   return { timeStamp, nonceStr: nonce, package: pkg, signType: input.signType, paySign };
 }
 
-/** Random [0-9A-Za-z] string of `length` characters (1–32, default 32; ≈5.95 bits each) from crypto.randomInt; throws RangeError otherwise (WeChat `nonce_str`, String(32)). */
+/**
+ * Random [0-9A-Za-z] string of `length` characters (1–32, default 32; ≈5.95 bits each) from crypto.randomInt;
+ * throws RangeError otherwise (WeChat `nonce_str`, String(32)).
+ */
 export function nonceStr(length = MAX_NONCE_LENGTH): string {
   if (!Number.isInteger(length) || length < 1 || length > MAX_NONCE_LENGTH) {
     throw new RangeError(`nonceStr: length must be an integer from 1 to ${MAX_NONCE_LENGTH}`);
@@ -232,7 +261,10 @@ export function nonceStr(length = MAX_NONCE_LENGTH): string {
   return randomAlphanumeric(length);
 }
 
-/** `yyyyMMddHHmmss` in China Standard Time → ISO 8601 UTC, e.g. `20140903131540` → `2014-09-03T05:15:40.000Z` (see time.ts parseCstCompact); throws V2XmlError('bad_time') (WeChat Pay v2 支付结果通知 `time_end`). */
+/**
+ * `yyyyMMddHHmmss` in China Standard Time → ISO 8601 UTC, e.g. `20140903131540` → `2014-09-03T05:15:40.000Z` (see
+ * time.ts parseCstCompact); throws V2XmlError('bad_time') (WeChat Pay v2 支付结果通知 `time_end`).
+ */
 export function parseTimeEnd(timeEnd: string): string {
   try {
     return parseCstCompact(timeEnd);
@@ -245,7 +277,11 @@ export function parseTimeEnd(timeEnd: string): string {
 export const V2_SUCCESS_REPLY =
   '<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>';
 
-/** `<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[message]]></return_msg></xml>`, message CDATA-escaped; WeChat resends the notify; throws TypeError on a character XML 1.0 cannot carry (WeChat Pay v2 支付结果通知, 返回参数). */
+/**
+ * `<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[message]]></return_msg></xml>`, message
+ * CDATA-escaped; WeChat resends the notify; throws TypeError on a character XML 1.0 cannot carry (WeChat Pay v2
+ * 支付结果通知, 返回参数).
+ */
 export function v2FailReply(message: string): string {
   return toV2Xml({ return_code: 'FAIL', return_msg: message });
 }

@@ -17,7 +17,10 @@ export interface PayControlOptions {
   speedup?: number;
 }
 
-/** `POST /sandbox/faults {endpoint, mode: timeout|busy|5xx, count?}`, `DELETE /sandbox/faults`, `GET /sandbox/calls`. */
+/**
+ * `POST /sandbox/faults {endpoint, mode: timeout|busy|5xx, count?}`, `DELETE /sandbox/faults`, `GET
+ * /sandbox/calls`.
+ */
 export function registerFaultControl(sandbox: Sandbox): void {
   sandbox.route('POST', '/sandbox/faults', (request) => {
     const { endpoint, mode, count } = controlBody(request) as {
@@ -48,7 +51,10 @@ export function registerLoginControl(sandbox: Sandbox, codes: LoginCodes): void 
   });
 }
 
-/** Registers the /sandbox/ payment routes; pending notify retries are cleared by `sandbox.close()`; throws on a speedup that is not a positive number. */
+/**
+ * Registers the /sandbox/ payment routes; pending notify retries are cleared by `sandbox.close()`; throws on a
+ * speedup that is not a positive number.
+ */
 export function registerPayControl(sandbox: Sandbox, store: PayStore, options: PayControlOptions = {}): void {
   const speedup = options.speedup ?? Number(envValue('SANDBOX_NOTIFY_SPEEDUP') || '60');
   if (!Number.isFinite(speedup) || speedup <= 0) {

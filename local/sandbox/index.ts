@@ -6,7 +6,10 @@ import { registerPayV2 } from './pay-v2';
 import { payV3SettingsFromEnv, registerPayV3 } from './pay-v3';
 import { Sandbox } from './server';
 
-/** A sandbox configured from the same names the app reads (WECHAT_APPID, WECHAT_SECRET, …): the WeChat endpoints, then the /sandbox/ control routes. */
+/**
+ * A sandbox configured from the same names the app reads (WECHAT_APPID, WECHAT_SECRET, …): the WeChat endpoints,
+ * then the /sandbox/ control routes.
+ */
 export function createConfiguredSandbox(): Sandbox {
   const sandbox = new Sandbox();
   const store = new PayStore();

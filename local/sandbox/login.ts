@@ -45,7 +45,10 @@ function wechat(body: unknown): SandboxReply {
   return json(200, body, 'text/plain');
 }
 
-/** `GET /sns/jscode2session?appid&secret&js_code&grant_type=authorization_code` → `{session_key, openid, unionid?}` or `{errcode, errmsg}` (auth.code2Session). */
+/**
+ * `GET /sns/jscode2session?appid&secret&js_code&grant_type=authorization_code` → `{session_key, openid, unionid?}`
+ * or `{errcode, errmsg}` (auth.code2Session).
+ */
 export function code2Session(
   codes: LoginCodes,
   settings: LoginSettings,

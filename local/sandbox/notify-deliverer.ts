@@ -6,7 +6,10 @@ import type { Delivery, NotifyResult, PayStore, SandboxOrder } from './pay-store
  * merchant acknowledges.
  */
 
-/** WeChat Pay's notify retry delays after a failed delivery, seconds: 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h (24h4m). */
+/**
+ * WeChat Pay's notify retry delays after a failed delivery, seconds:
+ * 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h (24h4m).
+ */
 export const NOTIFY_RETRY_SECONDS: readonly number[] = [
   15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600,
 ];
@@ -49,7 +52,10 @@ export async function sendNotify(
   }
 }
 
-/** Delivers notifies through `store.notifiers`, records every attempt in `store.deliveries`, and retries on WeChat's schedule divided by `speedup`. */
+/**
+ * Delivers notifies through `store.notifiers`, records every attempt in `store.deliveries`, and retries on
+ * WeChat's schedule divided by `speedup`.
+ */
 export class NotifyDeliverer {
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;

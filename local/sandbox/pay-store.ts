@@ -26,7 +26,10 @@ export interface SandboxOrder {
   paidAt?: number;
 }
 
-/** What one notify delivery came to: the merchant's HTTP status (null: no answer), its reply, and whether WeChat counts it as received. */
+/**
+ * What one notify delivery came to: the merchant's HTTP status (null: no answer), its reply, and whether WeChat
+ * counts it as received.
+ */
 export interface NotifyResult {
   status: number | null;
   reply: string;

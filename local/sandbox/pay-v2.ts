@@ -151,7 +151,10 @@ function closeOrder(merchant: V2Merchant, params: Record<string, string>): Field
   return { result_msg: 'OK' };
 }
 
-/** The signed v2 payment notify (支付结果通知) for a paid order, POSTed to its notify_url; accepted on a SUCCESS XML reply. */
+/**
+ * The signed v2 payment notify (支付结果通知) for a paid order, POSTed to its notify_url; accepted on a SUCCESS XML
+ * reply.
+ */
 function notifyV2(merchant: V2Merchant, order: SandboxOrder): Promise<NotifyResult> {
   const extra = merchant.extras.get(order.outTradeNo);
   return sendNotify(

@@ -60,7 +60,10 @@ const AUTHORIZATION_FAILURES: Partial<Record<V3SignatureReason, string>> = {
   bad_signature: '签名错误',
 };
 
-/** The sandbox's v3 settings from the names the app reads; a key left empty falls back to the dev pair in local/keys. */
+/**
+ * The sandbox's v3 settings from the names the app reads; a key left empty falls back to the dev pair in
+ * local/keys.
+ */
 export function payV3SettingsFromEnv(): PayV3Settings {
   const devFile = (name: string) => readFileSync(new URL(`../keys/${name}`, import.meta.url), 'utf8');
   const pem = (name: string, file: string) => envValue(name).replace(/\\n/g, '\n') || devFile(file);
@@ -206,7 +209,10 @@ function closeByOutTradeNo(merchant: V3Merchant, request: SandboxRequest): Sandb
   return reply(merchant, 204);
 }
 
-/** The signed, encrypted TRANSACTION.SUCCESS notify (支付通知) for a paid order, POSTed to its notify_url; accepted on any 2xx. */
+/**
+ * The signed, encrypted TRANSACTION.SUCCESS notify (支付通知) for a paid order, POSTed to its notify_url; accepted on
+ * any 2xx.
+ */
 function notifyV3(merchant: V3Merchant, order: SandboxOrder): Promise<NotifyResult> {
   return sendNotify(
     order,
@@ -258,7 +264,10 @@ function authorize(merchant: V3Merchant, request: SandboxRequest): SandboxReply 
   }
 }
 
-/** The order `mchid` asks about, if it is ours: else 400 PARAM_ERROR (no mchid), MCH_NOT_EXISTS or 404 ORDER_NOT_EXIST. */
+/**
+ * The order `mchid` asks about, if it is ours: else 400 PARAM_ERROR (no mchid), MCH_NOT_EXISTS or 404
+ * ORDER_NOT_EXIST.
+ */
 function merchantOrder(
   merchant: V3Merchant,
   outTradeNo: string,

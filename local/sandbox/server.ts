@@ -23,7 +23,10 @@ export interface SandboxReply {
 
 export type RouteHandler = (request: SandboxRequest) => Promise<SandboxReply> | SandboxReply;
 
-/** A fault switched on for one WeChat endpoint: `timeout` never answers, `busy` answers WeChat's "system busy", `5xx` a 502. */
+/**
+ * A fault switched on for one WeChat endpoint: `timeout` never answers, `busy` answers WeChat's "system busy",
+ * `5xx` a 502.
+ */
 export type FaultMode = 'timeout' | 'busy' | '5xx';
 
 /** Every fault mode, for the control route's check. */
@@ -57,7 +60,10 @@ export class Sandbox {
     if (busy) this.busyReplies.set(path, busy);
   }
 
-  /** Registers a handler for every path under `prefix` (paths carrying an id, e.g. `/v3/pay/transactions/out-trade-no/`); exact routes win. */
+  /**
+   * Registers a handler for every path under `prefix` (paths carrying an id, e.g.
+   * `/v3/pay/transactions/out-trade-no/`); exact routes win.
+   */
   routePrefix(method: string, prefix: string, handler: RouteHandler): void {
     this.prefixRoutes.push({ method, prefix, handler });
   }
