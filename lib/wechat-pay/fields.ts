@@ -20,9 +20,17 @@ export const V2_SIGN_TYPES: readonly V2SignType[] = ['MD5', 'HMAC-SHA256'];
 /** `out_trade_no`: 6–32 characters of digits, letters and `_-|*`, unique per merchant (统一下单 / 小程序下单). */
 export const OUT_TRADE_NO = /^[0-9A-Za-z_\-|*]{6,32}$/;
 
+/** WeChat `nonce_str` / `nonceStr`: String(32). */
+export const MAX_NONCE_LENGTH = 32;
+
+/** The largest amount WeChat's `int` fields (`total_fee`, `amount.total`) carry, fen: 2^31 − 1. */
+export const MAX_TOTAL_FEE = 2 ** 31 - 1;
+
 /** The characters of WeChat nonces (`nonce_str`, `nonceStr`, notify resource nonces): [0-9A-Za-z]. */
 export const NONCE_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
+/** A positive integer written in decimal without leading zeros, at most 10 digits. */
+const TOTAL_FEE_TEXT = /^[1-9]\d{0,9}$/;
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 const IPV6_CHARACTERS = /^[0-9A-Fa-f:.]{2,45}$/;
 
@@ -37,6 +45,11 @@ export function randomAlphanumeric(length: number): string {
   let out = '';
   for (let i = 0; i < length; i += 1) out += NONCE_ALPHABET[randomInt(NONCE_ALPHABET.length)];
   return out;
+}
+
+/** True when a v2 `total_fee` as sent (a string) is a positive integer amount in fen no larger than MAX_TOTAL_FEE. */
+export function isTotalFeeText(value: string): boolean {
+  return typeof value === 'string' && TOTAL_FEE_TEXT.test(value) && Number(value) <= MAX_TOTAL_FEE;
 }
 
 /**

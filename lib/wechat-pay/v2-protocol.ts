@@ -9,7 +9,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { randomAlphanumeric, type V2SignType } from './fields';
+import { MAX_NONCE_LENGTH, randomAlphanumeric, type V2SignType } from './fields';
 import { parseCstCompact } from './time';
 
 export type { V2SignType } from './fields';
@@ -47,8 +47,6 @@ const BOM = '\uFEFF';
 const XML_CHAR_PATTERN = /^[\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]*$/u;
 const HEX_SIGNATURE_PATTERN = /^(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64})$/;
 const SIGNATURE_HEX_LENGTH: Readonly<Record<V2SignType, number>> = { MD5: 32, 'HMAC-SHA256': 64 };
-/** WeChat `nonce_str` / `nonceStr`: String(32). */
-const MAX_NONCE_LENGTH = 32;
 const TIMESTAMP_PATTERN = /^\d{1,10}$/;
 
 /** Thrown inside fast-xml-parser callbacks; parseV2Xml turns it into V2XmlError('forbidden_key'). */

@@ -1,4 +1,12 @@
-import { isIp, newPrepayId, OUT_TRADE_NO, V2_SIGN_TYPES, type V2SignType } from '#lib/wechat-pay/fields';
+import {
+  isIp,
+  isTotalFeeText,
+  MAX_NONCE_LENGTH,
+  newPrepayId,
+  OUT_TRADE_NO,
+  V2_SIGN_TYPES,
+  type V2SignType,
+} from '#lib/wechat-pay/fields';
 import { v2NotifyXml, v2PaidFields } from '#lib/wechat-pay/notify-builders';
 import {
   nonceStr,
@@ -28,9 +36,6 @@ export interface PayV2Settings {
 
 type Fields = Record<string, string | number | undefined>;
 
-/** A positive integer amount in fen (WeChat's `int`, at most 2^31 − 1). */
-const TOTAL_FEE = /^[1-9]\d{0,9}$/;
-const MAX_TOTAL_FEE = 2 ** 31 - 1;
 const TRADE_STATE_DESC: Record<SandboxOrder['tradeState'], string> = {
   NOTPAY: '订单未支付',
   SUCCESS: '支付成功',
@@ -205,7 +210,8 @@ function checked(merchant: V2Merchant, endpoint: V2Endpoint): (request: SandboxR
       if (!verifyV2Sign(params, settings.mchKey, [signType]))
         return communicationFail('签名错误', 'SIGNERROR');
       if (!params.nonce_str) throw new V2Refusal('LACK_PARAMS', '缺少参数 nonce_str');
-      if (params.nonce_str.length > 32) throw new V2Refusal('INVALID_REQUEST', 'nonce_str 长度不能超过32位');
+      if (params.nonce_str.length > MAX_NONCE_LENGTH)
+        throw new V2Refusal('INVALID_REQUEST', 'nonce_str 长度不能超过32位');
       return signed(merchant, signType, { result_code: 'SUCCESS', ...endpoint(merchant, params, signType) });
     } catch (error) {
       if (!(error instanceof V2Refusal)) throw error;
@@ -316,8 +322,7 @@ function checkUnifiedOrder(params: Record<string, string>): void {
   if (!OUT_TRADE_NO.test(params.out_trade_no as string)) {
     throw invalid('out_trade_no 应为 6–32 位数字、字母或 _-|*');
   }
-  const totalFee = params.total_fee as string;
-  if (!TOTAL_FEE.test(totalFee) || Number(totalFee) > MAX_TOTAL_FEE) {
+  if (!isTotalFeeText(params.total_fee as string)) {
     throw invalid('total_fee 应为正整数（单位：分）');
   }
   if (params.fee_type && params.fee_type !== 'CNY') throw invalid('fee_type 仅支持 CNY');

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   isIp,
+  isTotalFeeText,
+  MAX_TOTAL_FEE,
   NONCE_ALPHABET,
   newPrepayId,
   newTransactionId,
@@ -22,6 +24,26 @@ describe('OUT_TRADE_NO', () => {
       expect(OUT_TRADE_NO.test(value)).toBe(false);
     },
   );
+});
+
+describe('isTotalFeeText', () => {
+  it.each(['1', '1800', String(MAX_TOTAL_FEE)])('accepts %s fen', (value) => {
+    // Act / Assess
+    expect(isTotalFeeText(value)).toBe(true);
+  });
+
+  it.each(['0', '-1', '18.5', '0100', '1e3', ' 1', String(MAX_TOTAL_FEE + 1), '99999999999', ''])(
+    'refuses %j',
+    (value) => {
+      // Act / Assess
+      expect(isTotalFeeText(value)).toBe(false);
+    },
+  );
+
+  it('caps amounts at 2^31 − 1 fen', () => {
+    // Assess
+    expect(MAX_TOTAL_FEE).toBe(2_147_483_647);
+  });
 });
 
 describe('V2_SIGN_TYPES', () => {
