@@ -1,7 +1,8 @@
 import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { getParametersByName } from '@aws-lambda-powertools/parameters/ssm';
 import { ConfigError } from '#lib/errors';
-import type { PayVersion, Settings, V2Settings, V3Settings } from '#lib/settings';
+import type { Settings, V2Settings, V3Settings } from '#lib/settings';
+import type { PayVersion } from '#lib/wechat-pay/fields';
 import { createVerifier, type WechatPayVerifier } from '#lib/wechat-pay/v3-protocol';
 
 /**

@@ -1,12 +1,10 @@
 import { ConfigError } from '#lib/errors';
-import type { V2SignType } from '#lib/wechat-pay/v2-protocol';
+import { V2_SIGN_TYPES, type V2SignType } from '#lib/wechat-pay/fields';
 
 /**
  * Plain (non-secret) settings, read from the environment with the production defaults below
  * (`.env.example` holds the sandbox values used locally). Secrets live in `lib/secrets.ts`.
  */
-
-export type PayVersion = 'v2' | 'v3';
 
 interface CommonSettings {
   service: string;
@@ -92,11 +90,10 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   };
   const payVersion = oneOf('WECHAT_PAY_VERSION', required(env, 'WECHAT_PAY_VERSION'), ['v2', 'v3'] as const);
   if (payVersion === 'v2') {
-    const signTypes = ['MD5', 'HMAC-SHA256'] as const;
     return {
       ...common,
       payVersion,
-      v2SignType: oneOf('WECHAT_PAY_SIGN_TYPE', required(env, 'WECHAT_PAY_SIGN_TYPE'), signTypes),
+      v2SignType: oneOf('WECHAT_PAY_SIGN_TYPE', required(env, 'WECHAT_PAY_SIGN_TYPE'), V2_SIGN_TYPES),
     };
   }
   const payPublicKeyId = optional(env, 'WECHAT_PAY_PUBLIC_KEY_ID');

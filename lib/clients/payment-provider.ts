@@ -1,3 +1,5 @@
+import type { PayVersion } from '#lib/wechat-pay/fields';
+
 /**
  * What the payments domain needs from WeChat Pay, whichever API version runs. `wechat-pay-v2.ts` and
  * `wechat-pay-v3.ts` implement it; `lib/payments/` never knows which one it holds.
@@ -60,7 +62,7 @@ export interface NotifyReply {
 }
 
 export interface PaymentProvider {
-  readonly version: 'v2' | 'v3';
+  readonly version: PayVersion;
   /**
    * Requests a prepay_id (idempotent for identical parameters); throws ConflictError / UpstreamError /
    * ServiceUnavailableError.

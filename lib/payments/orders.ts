@@ -15,7 +15,7 @@ import type { OrderRecord } from '#lib/repositories/order-repository';
 import * as orders from '#lib/repositories/order-repository';
 import type { OrderClaim } from '#lib/repositories/user-repository';
 import * as users from '#lib/repositories/user-repository';
-import { OUT_TRADE_NO } from './out-trade-no';
+import { OUT_TRADE_NO } from '#lib/wechat-pay/fields';
 import { continuesOrder, newOrder, newOutTradeNo, type PublicOrder, toPublicOrder } from './rules';
 
 export const CreatePaymentBody = v.union(

@@ -4,7 +4,7 @@ import type { Config } from '#lib/config';
 import { BadRequestError, NotFoundError, PaymentRejectedError } from '#lib/errors';
 import { logger } from '#lib/logger';
 import * as orders from '#lib/repositories/order-repository';
-import { OUT_TRADE_NO } from './out-trade-no';
+import { OUT_TRADE_NO } from '#lib/wechat-pay/fields';
 import { type PublicOrder, toPublicOrder } from './rules';
 import { settlePayment } from './settle';
 

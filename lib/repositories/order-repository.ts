@@ -9,6 +9,7 @@ import {
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { dynamo } from '#lib/clients/dynamodb';
 import type { PaymentReport } from '#lib/clients/payment-provider';
+import type { PayVersion } from '#lib/wechat-pay/fields';
 
 export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'REFUNDED';
 
@@ -21,7 +22,7 @@ export interface OrderRecord {
   description: string;
   totalFee: number;
   status: OrderStatus;
-  payVersion: 'v2' | 'v3';
+  payVersion: PayVersion;
   /** The payer's IP sent as spbill_create_ip / payer_client_ip; kept so a re-request is identical. */
   clientIp: string;
   createdAt: string;

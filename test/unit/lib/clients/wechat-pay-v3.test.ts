@@ -4,14 +4,9 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '#lib/clients/payment-provider';
-import { formatRfc3339Cst, rfc3339ToIso, type V3ClientConfig, WechatPayV3 } from '#lib/clients/wechat-pay-v3';
-import {
-  ConfigError,
-  ConflictError,
-  NotifyRejectedError,
-  ServiceUnavailableError,
-  UpstreamError,
-} from '#lib/errors';
+import { type V3ClientConfig, WechatPayV3 } from '#lib/clients/wechat-pay-v3';
+import { ConflictError, NotifyRejectedError, ServiceUnavailableError, UpstreamError } from '#lib/errors';
+import { formatRfc3339Cst } from '#lib/wechat-pay/time';
 import { createVerifier, parseAuthorization, verifyRsaSha256 } from '#lib/wechat-pay/v3-protocol';
 import { PayStore, type SandboxOrder } from '#local/sandbox/pay-store';
 import {
@@ -232,24 +227,6 @@ function resigned(body: string, serial = PUB_KEY_ID, key = payKey): NotifyReques
   );
   return { headers, body };
 }
-
-describe('rfc 3339 helpers', () => {
-  it('formats time_expire in +08:00 and reads success_time back as ISO UTC', () => {
-    // Act / Assess
-    expect(formatRfc3339Cst(new Date('2026-11-21T16:30:00.000Z'))).toBe('2026-11-22T00:30:00+08:00');
-    expect(rfc3339ToIso('2018-06-08T10:34:56+08:00')).toBe('2018-06-08T02:34:56.000Z');
-    expect(rfc3339ToIso('2018-06-08T02:34:56Z')).toBe('2018-06-08T02:34:56.000Z');
-    expect(rfc3339ToIso('2018-06-08T10:34:56.250+08:00')).toBe('2018-06-08T02:34:56.250Z');
-    for (const bad of [
-      '2018-02-30T10:00:00+08:00',
-      '2018-06-08 10:34:56',
-      '20180608103456',
-      '2018-06-08T24:00:00Z',
-    ]) {
-      expect(() => rfc3339ToIso(bad)).toThrow(RangeError);
-    }
-  });
-});
 
 describe('WechatPayV3 configuration', () => {
   it('accepts public-key, certificate and combined modes', () => {
