@@ -12,6 +12,7 @@ import {
   type WechatPayVerifier,
 } from '#lib/wechat-pay/v3-protocol';
 import type {
+  CloseResult,
   NotifyReply,
   NotifyRequest,
   NotifyResult,
@@ -276,6 +277,22 @@ export class WechatPayV3 implements PaymentProvider {
     } catch (error) {
       throw payUpstream('微信支付响应异常', `orderquery: ${(error as Error).message}`);
     }
+  }
+
+  /**
+   * `POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close` (关闭订单), then the order query to confirm:
+   * CLOSED or NOTEXIST → CLOSED; SUCCESS → its report; a paid order's ORDER_PAID refusal → the query's
+   * report. Any other state after a 204 → UpstreamError (not confirmed).
+   */
+  async closeOrder(outTradeNo: string): Promise<CloseResult> {
+    const url = `/v3/pay/transactions/out-trade-no/${encodeURIComponent(outTradeNo)}/close`;
+    const { status, data } = await this.call('POST', url, { mchid: this.config.mchId });
+    const refused = status < 200 || status >= 300;
+    if (refused && !orderStateConflict(String(data.code ?? ''))) throw this.failure('close', status, data);
+    const query = await this.queryOrder(outTradeNo);
+    if ('report' in query) return { tradeState: 'SUCCESS', report: query.report };
+    if (query.tradeState === 'CLOSED' || query.tradeState === 'NOTEXIST') return { tradeState: 'CLOSED' };
+    throw payUpstream('微信支付关单失败', `close not confirmed: trade_state ${query.tradeState}`);
   }
 
   accepts(request: NotifyRequest): boolean {

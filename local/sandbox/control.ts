@@ -64,7 +64,8 @@ export function registerPayControl(sandbox: Sandbox, store: PayStore, options: P
   sandbox.onClose(() => deliverer.close());
 
   sandbox.route('POST', '/sandbox/pay', async (request) => {
-    const order = namedOrder(store, controlBody(request));
+    const body = controlBody(request);
+    const order = namedOrder(store, body);
     if ('status' in order) return order;
     if (order.tradeState === 'SUCCESS') {
       return json(409, { error: 'order is already paid', transactionId: order.transactionId });
@@ -77,6 +78,10 @@ export function registerPayControl(sandbox: Sandbox, store: PayStore, options: P
     order.tradeState = 'SUCCESS';
     order.transactionId = newTransactionId();
     order.paidAt = Math.floor(Date.now() / 1000);
+    // `deliver: false` plays the lost notify: paid at WeChat, nothing delivered until notify-again.
+    if (body.deliver === false) {
+      return json(200, { outTradeNo: order.outTradeNo, transactionId: order.transactionId, delivered: false });
+    }
     return paidAnswer(order, await deliverer.deliverUntilAccepted(order));
   });
 
