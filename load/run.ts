@@ -14,8 +14,9 @@ import { parseArgs } from 'node:util';
 import { applyLocalEnv } from '#local/env';
 import { waitForHttp } from '#local/tables';
 import { type App, CallCounter, loadApp, ROOT, type V3Keys, v3Keys } from './app';
+import type { Ctx, Result, Scale } from './harness';
 import { Ledger } from './ledger';
-import { type Ctx, type Result, SCENARIOS, type Scale } from './scenarios';
+import { SCENARIOS } from './scenarios/index';
 import { installExitHooks, onCleanup, shutdown, startDynamoDbLocal } from './stack';
 
 const { values } = parseArgs({
