@@ -3,6 +3,7 @@
  * seeding (users signed in through the real handler, PENDING orders through the repository), storms of
  * genuine notifies in-process or in forked workers, WeChat-style redelivery and the ledger check.
  */
+import type { V3Keys } from '#local/fixtures/v3';
 import {
   type App,
   type CallCounter,
@@ -19,7 +20,6 @@ import {
   Tally,
   transactionIdFor,
   useFreshTables,
-  type V3Keys,
   v2Delivery,
 } from './app';
 import type { ExpectedOrder, ExpectedUser, Ledger } from './ledger';

@@ -86,7 +86,7 @@ export async function g1TwoProcesses(ctx: Ctx): Promise<Result> {
         const lane = lanes[d % 2] as Lane;
         lane.deliveries.push(
           lane.worker?.version === 'v3' && ctx.v3
-            ? v3Delivery(ctx.app, ctx.v3, order)
+            ? v3Delivery(ctx.v3, order)
             : v2Delivery(ctx.app, order, d % 4 < 2 ? 'MD5' : 'HMAC-SHA256'),
         );
       }

@@ -138,7 +138,7 @@ export async function g5(ctx: Ctx): Promise<Result> {
     const v3Keys = ctx.v3;
     const v3Deliveries = v3Keys
       ? shuffle(
-          orders.map((order) => v3Delivery(ctx.app, v3Keys, order)),
+          orders.map((order) => v3Delivery(v3Keys, order)),
           random,
         )
       : [];

@@ -1,7 +1,8 @@
 /**
  * G6 forged flood: 10 000 notifies invalid in rotating ways, 64 in flight; 0 DynamoDB calls, all refused.
  */
-import { type Delivery, deliver, type PaidFacts, Tally, type V3Keys, v3Delivery } from '#load/app';
+
+import { type Delivery, deliver, type PaidFacts, Tally, v3Delivery } from '#load/app';
 import {
   type Ctx,
   checkLedger,
@@ -14,6 +15,7 @@ import {
 } from '#load/harness';
 import { collectGarbage, MB, ms, runPool, seededRandom, shuffle, summarize } from '#load/util';
 import { forkWorker } from '#load/workers';
+import type { V3Keys } from '#local/fixtures/v3';
 
 const WRONG_V2_KEY = 'WrongKey00000000000000000000000Z';
 
@@ -67,28 +69,23 @@ function forgedV2(ctx: Ctx, targets: PaidFacts[], total: number, random: () => n
   });
 }
 
-function forgedV3(
-  ctx: Ctx,
-  keys: V3Keys,
-  targets: PaidFacts[],
-  total: number,
-  random: () => number,
-): Delivery[] {
+function forgedV3(keys: V3Keys, targets: PaidFacts[], total: number, random: () => number): Delivery[] {
   const now = Math.floor(Date.now() / 1000);
   const badSignature = () => Buffer.from(randomHex(random, 512), 'hex').toString('base64');
   // Stale/future by an hour, not by 301 s: a +301 s notify becomes genuinely fresh a second later.
   const variants: ((target: PaidFacts) => Delivery)[] = [
-    (t) => v3Delivery(ctx.app, keys, t, { signature: badSignature() }),
-    (t) => v3Delivery(ctx.app, keys, t, { timestamp: now - 3600 }),
-    (t) => v3Delivery(ctx.app, keys, t, { timestamp: now + 3600 }),
-    (t) => v3Delivery(ctx.app, keys, t, { signature: `WECHATPAY/SIGNTEST/${badSignature()}` }),
-    (t) => v3Delivery(ctx.app, keys, t, { serial: 'PUB_KEY_ID_0000000000000000000000000000' }),
-    (t) => v3Delivery(ctx.app, keys, t, { signingKey: keys.wrongKey }),
+    (t) => v3Delivery(keys, t, { signature: badSignature() }),
+    (t) => v3Delivery(keys, t, { timestamp: now - 3600 }),
+    (t) => v3Delivery(keys, t, { timestamp: now + 3600 }),
+    (t) => v3Delivery(keys, t, { signature: `WECHATPAY/SIGNTEST/${badSignature()}` }),
+    (t) => v3Delivery(keys, t, { serial: 'PUB_KEY_ID_0000000000000000000000000000' }),
+    // signed by the wrong key (the merchant's)
+    (t) => v3Delivery(keys, t, { signingKey: keys.merchantKey }),
     (t) =>
-      v3Delivery(ctx.app, keys, t, {
+      v3Delivery(keys, t, {
         tamper: (body) => body.replace('"TRANSACTION.SUCCESS"', '"TRANSACTION.SUCCESS" '),
       }),
-    (t) => v3Delivery(ctx.app, keys, t, { dropHeader: 'wechatpay-signature' }),
+    (t) => v3Delivery(keys, t, { dropHeader: 'wechatpay-signature' }),
   ];
   // Signing is the expensive part: build a pool of distinct forgeries and rotate through it.
   const pool = Array.from({ length: Math.min(total, 400) }, (_, i) => {
@@ -140,7 +137,7 @@ export async function g6(ctx: Ctx): Promise<Result> {
   if (ctx.v3) {
     const worker = forkWorker('v3');
     await worker.ready;
-    const forged = shuffle(forgedV3(ctx, ctx.v3, population.orders, total, random), random);
+    const forged = shuffle(forgedV3(ctx.v3, population.orders, total, random), random);
     const report = await worker.run(forged, 64);
     worker.stop();
     const v3Tally = new Tally();
