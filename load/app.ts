@@ -23,7 +23,10 @@ import { createTables } from '#local/tables';
 
 export type { OrderRecord, Plan };
 
-/** The handlers and app functions the harness drives; builds the shared DynamoDB client (reads DYNAMODB_ENDPOINT). */
+/**
+ * The handlers and app functions the harness drives; builds the shared DynamoDB client, which reads
+ * DYNAMODB_ENDPOINT.
+ */
 export function createApp() {
   return {
     handlers: { notify, signIn, me, getOrder, createPayment },
@@ -86,7 +89,10 @@ export class CallCounter {
     return sum;
   }
 
-  /** Calls of one operation, whichever client sent it (the document client reports the low-level name, e.g. GetItemCommand). */
+  /**
+   * Calls of one operation, whichever client sent it (the document client reports the low-level name, e.g.
+   * GetItemCommand).
+   */
   get(operation: 'Get' | 'Put' | 'Update' | 'TransactWrite' | 'Query' | 'Scan'): number {
     const lowLevel = operation === 'TransactWrite' ? 'TransactWriteItems' : `${operation}Item`;
     return (this.byName.get(`${operation}Command`) ?? 0) + (this.byName.get(`${lowLevel}Command`) ?? 0);
