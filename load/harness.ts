@@ -22,7 +22,7 @@ import {
   useFreshTables,
   v2Delivery,
 } from './app';
-import type { ExpectedOrder, ExpectedUser, Ledger } from './ledger';
+import type { ExpectedOrder, ExpectedUser, Ledger, LedgerResult } from './ledger';
 import { concatLatencies, ms, randomInt, runPool, sleep, summarize } from './util';
 import type { WorkerDone } from './worker';
 import type { WorkerHandle } from './workers';
@@ -139,12 +139,13 @@ export async function populate(
   ctx: Ctx,
   scenario: string,
   scenarioNo: number,
-  options: { users: number; orders: number; startDay?: number },
+  options: { users?: number; orders: number; startDay?: number; paid?: boolean },
   random: () => number,
 ): Promise<Population> {
   const tables = await useFreshTables(ctx.app, ctx.endpoint, scenario);
   const config = await ctx.app.loadConfig();
-  const users = await signInUsers(ctx, tables, scenarioNo, options.users, random, options.startDay);
+  const userCount = options.users ?? usersFor(options.orders);
+  const users = await signInUsers(ctx, tables, scenarioNo, userCount, random, options.startDay);
   const orders: Population['orders'] = [];
   for (let i = 0; i < options.orders; i++) {
     const user = users[randomInt(random, 0, users.length - 1)] as SignedIn & ExpectedUser;
@@ -157,7 +158,7 @@ export async function populate(
       userId: user.id,
       planId: plan.id,
       plan,
-      paid: false,
+      paid: options.paid ?? false,
     });
   }
   await runPool(orders, 16, async (order) => {
@@ -167,7 +168,12 @@ export async function populate(
   return { tables, users, orders };
 }
 
-export async function checkLedger(ctx: Ctx, result: Result, population: Population, random: () => number) {
+export async function checkLedger(
+  ctx: Ctx,
+  result: Result,
+  population: Pick<Population, 'tables' | 'users'> & { orders: readonly ExpectedOrder[] },
+  random: () => number,
+) {
   const ledger = await ctx.ledger.check(
     ctx.app,
     population.tables,
@@ -318,4 +324,31 @@ export function stormDeliveries(ctx: Ctx, orders: Population['orders'], duplicat
 
 export function usersFor(orderCount: number): number {
   return Math.max(1, Math.round(orderCount / 10));
+}
+
+/**
+ * The end of a genuine-notify storm: WeChat-style redelivery of what was refused, the ledger check, every
+ * order credited exactly once; returns the ledger and the reply fields every storm reports.
+ */
+export async function settleStorm(
+  ctx: Ctx,
+  result: Result,
+  population: Parameters<typeof checkLedger>[2],
+  storm: Storm,
+  random: () => number,
+  options: { zero5xxTarget: boolean },
+): Promise<{ ledger: LedgerResult; fields: [string, string][] }> {
+  const redelivery = await redeliver(ctx, storm.refused, result);
+  const ledger = await checkLedger(ctx, result, population, random);
+  const expected = population.orders.length;
+  if (ledger.credits !== expected) result.failures.push(`${ledger.credits} credits, expected ${expected}`);
+  return { ledger, fields: stormFields(result, storm, redelivery, options) };
+}
+
+/** `via=notify-v2:3,notify-v3:7`: which channel settled the PAID orders. */
+export function viaField(ledger: LedgerResult): [string, string] {
+  const text = Object.entries(ledger.paidVia)
+    .map(([via, n]) => `${via}:${n}`)
+    .join(',');
+  return ['via', text];
 }

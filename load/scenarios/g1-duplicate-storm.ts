@@ -5,55 +5,50 @@
 import { v2Delivery, v3Delivery } from '#load/app';
 import {
   type Ctx,
-  checkLedger,
   count,
   type Lane,
   latencyFields,
   newResult,
   populate,
   type Result,
-  redeliver,
   runLanes,
+  type Storm,
+  settleStorm,
   stormDeliveries,
-  stormFields,
-  usersFor,
+  viaField,
 } from '#load/harness';
+import type { LedgerResult } from '#load/ledger';
 import { ms, seededRandom, shuffle, summarize } from '#load/util';
 import { forkWorker } from '#load/workers';
+
+/** G1's fields (credits, duplicate acknowledgements, then `fields`) and its targets: wall ≤ 30 s, p99 ≤ 1.5 s. */
+function reportStorm(result: Result, storm: Storm, ledger: LedgerResult, fields: [string, string][]): void {
+  const summary = latencyFields(result, storm.wallMs, storm.latencies, [
+    ['credits', String(ledger.credits)],
+    ['dupAcks', String(storm.tally.ack - ledger.credits)],
+    ...fields,
+  ]);
+  result.targets.push(
+    { text: 'wall ≤ 30 s', ok: storm.wallMs <= 30_000 },
+    { text: 'p99 ≤ 1.5 s', ok: summary.p99 <= 1500 },
+  );
+}
 
 export async function g1(ctx: Ctx): Promise<Result> {
   const result = newResult('G1');
   const random = seededRandom(ctx.seed * 101 + 1);
   const orderCount = count(ctx, 100);
   const duplicates = 50;
-  const population = await populate(
-    ctx,
-    'g1',
-    1,
-    { users: usersFor(orderCount), orders: orderCount },
-    random,
-  );
-  for (const order of population.orders) order.paid = true;
+  const population = await populate(ctx, 'g1', 1, { orders: orderCount, paid: true }, random);
   const deliveries = shuffle(stormDeliveries(ctx, population.orders, duplicates), random);
   ctx.counter.reset();
   const storm = await runLanes(ctx, [{ deliveries, concurrency: 128 }], result);
   const callLatency = summarize(ctx.counter.durations);
   const calls = `get=${ctx.counter.get('Get')},tx=${ctx.counter.get('TransactWrite')},sdkRetried=${ctx.counter.sdkRetried},callP50=${ms(callLatency.p50)}ms,callP99=${ms(callLatency.p99)}ms`;
-  const redelivery = await redeliver(ctx, storm.refused, result);
-  const ledger = await checkLedger(ctx, result, population, random);
-  if (ledger.credits !== orderCount)
-    result.failures.push(`${ledger.credits} credits, expected ${orderCount}`);
-  const extra = stormFields(result, storm, redelivery, { zero5xxTarget: true });
-  const summary = latencyFields(result, storm.wallMs, storm.latencies, [
-    ['credits', String(ledger.credits)],
-    ['dupAcks', String(storm.tally.ack - ledger.credits)],
-    ...extra,
-    ['ddb', calls],
-  ]);
-  result.targets.push(
-    { text: 'wall ≤ 30 s', ok: storm.wallMs <= 30_000 },
-    { text: 'p99 ≤ 1.5 s', ok: summary.p99 <= 1500 },
-  );
+  const { ledger, fields } = await settleStorm(ctx, result, population, storm, random, {
+    zero5xxTarget: true,
+  });
+  reportStorm(result, storm, ledger, [...fields, ['ddb', calls]]);
   result.notes.push(
     `${orderCount} orders (${population.users.length} users) × ${duplicates} v2 notifies (MD5/HMAC alternating), shuffled, 128 in flight, one process`,
   );
@@ -66,14 +61,7 @@ export async function g1TwoProcesses(ctx: Ctx): Promise<Result> {
   const random = seededRandom(ctx.seed * 101 + 2);
   const orderCount = count(ctx, 100);
   const duplicates = 50;
-  const population = await populate(
-    ctx,
-    'g1x2',
-    11,
-    { users: usersFor(orderCount), orders: orderCount },
-    random,
-  );
-  for (const order of population.orders) order.paid = true;
+  const population = await populate(ctx, 'g1x2', 11, { orders: orderCount, paid: true }, random);
   // One deployment has one WECHAT_PAY_VERSION, so a v3 notify needs a process configured for v3.
   const versions: ('v2' | 'v3')[] = ctx.v3 ? ['v2', 'v3'] : ['v2', 'v2'];
   const workers = versions.map((version) => forkWorker(version));
@@ -93,26 +81,10 @@ export async function g1TwoProcesses(ctx: Ctx): Promise<Result> {
     }
     for (const lane of lanes) shuffle(lane.deliveries, random);
     const storm = await runLanes(ctx, lanes, result);
-    const redelivery = await redeliver(ctx, storm.refused, result);
-    const ledger = await checkLedger(ctx, result, population, random);
-    if (ledger.credits !== orderCount)
-      result.failures.push(`${ledger.credits} credits, expected ${orderCount}`);
-    const extra = stormFields(result, storm, redelivery, { zero5xxTarget: true });
-    const summary = latencyFields(result, storm.wallMs, storm.latencies, [
-      ['credits', String(ledger.credits)],
-      ['dupAcks', String(storm.tally.ack - ledger.credits)],
-      ...extra,
-      [
-        'via',
-        Object.entries(ledger.paidVia)
-          .map(([via, n]) => `${via}:${n}`)
-          .join(','),
-      ],
-    ]);
-    result.targets.push(
-      { text: 'wall ≤ 30 s', ok: storm.wallMs <= 30_000 },
-      { text: 'p99 ≤ 1.5 s', ok: summary.p99 <= 1500 },
-    );
+    const { ledger, fields } = await settleStorm(ctx, result, population, storm, random, {
+      zero5xxTarget: true,
+    });
+    reportStorm(result, storm, ledger, [...fields, viaField(ledger)]);
     result.notes.push(
       `2 forked processes, 64 in flight each (${storm.reports
         .map(

@@ -25,10 +25,10 @@ import {
   newResult,
   type Refused,
   type Result,
-  redeliver,
   type Storm,
+  settleStorm,
   signInUsers,
-  stormFields,
+  viaField,
 } from '#load/harness';
 import type { ExpectedOrder, ExpectedUser } from '#load/ledger';
 import { randomInt, runPool, seededRandom, shuffle } from '#load/util';
@@ -184,25 +184,17 @@ export async function g5(ctx: Ctx): Promise<Result> {
       });
     }
     const storm: Storm = { wallMs, latencies, tally, reports: v3Report ? [v3Report] : [], refused };
-    const redelivery = await redeliver(ctx, refused, result);
-    const ledger = await ctx.ledger.check(ctx.app, tables, orders, users, random);
-    result.failures.push(...ledger.failures);
-    if (ledger.credits !== orderCount)
-      result.failures.push(`${ledger.credits} credits, expected ${orderCount}`);
+    const { ledger, fields } = await settleStorm(ctx, result, { tables, orders, users }, storm, random, {
+      zero5xxTarget: false,
+    });
     // A concurrent view may show PENDING when the notify commits after its read, but it must never fail.
     if ((views.get(200) ?? 0) !== orderCount) {
       result.failures.push(`GET /wechat/orders/{no}: ${[...views].map(([s, n]) => `${s}×${n}`).join(', ')}`);
     }
-    const extra = stormFields(result, storm, redelivery, { zero5xxTarget: false });
     latencyFields(result, wallMs, latencies, [
       ['credits', String(ledger.credits)],
-      ...extra,
-      [
-        'via',
-        Object.entries(ledger.paidVia)
-          .map(([via, n]) => `${via}:${n}`)
-          .join(','),
-      ],
+      ...fields,
+      viaField(ledger),
       ['viewedPaid', String(viewedPaid)],
     ]);
     result.notes.push(
