@@ -2,13 +2,13 @@
  * `npm run bench`: the notify hot paths (research/reliability.md §4.1, E4), each measured side by side with a
  * raw baseline doing the same job in the same run (bench/measure.ts): raw node:crypto for signing,
  * verification and decryption, a raw fast-xml-parser parse, a raw SDK GetItem on the same aws-sdk-client-mock.
- * Exits 1 only when a cost ratio to its baseline exceeds its gate; absolute throughput is printed, never
- * gated (the machine is shared, and a busy neighbour slows ours and the baseline alike).
+ * Exits 1 only when the CPU-time ratio to a baseline exceeds its gate; throughput is printed, never gated
+ * (the machine is shared).
  *
- * The gates (maxRatio) leave room above what this shared 2-core machine measured over nine runs (load average
- * 5–7 from other work, four runs with the other core also kept busy): signing and verification 0.8–1.1×, parse +
- * verify 1.3–1.4×, v3 verify + decrypt 1.5–1.7×, buildAuthorization 1.1–1.4×, duplicate notify v2 1.5–1.8× and
- * v3 1.8–2.1×.
+ * The gates (maxRatio) leave room above what this 2-core machine measured over nine runs (load average 5–7
+ * from other work; four runs with the other core also kept busy): signing and verification 0.8–1.1×,
+ * parse + verify 1.3–1.4×, v3 verify + decrypt 1.5–1.7×, buildAuthorization 1.1–1.4×, duplicate notify
+ * v2 1.5–1.8× and v3 1.8–2.1×.
  * Options: --time <CPU ms per side of each comparison> (default 1000).
  */
 // First, before any app module: applies the benchmark's environment (see bench/environment.ts).
