@@ -30,11 +30,10 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { XMLParser } from 'fast-xml-parser';
 import { handler as notifyHandler } from '#functions/pay-notify';
 import { paymentProvider } from '#lib/clients/wechat-pay';
-import { handleNotify } from '#lib/notify';
 import { parseV2Xml, signV2, toV2Xml, V2_SUCCESS_REPLY, verifyV2Sign } from '#lib/wechat-pay/v2-protocol';
 import { buildAuthorization, createVerifier, decryptResource } from '#lib/wechat-pay/v3-protocol';
 import { context, httpEvent } from '#local/fixtures/events';
-import { v2NotifyFields } from '#local/fixtures/notify';
+import { handleNotify, v2NotifyFields } from '#local/fixtures/notify';
 import { v3Config, v3Keys, v3Notify } from '#local/fixtures/v3';
 import { type Comparison, compare, type MeasureOptions, report } from './measure';
 
@@ -246,7 +245,7 @@ await run({
   maxRatio: 2.75,
 });
 
-// A process has one WECHAT_PAY_VERSION, so the v3 path runs lib/notify's handleNotify (what the v3-configured
+// A process has one WECHAT_PAY_VERSION, so the v3 path runs the notify route with a pinned provider (what the v3-configured
 // handler calls after middy and loadConfig) with a v3 provider built from the same environment.
 const config = v3Config();
 const provider = paymentProvider(config);
@@ -254,7 +253,7 @@ const v3Samples = Array.from({ length: 64 }, v3Sample);
 let v3Next = 0;
 let v3BaseNext = 0;
 await run({
-  name: 'v3 duplicate notify (lib/notify handleNotify)',
+  name: 'v3 duplicate notify (notify route, pinned provider)',
   baseline: 'raw verify + decrypt + GetItem',
   async: true,
   ours: async () => {

@@ -12,7 +12,7 @@ import { handler as notify } from '#functions/pay-notify';
 import { handler as signIn } from '#functions/sign-in';
 import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig, resetConfigCache } from '#lib/config';
-import { extendMembership } from '#lib/payments';
+import { extendMembership } from '#lib/payments/rules';
 import { findPlan, PLANS, type Plan } from '#lib/plans';
 import { createOrder, type OrderRecord } from '#lib/repositories/order-repository';
 import { userIdForOpenid } from '#lib/users';

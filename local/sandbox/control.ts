@@ -80,7 +80,11 @@ export function registerPayControl(sandbox: Sandbox, store: PayStore, options: P
     order.paidAt = Math.floor(Date.now() / 1000);
     // `deliver: false` plays the lost notify: paid at WeChat, nothing delivered until notify-again.
     if (body.deliver === false) {
-      return json(200, { outTradeNo: order.outTradeNo, transactionId: order.transactionId, delivered: false });
+      return json(200, {
+        outTradeNo: order.outTradeNo,
+        transactionId: order.transactionId,
+        delivered: false,
+      });
     }
     return paidAnswer(order, await deliverer.deliverUntilAccepted(order));
   });

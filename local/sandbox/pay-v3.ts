@@ -15,10 +15,6 @@ import { sendNotify } from './notify-deliverer';
 import type { NotifyResult, PayStore, SandboxOrder } from './pay-store';
 import type { RouteHandler, Sandbox, SandboxReply, SandboxRequest } from './server';
 
-// load/ and bench/ import the notify builders from here; their home is the protocol floor.
-export { buildV3Notify, type V3NotifyInput } from '#lib/wechat-pay/notify-builders';
-export { wechatpayHeaders } from '#lib/wechat-pay/v3-protocol';
-
 /**
  * Plays WeChat Pay API v3 (api.mch.weixin.qq.com) for one merchant: the merchant Authorization is checked on
  * every call, every answer is signed like WeChat's (Wechatpay-Timestamp/Nonce/Signature/Serial), and paid

@@ -17,7 +17,7 @@ import { verifyV2Sign } from '#lib/wechat-pay/v2-protocol';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
 import { TEST_SANDBOX_PORT } from '#test/test-env';
-import { countDynamoCalls } from './helpers';
+import { countDynamoCalls, exceptionsFor } from './helpers';
 
 const SANDBOX = `http://127.0.0.1:${TEST_SANDBOX_PORT}`;
 const SUCCESS = '<return_code><![CDATA[SUCCESS]]></return_code>';
@@ -369,13 +369,17 @@ describe('v2 notify duplicates and concurrency', () => {
     const other = await notify(
       v2NotifyXml({ outTradeNo, totalFee: 1800, transactionId: '4200000000202611210000000004' }),
     );
-    // Assess
-    expect(other).toContain(FAIL);
+    // Assess: acknowledged once recorded as a payment exception, never credited
+    expect(other).toContain(SUCCESS);
     expect((await storedUser(userId)).version).toBe(1);
+    expect((await storedOrder(outTradeNo)).transactionId).toBe('4200000000202611210000000003');
+    expect((await exceptionsFor(outTradeNo)).map((e) => [e.reason, e.transactionId])).toEqual([
+      ['paid_by_other', '4200000000202611210000000004'],
+    ]);
   });
 });
 
-describe('v2 notify bad inputs (reliability §2.5): FAIL and nothing written', () => {
+describe('v2 notify bad inputs (reliability §2.5): refused with nothing written, or recorded as exceptions', () => {
   let outTradeNo: string;
   let userId: string;
 
@@ -387,7 +391,7 @@ describe('v2 notify bad inputs (reliability §2.5): FAIL and nothing written', (
 
   const valid = () => v2NotifyXml({ outTradeNo, totalFee: 1800 });
   const entity = '<!ENTITY a "SUCCESS">';
-  const cases: [string, () => string, 'none' | 'reads-only'][] = [
+  const cases: [string, () => string, 'none'][] = [
     ['X1 wrong sign', () => v2NotifyXml({ outTradeNo, totalFee: 1800, sign: 'A'.repeat(32) }), 'none'],
     [
       'X1 signed with another key',
@@ -396,23 +400,6 @@ describe('v2 notify bad inputs (reliability §2.5): FAIL and nothing written', (
     ],
     ['X2 sign missing', () => valid().replace(/<sign>.*?<\/sign>/, ''), 'none'],
     ['X2 sign empty', () => valid().replace(/<sign>.*?<\/sign>/, '<sign></sign>'), 'none'],
-    ['X5 total_fee differs', () => v2NotifyXml({ outTradeNo, totalFee: 1 }), 'reads-only'],
-    [
-      'X5 fee_type not CNY',
-      () => v2NotifyXml({ outTradeNo, totalFee: 1800, extra: { fee_type: 'USD' } }),
-      'none',
-    ],
-    [
-      'X6 appid not ours',
-      () => v2NotifyXml({ outTradeNo, totalFee: 1800, appid: 'wx0000000000000000' }),
-      'none',
-    ],
-    ['X6 mch_id not ours', () => v2NotifyXml({ outTradeNo, totalFee: 1800, mchId: '1234567890' }), 'none'],
-    [
-      'X7 unknown out_trade_no',
-      () => v2NotifyXml({ outTradeNo: 'M20990101000000unknown0000', totalFee: 1800 }),
-      'reads-only',
-    ],
     ['X9 external entity', () => `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>${valid()}`, 'none'],
     ['X10 internal entity', () => `<!DOCTYPE xml [${entity}]>${valid().replace('SUCCESS', '&a;')}`, 'none'],
     [
@@ -449,12 +436,71 @@ describe('v2 notify bad inputs (reliability §2.5): FAIL and nothing written', (
       // Assess
       expect(reply).toContain(FAIL);
       expect(calls.writes()).toEqual([]);
-      if (allowed === 'none') expect(calls.calls()).toEqual([]);
+      expect(allowed).toBe('none');
+      expect(calls.calls()).toEqual([]);
     } finally {
       calls.stop();
     }
     expect((await storedOrder(outTradeNo)).status).toBe('PENDING');
     expect((await storedUser(userId)).version).toBe(0);
+  });
+
+  const uncreditable: [string, () => string, string][] = [
+    ['X5 total_fee differs', () => v2NotifyXml({ outTradeNo, totalFee: 1 }), 'amount_mismatch'],
+    [
+      'X5 fee_type not CNY',
+      () => v2NotifyXml({ outTradeNo, totalFee: 1800, extra: { fee_type: 'USD' } }),
+      'currency_mismatch',
+    ],
+    [
+      'X6 appid not ours',
+      () => v2NotifyXml({ outTradeNo, totalFee: 1800, appid: 'wx0000000000000000' }),
+      'merchant_mismatch',
+    ],
+    [
+      'X6 mch_id not ours',
+      () => v2NotifyXml({ outTradeNo, totalFee: 1800, mchId: '1234567890' }),
+      'merchant_mismatch',
+    ],
+  ];
+
+  it.each(uncreditable)(
+    '%s: acknowledged once recorded as a payment exception, never credited',
+    async (_name, body, reason) => {
+      // Prepare
+      const xml = body();
+      const transactionId = /<transaction_id><!\[CDATA\[(\d+)\]\]>/.exec(xml)?.[1];
+      const before = (await exceptionsFor(outTradeNo)).length;
+      const calls = countDynamoCalls();
+      try {
+        // Act: WeChat delivers it twice
+        const replies = [await notify(xml), await notify(xml)];
+        // Assess
+        expect(replies.every((reply) => reply.includes(SUCCESS))).toBe(true);
+        expect(calls.writes().filter((write) => write !== 'PutItem')).toEqual([]);
+      } finally {
+        calls.stop();
+      }
+      const recorded = (await exceptionsFor(outTradeNo)).filter((e) => e.transactionId === transactionId);
+      expect(recorded).toEqual([
+        expect.objectContaining({ reason, source: 'notify-v2', transactionId, outTradeNo }),
+      ]);
+      expect((await exceptionsFor(outTradeNo)).length).toBe(before + 1);
+      expect((await storedOrder(outTradeNo)).status).toBe('PENDING');
+      expect((await storedUser(userId)).version).toBe(0);
+    },
+  );
+
+  it('X7 unknown out_trade_no: acknowledged once recorded, nothing credited', async () => {
+    // Prepare
+    const unknown = 'M20990101000000unknown0000';
+    // Act
+    const reply = await notify(v2NotifyXml({ outTradeNo: unknown, totalFee: 1800 }));
+    // Assess
+    expect(reply).toContain(SUCCESS);
+    expect((await exceptionsFor(unknown)).map((e) => [e.reason, e.reportedFee, e.orderFee])).toEqual([
+      ['unknown_order', 1800, undefined],
+    ]);
   });
 
   it('X8 acknowledges result_code FAIL without crediting', async () => {

@@ -18,8 +18,8 @@ import {
   wechatpayHeaders,
 } from '#lib/wechat-pay/v3-protocol';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
-import { v2NotifyXml } from '#local/fixtures/notify';
-import { countDynamoCalls, handleNotify, sandboxLogin } from './helpers';
+import { handleNotify, v2NotifyXml } from '#local/fixtures/notify';
+import { countDynamoCalls, sandboxLogin } from './helpers';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const pem = (path: string) => readFileSync(resolve(ROOT, path), 'utf8');

@@ -6,16 +6,20 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '#lib/clients/payment-provider';
 import { type V3ClientConfig, WechatPayV3 } from '#lib/clients/wechat-pay-v3';
 import { ConflictError, NotifyRejectedError, ServiceUnavailableError, UpstreamError } from '#lib/errors';
+import { buildV3Notify } from '#lib/wechat-pay/notify-builders';
 import { formatRfc3339Cst } from '#lib/wechat-pay/time';
-import { createVerifier, parseAuthorization, verifyRsaSha256 } from '#lib/wechat-pay/v3-protocol';
+import {
+  createVerifier,
+  parseAuthorization,
+  verifyRsaSha256,
+  wechatpayHeaders,
+} from '#lib/wechat-pay/v3-protocol';
 import { PayStore, type SandboxOrder } from '#local/sandbox/pay-store';
 import {
-  buildV3Notify,
   type PayV3Settings,
   payV3SettingsFromEnv,
   registerPayV3,
   v3Transaction,
-  wechatpayHeaders,
 } from '#local/sandbox/pay-v3';
 import { Sandbox } from '#local/sandbox/server';
 
