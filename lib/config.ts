@@ -1,6 +1,5 @@
 import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { clearCaches } from '@aws-lambda-powertools/parameters';
-import { getParametersByName } from '@aws-lambda-powertools/parameters/ssm';
+import { getSecureParameters } from '#lib/clients/ssm';
 import { ConfigError } from './errors';
 
 /**
@@ -245,26 +244,35 @@ export function neededSecretNames(env: NodeJS.ProcessEnv, settings: Settings): S
   return listed as SecretName[];
 }
 
+/** How long a cold start may wait for SSM (`SSM_TIMEOUT_MS`, set per function to fit its Lambda timeout). */
+function ssmTimeoutMs(env: NodeJS.ProcessEnv): number {
+  const value = Number(env.SSM_TIMEOUT_MS ?? 3000);
+  if (!Number.isInteger(value) || value < 100)
+    throw new ConfigError('SSM_TIMEOUT_MS must be an integer ≥ 100');
+  return value;
+}
+
 async function fetchSecretsFromSsm(
   settings: Settings,
   names: readonly SecretName[],
+  timeoutMs: number,
 ): Promise<Partial<Record<SecretName, string>>> {
-  const byPath = Object.fromEntries(names.map((name) => [ssmParameterName(settings, name), {}]));
-  let values: Record<string, unknown>;
+  const paths = names.map((name) => ssmParameterName(settings, name));
+  let answer: Awaited<ReturnType<typeof getSecureParameters>>;
   try {
-    values = await getParametersByName<string>(byPath, { decrypt: true, throwOnError: false, maxAge: 900 });
+    answer = await getSecureParameters(paths, { timeoutMs });
   } catch (error) {
     throw new ConfigError(`SSM read failed: ${(error as Error).name}`);
   }
-  const failed = new Set((values._errors as string[] | undefined) ?? []);
   const result: Partial<Record<SecretName, string>> = {};
   for (const name of names) {
     const path = ssmParameterName(settings, name);
-    const value = values[path];
+    const value = answer.values[path];
     // Platform certificates and the public key are alternatives in v3: either may be absent.
     const optionalInV3 = name === 'WECHAT_PAY_PUBLIC_KEY' || name === 'WECHAT_PAY_PLATFORM_CERTS';
-    if (typeof value === 'string') result[name] = value;
-    else if (!optionalInV3 || !failed.has(path)) throw new ConfigError(`SSM parameter ${path} is missing`);
+    if (answer.notSecure.includes(path)) throw new ConfigError(`SSM parameter ${path} is not a SecureString`);
+    if (value !== undefined) result[name] = value;
+    else if (!optionalInV3) throw new ConfigError(`SSM parameter ${path} is missing`);
   }
   return result;
 }
@@ -282,15 +290,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<Config
       const needed = neededSecretNames(env, settings);
       const raw =
         env.SECRETS_SOURCE === 'ssm'
-          ? await fetchSecretsFromSsm(settings, needed)
+          ? await fetchSecretsFromSsm(settings, needed, ssmTimeoutMs(env))
           : Object.fromEntries(SECRET_NAMES.map((name) => [name, env[name]]));
       return { ...settings, ...parseSecrets(raw, settings, needed) };
     })();
     cached = attempt;
     attempt.catch(() => {
+      // A malformed secret fixed in SSM is read again on the next invocation.
       if (cached === attempt) cached = undefined;
-      // A malformed secret fixed in SSM must be read again on the next invocation, not from Powertools' cache.
-      clearCaches();
     });
   }
   return cached;
