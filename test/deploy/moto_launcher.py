@@ -10,8 +10,10 @@
 Usage: python3 moto_launcher.py <workdir>; prints "port <n>" once listening on a free 127.0.0.1 port.
 """
 
+import logging
 import os
 import sys
+import warnings
 
 from moto.awslambda.models import lambda_backends
 from moto.cloudformation import models as cfn_models
@@ -96,6 +98,10 @@ parsing.get_model_map.cache_clear()
 parsing.get_name_type_map.cache_clear()
 
 if __name__ == "__main__":
+    # Quiet: no request log, no "not supported" notes (ApiGatewayV2, CloudWatch alarms: checked statically).
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("moto").setLevel(logging.ERROR)
+    warnings.simplefilter("ignore")
     os.chdir(sys.argv[1])  # moto's cfn-lint call writes file.tmp into the working directory
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

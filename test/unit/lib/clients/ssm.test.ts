@@ -41,7 +41,9 @@ describe('getSecureParameters against an endpoint that accepts and never answers
 });
 
 describe('getSecureParameters', () => {
-  let ssm: ReturnType<typeof mockClient<SSMClient>>;
+  // Stubbed only while this block runs (the block above talks to a real socket).
+  let ssm = mockClient(SSMClient);
+  ssm.restore();
   beforeAll(() => {
     ssm = mockClient(SSMClient);
   });
