@@ -185,12 +185,40 @@ const packageDir = (version: 'v2' | 'v3') => join(work, `package-${version}`);
 try {
   await prerequisites();
 
+  // moto starts while the packages build; cfn-lint runs while moto deploys.
+  moto = spawn(python, [join(ROOT, 'test/deploy/moto_launcher.py'), work], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const motoPort = new Promise<number>((resolvePort, reject) => {
+    let text = '';
+    moto?.stdout?.on('data', (chunk) => {
+      text += chunk;
+      const match = /port (\d+)/.exec(text);
+      if (match) resolvePort(Number(match[1]));
+    });
+    moto?.on('exit', (code) => reject(new Error(`moto_server exited (${code})`)));
+  });
+  const lint = (version: 'v2' | 'v3') =>
+    run(python, [
+      '-c',
+      'import sys; from cfnlint.runner import main; sys.argv[0] = "cfn-lint"; sys.exit(main())',
+      '--regions',
+      REGION,
+      // W3005: the framework writes DependsOn entries that a Ref already implies. Harmless.
+      '--ignore-checks',
+      'W3005',
+      '--',
+      join(packageDir(version), 'cloudformation-template-update-stack.json'),
+    ]);
+  const lints: Promise<Run>[] = [];
+
   // 1. Package (one at a time: serverless-esbuild builds in the service directory) and a broken stage.
   let done = step('package v2 and v3 (16-character stages); a stage missing settings fails first');
   const broken = sls(['package', '--stage', 'broken', '--package', join(work, 'package-broken')]);
   for (const version of ['v2', 'v3'] as const) {
     const result = await sls(['package', '--stage', STAGES[version], '--package', packageDir(version)]);
     if (result.code !== 0) fatal(`serverless package (${version}) failed:\n${result.out}`);
+    lints.push(lint(version));
   }
   const refused = await broken;
   check(refused.code !== 0, 'packaging a stage with missing settings must fail');
@@ -198,29 +226,6 @@ try {
     check(refused.out.includes(name), `the refusal names the setting: expected "${name}" in\n${refused.out}`);
   }
   check(!refused.out.includes('Service packaged'), 'refused before anything was packaged');
-  done();
-
-  // 2. cfn-lint.
-  done = step('cfn-lint (v2, v3)');
-  const lints = await Promise.all(
-    (['v2', 'v3'] as const).map((version) =>
-      run(python, [
-        '-c',
-        'import sys; from cfnlint.runner import main; sys.argv[0] = "cfn-lint"; sys.exit(main())',
-        '--regions',
-        REGION,
-        // W3005: the framework writes DependsOn entries that a Ref already implies. Harmless.
-        '--ignore-checks',
-        'W3005',
-        '--',
-        join(packageDir(version), 'cloudformation-template-update-stack.json'),
-      ]),
-    ),
-  );
-  for (const [i, lint] of lints.entries()) {
-    // Exit code bits: 2 error, 4 warning, 8 informational.
-    check((lint.code & 6) === 0, `cfn-lint ${['v2', 'v3'][i]} reported errors or warnings:\n${lint.out}`);
-  }
   done();
 
   // 3. Static checks.
@@ -292,19 +297,7 @@ try {
   done();
 
   // 4. The rehearsal on moto.
-  done = step('moto_server on a free loopback port');
-  moto = spawn(python, [join(ROOT, 'test/deploy/moto_launcher.py'), work], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const port = await new Promise<number>((resolvePort, reject) => {
-    let text = '';
-    moto?.stdout?.on('data', (chunk) => {
-      text += chunk;
-      const match = /port (\d+)/.exec(text);
-      if (match) resolvePort(Number(match[1]));
-    });
-    moto?.on('exit', (code) => reject(new Error(`moto_server exited (${code})`)));
-  });
+  const port = await motoPort;
   const endpoint = `http://127.0.0.1:${port}`;
   const aws = {
     AWS_ENDPOINT_URL: endpoint,
@@ -320,7 +313,6 @@ try {
   const lambda = new LambdaClient(clientConfig);
   const ssm = new SSMClient(clientConfig);
   const dynamodb = new DynamoDBClient(clientConfig);
-  done();
 
   const stage = STAGES.v3;
   const prefix = `/${SERVICE}/${stage}`;
@@ -521,6 +513,14 @@ try {
   );
   const reloaded = await probe(await envOf('createPayment'));
   check(reloaded.ok, `config loads after the redeploy: ${JSON.stringify(reloaded)}`);
+  done();
+
+  // 2. cfn-lint (started after each package).
+  done = step('cfn-lint (v2, v3): no errors, no warnings but W3005');
+  for (const [i, result] of (await Promise.all(lints)).entries()) {
+    // Exit code bits: 2 error, 4 warning, 8 informational.
+    check((result.code & 6) === 0, `cfn-lint ${['v2', 'v3'][i]} reported errors or warnings:\n${result.out}`);
+  }
   done();
 } finally {
   moto?.stdin?.end();

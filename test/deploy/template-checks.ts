@@ -87,9 +87,13 @@ export function templateProblems(template: Template, { region }: { region: strin
 
   for (const [id, resource] of entries) {
     // A name of its own: a *Name property set to a value, not a Ref/GetAtt to another resource.
-    const named = Object.entries(resource.Properties ?? {}).some(
+    const named = Object.entries<Json>(resource.Properties ?? {}).some(
       ([key, value]) =>
-        /Name$/.test(key) && key !== 'DisplayName' && value !== undefined && !value?.Ref && !value?.['Fn::GetAtt'],
+        /Name$/.test(key) &&
+        key !== 'DisplayName' &&
+        value !== undefined &&
+        !value?.Ref &&
+        !value?.['Fn::GetAtt'],
     );
     if (named && resource.DeletionPolicy === 'Retain') {
       problems.push(`${id}: plain Retain on a resource with a fixed name (a retry or redeploy meets it)`);
