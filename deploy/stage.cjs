@@ -18,15 +18,8 @@ const MAX_STAGE_LENGTH = 16;
 const MAX_ROLE_NAME = 64;
 const MAX_FUNCTION_NAME = 16;
 const NO_VALUE = { Ref: 'AWS::NoValue' };
-const SECRETS = [
-  'WECHAT_SECRET',
-  'JWT_SECRET',
-  'WECHAT_MCH_KEY',
-  'WECHAT_APIV3_KEY',
-  'WECHAT_MCH_PRIVATE_KEY',
-  'WECHAT_PAY_PUBLIC_KEY',
-  'WECHAT_PAY_PLATFORM_CERTS',
-];
+/** Names of secrets (lib/config.ts SECRET_NAMES): refused in a stage file, they belong in SSM. */
+const SECRET_LIKE = /SECRET|_KEY$|_CERTS$/;
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653];
 
 const oneOf = (values) => (value) => values.includes(value) || `must be one of ${values.join(', ')}`;
@@ -109,8 +102,9 @@ function readStageFile(stage) {
   const problems = [];
   const values = {};
   for (const [name, value] of Object.entries(raw)) {
-    if (SECRETS.includes(name)) problems.push(`${name} is a secret: remove it and use npm run secrets`);
-    else if (!(name in SETTINGS)) problems.push(`${name} is not a setting (typo?)`);
+    if (!(name in SETTINGS) && SECRET_LIKE.test(name)) {
+      problems.push(`${name} is a secret: remove it and use npm run secrets`);
+    } else if (!(name in SETTINGS)) problems.push(`${name} is not a setting (typo?)`);
     else if (value !== null && value !== '') values[name] = String(value);
   }
   for (const [name, spec] of Object.entries(SETTINGS)) {
@@ -221,7 +215,13 @@ function alarm(description, namespace, metric, dimensions, { threshold = 1, minu
  * plus, with DOMAIN_NAME, the API Gateway custom domain and its mapping. Nothing locally.
  */
 async function resources({ resolveVariable, resolveConfigurationProperty, options }) {
-  const { stage, service, local, values } = await context(resolveVariable, options);
+  let stageContext;
+  try {
+    stageContext = await context(resolveVariable, options);
+  } catch {
+    return {}; // custom.settings reports the same problem, once
+  }
+  const { stage, service, local, values } = stageContext;
   if (local) return {};
   const functions = Object.keys((await resolveConfigurationProperty(['functions'])) ?? {});
   const out = {
