@@ -1,4 +1,4 @@
-import { DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { handler } from '#functions/pay-notify';
@@ -70,7 +70,31 @@ describe('pay-notify handler (v2)', () => {
     expect(ddb.calls()).toHaveLength(0);
   });
 
-  it('writes nothing when the amount differs from the order', async () => {
+  it('credits nothing when the amount differs, and acknowledges once the exception is stored', async () => {
+    // Prepare
+    ddb.on(PutCommand).resolves({});
+    // Act
+    const result = await handler(
+      notifyEvent(v2NotifyXml({ outTradeNo: order.outTradeNo, totalFee: 1 })),
+      context,
+    );
+    // Assess: one conditional PutItem of the exception, no transaction
+    expect(result.body).toContain('<return_code><![CDATA[SUCCESS]]></return_code>');
+    expect(writes()).toHaveLength(1);
+    const put = ddb.commandCalls(PutCommand)[0]?.args[0].input;
+    expect(put?.ConditionExpression).toBe('attribute_not_exists(outTradeNo)');
+    expect(put?.Item).toMatchObject({
+      outTradeNo: `EXCEPTION#${order.outTradeNo}#${put?.Item?.transactionId}`,
+      reason: 'amount_mismatch',
+      orderFee: 1800,
+      reportedFee: 1,
+      source: 'notify-v2',
+    });
+  });
+
+  it('answers FAIL (WeChat retries) when the exception cannot be stored', async () => {
+    // Prepare
+    ddb.on(PutCommand).rejects(new Error('DynamoDB unavailable'));
     // Act
     const result = await handler(
       notifyEvent(v2NotifyXml({ outTradeNo: order.outTradeNo, totalFee: 1 })),
@@ -78,7 +102,7 @@ describe('pay-notify handler (v2)', () => {
     );
     // Assess
     expect(result.body).toContain('<return_code><![CDATA[FAIL]]></return_code>');
-    expect(writes()).toHaveLength(0);
+    expect(ddb.commandCalls(TransactWriteCommand)).toHaveLength(0);
   });
 
   it('decodes a base64-flagged body before verifying it', async () => {

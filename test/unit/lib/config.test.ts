@@ -85,6 +85,7 @@ describe('readSettings', () => {
       jwtIssuer: 'wechat-miniprogram-backend',
       jwtAudience: 'miniprogram',
       jwtTtlSeconds: 604800,
+      ssmTimeoutMs: 3000,
     });
   });
 
