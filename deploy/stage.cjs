@@ -48,6 +48,10 @@ const SETTINGS = {
     check: (v) => (/^\d+$/.test(v) && +v >= 60 && +v <= 7776000) || 'must be seconds between 60 and 7776000',
   },
   LOG_LEVEL: { default: 'INFO', check: oneOf(['DEBUG', 'INFO', 'WARN', 'ERROR']) },
+  RECONCILE_SCHEDULE: {
+    default: 'rate(5 minutes)',
+    check: matches(/^(rate\(\d+ (minute|minutes|hour|hours)\)|cron\(.+\))$/, 'an EventBridge rate(…) or cron(…)'),
+  },
   REGION: { default: 'ap-southeast-1', check: matches(/^[a-z]{2}(-[a-z]+)+-\d$/, 'an AWS region') },
   DOMAIN_NAME: {
     required: (s) => Boolean(s.DOMAIN_CERTIFICATE_ARN) || s.NOTIFY_ON_DOMAIN === 'true',
@@ -245,6 +249,14 @@ async function resources({ resolveVariable, resolveConfigurationProperty, option
     'AWS/Lambda',
     'Url5xxCount',
     [{ Name: 'FunctionName', Value: { Ref: 'PayNotifyLambdaFunction' } }],
+    { minutes: 1 },
+  );
+  // A validly signed payment that cannot be credited (lib/payments/settle.ts): an operator must look.
+  out.PaymentExceptionAlarm = alarm(
+    'payment exception: a verified payment was not credited (GET /admin/exceptions)',
+    'WechatMiniprogramBackend',
+    'PaymentException',
+    [{ Name: 'service', Value: 'payments' }],
     { minutes: 1 },
   );
   out.HttpApi5xxAlarm = alarm('HTTP API answered 5xx', 'AWS/ApiGateway', '5xx', [

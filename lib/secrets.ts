@@ -75,14 +75,14 @@ export function secretNamesFor(payVersion: PayVersion): SecretName[] {
 
 /**
  * The secrets this function needs: `SECRET_NAMES` (comma-separated, set per function in serverless.yml so
- * each role reads only its own parameters), else every secret of the pay version.
+ * each role reads only its own parameters; set and empty means none), else every secret of the pay version.
  */
 export function neededSecretNames(env: NodeJS.ProcessEnv, settings: Settings): SecretName[] {
-  const listed = (env.SECRET_NAMES ?? '')
+  if (env.SECRET_NAMES === undefined) return secretNamesFor(settings.payVersion);
+  const listed = env.SECRET_NAMES
     .split(',')
     .map((name) => name.trim())
     .filter(Boolean);
-  if (listed.length === 0) return secretNamesFor(settings.payVersion);
   for (const name of listed) {
     if (!(SECRET_NAMES as readonly string[]).includes(name))
       throw new ConfigError(`SECRET_NAMES lists unknown ${name}`);

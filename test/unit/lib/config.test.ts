@@ -421,10 +421,10 @@ describe('neededSecretNames', () => {
     expect(names).toEqual(['JWT_SECRET', 'WECHAT_SECRET']);
   });
 
-  it('returns every secret of the pay version when SECRET_NAMES is empty or unset', () => {
+  it('returns every secret of the pay version when SECRET_NAMES is unset, and none when it is empty', () => {
     // Assess
     expect(neededSecretNames({}, readSettings(V2_ENV))).toEqual(secretNamesFor('v2'));
-    expect(neededSecretNames({ SECRET_NAMES: ' , ' }, readSettings(V3_ENV))).toEqual([
+    expect(neededSecretNames({}, readSettings(V3_ENV))).toEqual([
       'WECHAT_SECRET',
       'JWT_SECRET',
       'WECHAT_APIV3_KEY',
@@ -432,6 +432,8 @@ describe('neededSecretNames', () => {
       'WECHAT_PAY_PUBLIC_KEY',
       'WECHAT_PAY_PLATFORM_CERTS',
     ]);
+    expect(neededSecretNames({ SECRET_NAMES: ' , ' }, readSettings(V3_ENV))).toEqual([]);
+    expect(neededSecretNames({ SECRET_NAMES: '' }, readSettings(V2_ENV))).toEqual([]);
     expect(secretNamesFor('v2')).toEqual(['WECHAT_SECRET', 'JWT_SECRET', 'WECHAT_MCH_KEY']);
   });
 
@@ -647,7 +649,7 @@ describe('loadConfig after a malformed SSM secret', () => {
     const ssm = mockClient(SSMClient);
     resetConfigCache();
     clearCaches();
-    const env = { ...process.env, SECRETS_SOURCE: 'ssm', WECHAT_PAY_VERSION: 'v2', SECRET_NAMES: '' };
+    const env = { ...process.env, SECRETS_SOURCE: 'ssm', WECHAT_PAY_VERSION: 'v2', SECRET_NAMES: undefined };
     const settings = readSettings(env);
     const answer = (jwt: string) => ({
       Parameters: [

@@ -1,0 +1,17 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import { paymentProvider } from '#lib/clients/wechat-pay';
+import { loadConfig } from '#lib/config';
+import { logger } from '#lib/logger';
+import { type ReconcileSummary, reconcile } from '#lib/payments/reconcile';
+
+/** The scheduled reconciler (EventBridge, RECONCILE_SCHEDULE): one bounded pass inside this invocation's time. */
+export const handler = middy<unknown, ReconcileSummary>()
+  .use(injectLambdaContext(logger))
+  .handler(async (_event, context) => {
+    const config = await loadConfig();
+    const deadline = Date.now() + context.getRemainingTimeInMillis() - 2000;
+    const summary = await reconcile(config, paymentProvider(config), { deadline });
+    logger.info('reconcile pass', { ...summary });
+    return summary;
+  });
