@@ -2,13 +2,6 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
-import {
-  toHaveReceivedCommandTimes,
-  toHaveReceivedCommandWith,
-  toReceiveCommandTimes,
-  toReceiveCommandWith,
-} from 'aws-sdk-client-mock-vitest';
-import type {} from 'aws-sdk-client-mock-vitest/extend';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createUserIfAbsent,
@@ -17,13 +10,6 @@ import {
   type UserRecord,
   updateProfile,
 } from '#lib/repositories/user-repository';
-
-expect.extend({
-  toReceiveCommandWith,
-  toHaveReceivedCommandWith,
-  toReceiveCommandTimes,
-  toHaveReceivedCommandTimes,
-});
 
 const TABLE = 'wechat-miniprogram-backend-test-users';
 const NOW = '2026-11-21T08:00:00.000Z';
