@@ -1,4 +1,4 @@
-import { allCustomMatcher } from 'aws-sdk-client-mock-vitest';
+import { allCustomMatcherWithAliases } from 'aws-sdk-client-mock-vitest';
 import type {} from 'aws-sdk-client-mock-vitest/extend';
 import { afterEach, expect } from 'vitest';
 import { installLogSink, takeLeaks } from './helpers/log-sink';
@@ -7,7 +7,7 @@ import { applyTestEnv } from './test-env';
 export { TEST_DYNAMODB_PORT, TEST_SANDBOX_PORT } from './test-env';
 
 applyTestEnv();
-expect.extend(allCustomMatcher);
+expect.extend(allCustomMatcherWithAliases);
 installLogSink();
 
 afterEach(() => {

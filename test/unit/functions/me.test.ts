@@ -7,6 +7,8 @@ import { issueSessionToken } from '#lib/auth';
 import { loadConfig, resetConfigCache } from '#lib/config';
 import { newUser, userIdForOpenid } from '#lib/users';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
+import { aUser } from '#test/helpers/builders';
+import { storeItems } from '#test/helpers/dynamo';
 
 const OPENID = 'oUnitTestOpenid0000001';
 const USER_ID = userIdForOpenid(OPENID);
@@ -166,5 +168,35 @@ describe('me handler', () => {
     expect(result.statusCode).toBe(500);
     expect(envelope(result)).toEqual({ success: false, message: '服务器内部错误', code: 'INTERNAL_ERROR' });
     expect(result.body).not.toContain('boom');
+  });
+
+  describe('after a JWT_SECRET rotation (research/reliability.md §3.2 F19)', () => {
+    // Rotation of JWT_SECRET is not supported with an overlap: one key verifies. Rotating means a redeploy
+    // with the new SSM value, after which every session signed with the old key must sign in again.
+    beforeEach(() => storeItems(ddb, { users: [aUser()] }));
+
+    it.each([
+      ['a previous key', 'previous-jwt-secret-of-at-least-32-bytes-0000'],
+      ['a key sharing a prefix', `${process.env.JWT_SECRET}-rotated`],
+    ])(
+      'refuses a token signed with %s (401 INVALID_TOKEN) and accepts one signed with the current key',
+      async (_name, other) => {
+        // Prepare
+        const config = await loadConfig();
+        const foreign = await issueSessionToken(USER_ID, {
+          ...config,
+          jwtSecret: new TextEncoder().encode(other),
+        });
+        const current = await issueSessionToken(USER_ID, config);
+        // Act
+        const refused = await handler(meEvent(foreign), context);
+        const accepted = await handler(meEvent(current), context);
+        // Assess
+        expect(refused.statusCode).toBe(401);
+        expect(envelope(refused).code).toBe('INVALID_TOKEN');
+        expect(accepted.statusCode).toBe(200);
+        expect(envelope(accepted).data?.user.id).toBe(USER_ID);
+      },
+    );
   });
 });

@@ -1,4 +1,5 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetParametersCommand } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -6,8 +7,16 @@ import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from 'vite
 import { handler } from '#functions/sign-in';
 import { verifySessionToken } from '#lib/auth';
 import { loadConfig, resetConfigCache } from '#lib/config';
+import { logger } from '#lib/logger';
 import { newUser, userIdForOpenid } from '#lib/users';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
+import {
+  MALFORMED_SECRETS,
+  SSM_FAILURES,
+  sdkError,
+  secretsFromFakeSsm,
+  ssmAnswer,
+} from '#test/helpers/ssm-answers';
 
 const OPENID = 'oUnitTestOpenid0000001';
 const SESSION_KEY = 'tiihtNczf5v6AKRyjwEUhQ==';
@@ -202,5 +211,57 @@ describe('sign-in handler', () => {
     expect(result.statusCode).toBe(500);
     expect(envelope(result)).toEqual({ success: false, message: '服务器内部错误', code: 'INTERNAL_ERROR' });
     expect(result.body).not.toContain('boom');
+  });
+
+  describe('when its configuration fails (research/reliability.md §3.2 F17, F18)', () => {
+    const ssm = secretsFromFakeSsm();
+    const faultEvent = () => signInEvent({ code: 'fault-suite-code_01' });
+
+    beforeEach(() => ddb.on(PutCommand).resolves({}));
+    afterEach(() => vi.restoreAllMocks());
+
+    it.each(SSM_FAILURES)(
+      'answers 500 without a token, a WeChat call or a write on %s, and the next invocation signs in',
+      async (name) => {
+        // Prepare
+        ssm.on(GetParametersCommand).rejectsOnce(sdkError(name)).resolves(ssmAnswer());
+        // Act
+        const failed = await handler(faultEvent(), context);
+        // Assess
+        expect(failed.statusCode).toBe(500);
+        expect(envelope(failed)).toMatchObject({ success: false, code: 'INTERNAL_ERROR' });
+        expect(envelope(failed).data).toBeUndefined();
+        expect(fetchMock).not.toHaveBeenCalled();
+        expect(ddb.calls()).toHaveLength(0);
+        // Act
+        const retried = await handler(faultEvent(), context);
+        // Assess
+        expect(retried.statusCode).toBe(200);
+        expect(envelope(retried).data?.token).toEqual(expect.any(String));
+        expect(ssm.commandCalls(GetParametersCommand)).toHaveLength(2);
+      },
+    );
+
+    it.each(MALFORMED_SECRETS)(
+      'fails closed on %s (%s): 500 without a token, the error names %s but not the value',
+      async (_name, version, parameter, value) => {
+        // Prepare
+        process.env.WECHAT_PAY_VERSION = version;
+        ssm.on(GetParametersCommand).resolves(ssmAnswer({ [parameter]: value }));
+        const logged = vi.spyOn(logger, 'error');
+        // Act
+        const signedIn = await handler(faultEvent(), context);
+        // Assess: nothing signed, nothing written, WeChat never called
+        expect(value.length).toBeGreaterThan(0);
+        expect(signedIn.statusCode).toBe(500);
+        expect(envelope(signedIn).data).toBeUndefined();
+        expect(ddb.calls()).toHaveLength(0);
+        expect(fetchMock).not.toHaveBeenCalled();
+        // The logs name the parameter; neither logs nor the response carry the value
+        expect(JSON.stringify(logged.mock.calls)).toContain(parameter);
+        expect(JSON.stringify(logged.mock.calls)).not.toContain(value);
+        expect(signedIn.body).not.toContain(value);
+      },
+    );
   });
 });
