@@ -1,17 +1,9 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '#lib/clients/payment-provider';
 import { formatRfc3339Cst, rfc3339ToIso, type V3ClientConfig, WechatPayV3 } from '#lib/clients/wechat-pay-v3';
-import {
-  ConfigError,
-  ConflictError,
-  NotifyRejectedError,
-  ServiceUnavailableError,
-  UpstreamError,
-} from '#lib/errors';
+import { ConflictError, NotifyRejectedError, ServiceUnavailableError, UpstreamError } from '#lib/errors';
 import { createVerifier, parseAuthorization, verifyRsaSha256 } from '#lib/wechat-pay/v3-protocol';
 import { PayStore, type SandboxOrder } from '#local/sandbox/pay-store';
 import {
@@ -23,6 +15,7 @@ import {
   wechatpayHeaders,
 } from '#local/sandbox/pay-v3';
 import { Sandbox } from '#local/sandbox/server';
+import { type Captured, type ScriptedServer, startScripted } from '#test/helpers/scripted-server';
 
 /** What the tests vary: the client config, plus the PEMs the verifier is built from. */
 type ConfigOverrides = Partial<Omit<V3ClientConfig, 'payVerifier'>> & { platformCertPems?: string[] };
@@ -129,47 +122,6 @@ async function startSandbox(overrides: Partial<PayV3Settings> = {}) {
   return { sandbox, store, baseUrl };
 }
 
-interface Captured {
-  method: string;
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** A tiny HTTP server whose answers the test scripts; records every request. */
-async function startScripted() {
-  const requests: Captured[] = [];
-  const replies: ((response: ServerResponse) => void)[] = [];
-  const server: Server = createServer(async (req, response) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const captured = {
-      method: req.method ?? '',
-      url: req.url ?? '',
-      headers: req.headers,
-      body: Buffer.concat(chunks).toString('utf8'),
-    };
-    requests.push(captured);
-    const reply = replies.shift();
-    if (reply) reply(response);
-    else response.writeHead(204).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    url,
-    requests,
-    /** Queues the answer to the next request. */
-    next(status: number, body: string, headers: Record<string, string> = {}) {
-      replies.push((response) => response.writeHead(status, headers).end(body));
-    },
-    close: () => {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 /** A signed answer as WeChat Pay would send it. */
 function signed(
   body: string,
@@ -264,7 +216,7 @@ describe('WechatPayV3 against the sandbox', () => {
   let sandbox: Sandbox;
   let store: PayStore;
   let client: WechatPayV3;
-  let receiver: Awaited<ReturnType<typeof startScripted>>;
+  let receiver: ScriptedServer;
 
   beforeAll(async () => {
     receiver = await startScripted();
@@ -487,7 +439,7 @@ describe('WechatPayV3 key modes against the sandbox', () => {
 });
 
 describe('WechatPayV3 against forged, unsigned and failing answers', () => {
-  let upstream: Awaited<ReturnType<typeof startScripted>>;
+  let upstream: ScriptedServer;
   let client: WechatPayV3;
 
   beforeAll(async () => {
