@@ -42,6 +42,10 @@ export async function startScripted() {
     next(status: number, body: string, headers: Record<string, string> = {}) {
       replies.push((response) => response.writeHead(status, headers).end(body));
     },
+    /** Leaves the next request unanswered (the connection stays open until close). */
+    hang() {
+      replies.push(() => {});
+    },
     close: () => {
       server.closeAllConnections();
       return new Promise<void>((resolve) => server.close(() => resolve()));

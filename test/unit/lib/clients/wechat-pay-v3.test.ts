@@ -15,6 +15,7 @@ import {
   wechatpayHeaders,
 } from '#local/sandbox/pay-v3';
 import { Sandbox } from '#local/sandbox/server';
+import { rejection, thrown } from '#test/helpers/outcomes';
 import { type Captured, type ScriptedServer, startScripted } from '#test/helpers/scripted-server';
 
 /** What the tests vary: the client config, plus the PEMs the verifier is built from. */
@@ -85,26 +86,6 @@ function prepayRequest(overrides: { outTradeNo?: string; totalFee?: number } = {
     clientIp: '203.0.113.7',
     timeExpire: new Date(Date.now() + 2 * 3600 * 1000),
   };
-}
-
-/** Resolves with the error a promise rejects with (fails when it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
-
-/** Runs `act` and returns what it throws (fails when nothing is thrown). */
-function thrown(act: () => unknown): unknown {
-  try {
-    act();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to throw');
 }
 
 function rejectedStatus(act: () => unknown): number {
