@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { handler } from '#functions/me';
 import { issueSessionToken } from '#lib/auth';
 import { loadConfig, resetConfigCache } from '#lib/config';
-import { newUser, userIdForOpenid } from '#lib/users';
+import { userIdForOpenid } from '#lib/users';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
 import { aUser } from '#test/helpers/builders';
 import { storeItems } from '#test/helpers/dynamo';
@@ -32,11 +32,12 @@ describe('me handler', () => {
 
   it('returns the public user when the token is valid and the user exists', async () => {
     // Prepare
-    const user = {
-      ...newUser(OPENID, 'oUnionUnitTest000000001', '2026-01-01T00:00:00.000Z'),
-      role: 1 as const,
+    const user = aUser({
+      openid: OPENID,
+      unionid: 'oUnionUnitTest000000001',
+      role: 1,
       membershipExpiredAt: '2099-01-01T00:00:00.000Z',
-    };
+    });
     ddb.on(GetCommand).resolves({ Item: user });
 
     // Act
@@ -72,7 +73,7 @@ describe('me handler', () => {
 
   it('accepts the token when the header is spelled Authorization', async () => {
     // Prepare
-    ddb.on(GetCommand).resolves({ Item: newUser(OPENID, undefined, '2026-01-01T00:00:00.000Z') });
+    ddb.on(GetCommand).resolves({ Item: aUser({ openid: OPENID }) });
 
     // Act
     const result = await handler(

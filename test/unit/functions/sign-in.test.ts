@@ -1,15 +1,15 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetParametersCommand } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { marshall } from '@aws-sdk/util-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from 'vitest';
 import { handler } from '#functions/sign-in';
 import { verifySessionToken } from '#lib/auth';
 import { loadConfig, resetConfigCache } from '#lib/config';
 import { logger } from '#lib/logger';
-import { newUser, userIdForOpenid } from '#lib/users';
+import { userIdForOpenid } from '#lib/users';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
+import { aUser } from '#test/helpers/builders';
+import { conditionFailed } from '#test/helpers/dynamo';
 import {
   MALFORMED_SECRETS,
   SSM_FAILURES,
@@ -78,14 +78,8 @@ describe('sign-in handler', () => {
 
   it('costs exactly one DynamoDB command when a returning user signs in', async () => {
     // Prepare
-    const existing = { ...newUser(OPENID, undefined, '2025-01-01T00:00:00.000Z'), nickname: '老朋友' };
-    ddb.on(PutCommand).rejects(
-      new ConditionalCheckFailedException({
-        message: 'The conditional request failed',
-        $metadata: {},
-        Item: marshall(existing),
-      }),
-    );
+    const existing = aUser({ openid: OPENID, nickname: '老朋友', createdAt: '2025-01-01T00:00:00.000Z' });
+    ddb.on(PutCommand).rejects(conditionFailed(existing));
 
     // Act
     const result = await handler(signInEvent({ code: 'valid-code_02' }), context);
@@ -100,12 +94,8 @@ describe('sign-in handler', () => {
     // Prepare
     const unionid = 'oUnionUnitTest000000001';
     fetchMock.mockImplementation(wechat({ openid: OPENID, unionid, session_key: SESSION_KEY }));
-    const existing = newUser(OPENID, undefined, '2025-01-01T00:00:00.000Z');
-    ddb
-      .on(PutCommand)
-      .rejects(
-        new ConditionalCheckFailedException({ message: 'failed', $metadata: {}, Item: marshall(existing) }),
-      );
+    const existing = aUser({ openid: OPENID, createdAt: '2025-01-01T00:00:00.000Z' });
+    ddb.on(PutCommand).rejects(conditionFailed(existing));
     ddb.on(UpdateCommand).resolves({});
 
     // Act
