@@ -1,8 +1,9 @@
 import { clearCaches } from '@aws-lambda-powertools/parameters';
-import { SSMClient } from '@aws-sdk/client-ssm';
+import { GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeEach } from 'vitest';
+import { afterEach, beforeEach, expect, type MockInstance, vi } from 'vitest';
 import { resetConfigCache } from '#lib/config';
+import { logger } from '#lib/logger';
 import { type SecretName, ssmParameterName } from '#lib/secrets';
 import { readSettings } from '#lib/settings';
 
@@ -79,3 +80,31 @@ export const MALFORMED_SECRETS: [string, 'v2' | 'v3', SecretName, string][] = [
 
 /** The SSM failures a cold start must survive (the next invocation reads SSM again). */
 export const SSM_FAILURES = ['ThrottlingException', 'TimeoutError', 'AccessDeniedException'];
+
+/**
+ * Scripts a cold start whose SSM answer carries `value` for `parameter` under pay version `version`;
+ * returns the spy on logger.error for expectNamedNotShown.
+ */
+export function serveMalformedSecret(
+  ssm: AwsClientStub<SSMClient>,
+  version: 'v2' | 'v3',
+  parameter: SecretName,
+  value: string,
+): MockInstance<typeof logger.error> {
+  process.env.WECHAT_PAY_VERSION = version;
+  ssm.on(GetParametersCommand).resolves(ssmAnswer({ [parameter]: value }));
+  return vi.spyOn(logger, 'error');
+}
+
+/** The error logs name the parameter; neither they nor the response body carry its value (INV-6). */
+export function expectNamedNotShown(
+  logged: MockInstance<typeof logger.error>,
+  parameter: SecretName,
+  value: string,
+  body: string | undefined,
+): void {
+  expect(value.length).toBeGreaterThan(0);
+  expect(JSON.stringify(logged.mock.calls)).toContain(parameter);
+  expect(JSON.stringify(logged.mock.calls)).not.toContain(value);
+  expect(body).not.toContain(value);
+}

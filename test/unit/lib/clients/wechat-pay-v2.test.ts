@@ -69,6 +69,17 @@ const prepayRequest = {
   timeExpire: new Date('2026-11-21T10:00:00.000Z'),
 };
 
+/** What both the order query and the notify report for the paid order (paid 2026-11-21 16:05:09 CST). */
+const PAID_REPORT = {
+  outTradeNo: OUT_TRADE_NO,
+  transactionId: TRANSACTION_ID,
+  totalFee: 1800,
+  currency: 'CNY',
+  paidAt: '2026-11-21T08:05:09.000Z',
+  appId: APP_ID,
+  mchId: MCH_ID,
+};
+
 const paidQuery = {
   result_code: 'SUCCESS',
   trade_state: 'SUCCESS',
@@ -246,18 +257,7 @@ describe('WechatPayV2.queryOrder (orderquery)', () => {
     expect(upstream.requests[0]?.url).toBe('/pay/orderquery');
     expect(result).toEqual({
       tradeState: 'SUCCESS',
-      report: {
-        outTradeNo: OUT_TRADE_NO,
-        transactionId: TRANSACTION_ID,
-        totalFee: 1800,
-        currency: 'CNY',
-        paidAt: '2026-11-21T08:05:09.000Z',
-        appId: APP_ID,
-        mchId: MCH_ID,
-        bankType: 'CMB_CREDIT',
-        cashFee: 1700,
-        paidVia: 'orderquery-v2',
-      },
+      report: { ...PAID_REPORT, bankType: 'CMB_CREDIT', cashFee: 1700, paidVia: 'orderquery-v2' },
     });
   });
 
@@ -309,18 +309,7 @@ describe('WechatPayV2.parseNotify', () => {
       // Assess
       expect(result).toEqual({
         kind: 'paid',
-        report: {
-          outTradeNo: OUT_TRADE_NO,
-          transactionId: TRANSACTION_ID,
-          totalFee: 1800,
-          currency: 'CNY',
-          paidAt: '2026-11-21T08:05:09.000Z',
-          appId: APP_ID,
-          mchId: MCH_ID,
-          bankType: 'OTHERS',
-          cashFee: 1800,
-          paidVia: 'notify-v2',
-        },
+        report: { ...PAID_REPORT, bankType: 'OTHERS', cashFee: 1800, paidVia: 'notify-v2' },
       });
     },
   );
