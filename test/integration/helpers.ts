@@ -34,7 +34,10 @@ export function randomOpenid(prefix = 'oTest'): string {
   return `${prefix}${randomBytes(12).toString('base64url')}`;
 }
 
-/** Plays `wx.login`: a single-use code for `openid` (a new random openid when omitted), optionally bound to a unionid. */
+/**
+ * Plays `wx.login`: a single-use code for `openid` (a new random openid when omitted), optionally bound
+ * to a unionid.
+ */
 export function sandboxLogin(openid?: string, unionid?: string): Promise<{ code: string; openid: string }> {
   return sandboxRequest('POST', '/sandbox/login', {
     ...(openid ? { openid } : {}),
@@ -61,7 +64,10 @@ export async function sandboxCalls(): Promise<{ method: string; path: string; at
   return calls;
 }
 
-/** How many calls `path` has received so far; take it before and after an action to count that action's calls. */
+/**
+ * How many calls `path` has received so far; take it before and after an action to count that action's
+ * calls.
+ */
 export async function sandboxCallCount(path = CODE2SESSION): Promise<number> {
   return (await sandboxCalls()).filter((call) => call.path === path).length;
 }
@@ -155,7 +161,10 @@ export function countDynamoCalls(): DynamoCallCounter {
   };
 }
 
-/** Runs the real notify route through the real transport with a pinned config and provider (v2 + v3 side by side). */
+/**
+ * Runs the real notify route through the real transport with a pinned config and provider (v2 + v3 side
+ * by side).
+ */
 export async function handleNotify(config: Config, provider: PaymentProvider, event: APIGatewayProxyEventV2) {
   const handler = notifyHandler(payNotify, async () => ({ config, provider }));
   return (await handler(event, context)) as {
