@@ -1,11 +1,12 @@
 import { type NotifyRoute, notifyHandler } from '#lib/http';
 import { logger } from '#lib/logger';
-import { settlePayment } from '#lib/payments/settle';
+import { settleReport } from '#lib/payments/settle';
 
 /**
  * The notify path, in the money-safe order: verify and decode (signature first, before any DynamoDB call),
  * settle exactly once (validate against our records, one atomic conditional write), then acknowledge.
- * A verified message that reports no payment is acknowledged without credit.
+ * A verified message that reports no payment is acknowledged without credit; a verified payment that must
+ * not be credited is acknowledged once it is recorded as a payment exception.
  */
 export const payNotify: NotifyRoute = async (request, { config, provider }) => {
   const notify = provider.parseNotify(request, Math.floor(Date.now() / 1000));
@@ -13,7 +14,7 @@ export const payNotify: NotifyRoute = async (request, { config, provider }) => {
     logger.warn('notify acknowledged without credit', { reason: notify.reason });
     return;
   }
-  const outcome = await settlePayment(config, notify.report);
+  const outcome = await settleReport(config, notify.report);
   logger.info('notify settled', { outTradeNo: notify.report.outTradeNo, outcome });
 };
 

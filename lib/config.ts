@@ -1,4 +1,3 @@
-import { clearCaches } from '@aws-lambda-powertools/parameters';
 import {
   fetchSecretsFromSsm,
   neededSecretNames,
@@ -24,7 +23,7 @@ let cached: Promise<Config> | undefined;
 /**
  * The whole configuration, loaded once per cold start and cached; every check of every value happens
  * here. A rejected load is not cached, so the next invocation retries (SSM throttling must not brick a
- * warm container), and Powertools' cache is cleared so that a secret fixed in SSM is read again.
+ * warm container) and a secret fixed in SSM is read again.
  * Throws ConfigError naming the setting or parameter.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<Config> {
@@ -42,8 +41,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<Config
     })();
     cached = attempt;
     attempt.catch(() => {
+      // A malformed secret fixed in SSM is read again on the next invocation.
       if (cached === attempt) cached = undefined;
-      clearCaches();
     });
   }
   return cached;

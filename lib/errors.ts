@@ -101,17 +101,20 @@ export type PaymentRejection =
   | 'unknown_order'
   | 'amount_mismatch'
   | 'paid_by_other'
-  | 'not_pending';
+  | 'not_pending'
+  | 'owner_missing';
 
 /**
  * The payments domain refuses to credit a payment WeChat reported (notify or order query): nothing is
- * written. `message` is the short reason WeChat sees in a FAIL reply; `detail` goes only to the logs.
+ * credited. `message` is the short reason (logs, FAIL replies); `detail` goes only to the logs.
  */
 export class PaymentRejectedError extends Error {
   constructor(
     readonly reason: PaymentRejection,
     message: string,
     readonly detail?: string,
+    /** Our order's total_fee in fen, when there is an order. */
+    readonly orderFee?: number,
   ) {
     super(message);
     this.name = 'PaymentRejectedError';

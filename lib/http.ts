@@ -116,6 +116,7 @@ const REJECTION_STATUS: Record<PaymentRejection, number> = {
   unknown_order: 404,
   paid_by_other: 409,
   not_pending: 409,
+  owner_missing: 409,
 };
 
 /** What a notify route works with: the loaded config and the WeChat Pay client of its version. */

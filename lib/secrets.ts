@@ -1,7 +1,8 @@
 import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { getParametersByName } from '@aws-lambda-powertools/parameters/ssm';
+import { getSecureParameters } from '#lib/clients/ssm';
 import { ConfigError } from '#lib/errors';
-import type { PayVersion, Settings, V2Settings, V3Settings } from '#lib/settings';
+import type { Settings, V2Settings, V3Settings } from '#lib/settings';
+import type { PayVersion } from '#lib/wechat-pay/fields';
 import { createVerifier, type WechatPayVerifier } from '#lib/wechat-pay/v3-protocol';
 
 /**
@@ -235,29 +236,30 @@ export function parseSecrets(
 }
 
 /**
- * The raw secrets from SSM SecureStrings `/<service>/<stage>/<NAME>` in one batched, decrypted call
- * (Powertools, cached 900 s). Throws ConfigError naming the path of a missing parameter; v3's public key and
- * platform certificates are alternatives, so either may be absent.
+ * The raw secrets from SSM SecureStrings `/<service>/<stage>/<NAME>` in batched, decrypted GetParameters
+ * calls that end within `settings.ssmTimeoutMs`. Throws ConfigError naming the path of a missing parameter
+ * or of one that is not a SecureString, or naming the failure when SSM does not answer in time; v3's public
+ * key and platform certificates are alternatives, so either may be absent.
  */
 export async function fetchSecretsFromSsm(
   settings: Settings,
   names: readonly SecretName[],
 ): Promise<RawSecrets> {
-  const byPath = Object.fromEntries(names.map((name) => [ssmParameterName(settings, name), {}]));
-  let values: Record<string, unknown>;
+  const paths = names.map((name) => ssmParameterName(settings, name));
+  let answer: Awaited<ReturnType<typeof getSecureParameters>>;
   try {
-    values = await getParametersByName<string>(byPath, { decrypt: true, throwOnError: false, maxAge: 900 });
+    answer = await getSecureParameters(paths, { timeoutMs: settings.ssmTimeoutMs });
   } catch (error) {
     throw new ConfigError(`SSM read failed: ${(error as Error).name}`);
   }
-  const failed = new Set((values._errors as string[] | undefined) ?? []);
   const result: RawSecrets = {};
   for (const name of names) {
     const path = ssmParameterName(settings, name);
-    const value = values[path];
+    const value = answer.values[path];
     const optionalInV3 = name === 'WECHAT_PAY_PUBLIC_KEY' || name === 'WECHAT_PAY_PLATFORM_CERTS';
-    if (typeof value === 'string') result[name] = value;
-    else if (!optionalInV3 || !failed.has(path)) throw new ConfigError(`SSM parameter ${path} is missing`);
+    if (answer.notSecure.includes(path)) throw new ConfigError(`SSM parameter ${path} is not a SecureString`);
+    if (value !== undefined) result[name] = value;
+    else if (!optionalInV3) throw new ConfigError(`SSM parameter ${path} is missing`);
   }
   return result;
 }

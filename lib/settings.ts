@@ -1,12 +1,10 @@
 import { ConfigError } from '#lib/errors';
-import type { V2SignType } from '#lib/wechat-pay/v2-protocol';
+import { V2_SIGN_TYPES, type V2SignType } from '#lib/wechat-pay/fields';
 
 /**
  * Plain (non-secret) settings, read from the environment with the production defaults below
  * (`.env.example` holds the sandbox values used locally). Secrets live in `lib/secrets.ts`.
  */
-
-export type PayVersion = 'v2' | 'v3';
 
 interface CommonSettings {
   service: string;
@@ -22,6 +20,8 @@ interface CommonSettings {
   jwtAudience: string;
   /** Session lifetime in seconds. */
   jwtTtlSeconds: number;
+  /** How long a cold start may wait for SSM, milliseconds (SSM_TIMEOUT_MS, set per function to fit its timeout). */
+  ssmTimeoutMs: number;
 }
 
 export interface V2Settings extends CommonSettings {
@@ -49,6 +49,7 @@ const DEFAULTS: Record<string, string> = {
   WECHAT_PAY_SIGN_TYPE: 'MD5',
   JWT_TTL_SECONDS: String(7 * 24 * 3600),
   JWT_AUDIENCE: 'miniprogram',
+  SSM_TIMEOUT_MS: '3000',
 };
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -76,6 +77,10 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   if (!Number.isInteger(ttl) || ttl < 60 || ttl > 90 * 24 * 3600) {
     throw new ConfigError('JWT_TTL_SECONDS must be an integer between 60 and 7776000');
   }
+  const ssmTimeoutMs = Number(required(env, 'SSM_TIMEOUT_MS'));
+  if (!Number.isInteger(ssmTimeoutMs) || ssmTimeoutMs < 100) {
+    throw new ConfigError('SSM_TIMEOUT_MS must be an integer ≥ 100');
+  }
   const common: CommonSettings = {
     service,
     stage,
@@ -89,14 +94,14 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     jwtIssuer: optional(env, 'JWT_ISSUER') || service,
     jwtAudience: required(env, 'JWT_AUDIENCE'),
     jwtTtlSeconds: ttl,
+    ssmTimeoutMs,
   };
   const payVersion = oneOf('WECHAT_PAY_VERSION', required(env, 'WECHAT_PAY_VERSION'), ['v2', 'v3'] as const);
   if (payVersion === 'v2') {
-    const signTypes = ['MD5', 'HMAC-SHA256'] as const;
     return {
       ...common,
       payVersion,
-      v2SignType: oneOf('WECHAT_PAY_SIGN_TYPE', required(env, 'WECHAT_PAY_SIGN_TYPE'), signTypes),
+      v2SignType: oneOf('WECHAT_PAY_SIGN_TYPE', required(env, 'WECHAT_PAY_SIGN_TYPE'), V2_SIGN_TYPES),
     };
   }
   const payPublicKeyId = optional(env, 'WECHAT_PAY_PUBLIC_KEY_ID');

@@ -1,84 +1,50 @@
 /**
- * The app under load, imported dynamically (after the environment is set: lib/clients/dynamodb reads
- * DYNAMODB_ENDPOINT at import time), plus what drives it: a DynamoDB call counter on the shared client,
- * per-scenario tables, seeding through the real code, signed v2/v3 notifies, and reply classification.
+ * The app under load, plus what drives it: a DynamoDB call counter on the shared client, per-scenario tables,
+ * seeding through the real code, signed v2/v3 notifies, and reply classification. Importing this module
+ * evaluates the app's modules: the environment must be applied first (load/environment.ts; lib/logger reads
+ * its level at import).
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { handler as createPayment } from '#functions/create-payment';
+import { handler as getOrder } from '#functions/get-order';
+import { handler as me } from '#functions/me';
+import { handler as notify } from '#functions/pay-notify';
+import { handler as signIn } from '#functions/sign-in';
+import { dynamo } from '#lib/clients/dynamodb';
+import { loadConfig, resetConfigCache } from '#lib/config';
+import { extendMembership } from '#lib/payments/rules';
+import { findPlan, PLANS, type Plan } from '#lib/plans';
+import { createOrder, type OrderRecord } from '#lib/repositories/order-repository';
+import { userIdForOpenid } from '#lib/users';
+import { context, httpEvent } from '#local/fixtures/events';
+import { v2NotifyXml } from '#local/fixtures/notify';
+import { type V3Keys, type V3NotifyOptions, v3Notify } from '#local/fixtures/v3';
 import { createTables } from '#local/tables';
 
-export const ROOT = resolve(import.meta.dirname, '..');
+export type { OrderRecord, Plan };
 
-/** Imports every app module the harness drives. Call only after applyLocalEnv(). */
-export async function loadApp() {
-  const [
-    notifyFn,
-    signInFn,
-    meFn,
-    getOrderFn,
-    createPaymentFn,
-    dynamodb,
-    config,
-    payments,
-    plans,
-    orders,
-    users,
-    v2,
-    v3,
-    notifyHelpers,
-    events,
-    sandboxV3,
-    v3Client,
-  ] = await Promise.all([
-    import('#functions/pay-notify'),
-    import('#functions/sign-in'),
-    import('#functions/me'),
-    import('#functions/get-order'),
-    import('#functions/create-payment'),
-    import('#lib/clients/dynamodb'),
-    import('#lib/config'),
-    import('#lib/payments'),
-    import('#lib/plans'),
-    import('#lib/repositories/order-repository'),
-    import('#lib/users'),
-    import('#lib/wechat-pay/v2-protocol'),
-    import('#lib/wechat-pay/v3-protocol'),
-    import('#local/fixtures/notify'),
-    import('#local/fixtures/events'),
-    import('#local/sandbox/pay-v3'),
-    import('#lib/clients/wechat-pay-v3'),
-  ]);
+/**
+ * The handlers and app functions the harness drives; builds the shared DynamoDB client, which reads
+ * DYNAMODB_ENDPOINT.
+ */
+export function createApp() {
   return {
-    handlers: {
-      notify: notifyFn.handler,
-      signIn: signInFn.handler,
-      me: meFn.handler,
-      getOrder: getOrderFn.handler,
-      createPayment: createPaymentFn.handler,
-    },
-    dynamo: dynamodb.dynamo(),
-    loadConfig: config.loadConfig,
-    resetConfigCache: config.resetConfigCache,
-    extendMembership: payments.extendMembership,
-    PLANS: plans.PLANS,
-    findPlan: plans.findPlan,
-    createOrder: orders.createOrder,
-    userIdForOpenid: users.userIdForOpenid,
-    v2,
-    v3,
-    v2NotifyXml: notifyHelpers.v2NotifyXml,
-    httpEvent: events.httpEvent,
-    context: events.context,
-    sandboxV3,
-    formatRfc3339Cst: v3Client.formatRfc3339Cst,
+    handlers: { notify, signIn, me, getOrder, createPayment },
+    dynamo: dynamo(),
+    loadConfig,
+    resetConfigCache,
+    extendMembership,
+    PLANS,
+    findPlan,
+    createOrder,
+    userIdForOpenid,
+    v2NotifyXml,
+    httpEvent,
+    context,
   };
 }
 
-export type App = Awaited<ReturnType<typeof loadApp>>;
-export type OrderRecord = import('#lib/repositories/order-repository').OrderRecord;
-export type Plan = import('#lib/plans').Plan;
+export type App = ReturnType<typeof createApp>;
 
 /** Counts every command the shared `dynamo` client sends, by name (INV-4 and retry accounting). */
 export class CallCounter {
@@ -123,7 +89,10 @@ export class CallCounter {
     return sum;
   }
 
-  /** Calls of one operation, whichever client sent it (the document client reports the low-level name, e.g. GetItemCommand). */
+  /**
+   * Calls of one operation, whichever client sent it (the document client reports the low-level name, e.g.
+   * GetItemCommand).
+   */
   get(operation: 'Get' | 'Put' | 'Update' | 'TransactWrite' | 'Query' | 'Scan'): number {
     const lowLevel = operation === 'TransactWrite' ? 'TransactWriteItems' : `${operation}Item`;
     return (this.byName.get(`${operation}Command`) ?? 0) + (this.byName.get(`${lowLevel}Command`) ?? 0);
@@ -261,72 +230,9 @@ export function v2Delivery(app: App, paid: PaidFacts, signType: 'MD5' | 'HMAC-SH
   };
 }
 
-/** Keys of the local WeChat Pay v3 stand-in (local/keys and .env.example). */
-export interface V3Keys {
-  payPrivateKey: KeyObject;
-  apiV3Key: Buffer;
-  serial: string;
-  /** A different RSA key (the merchant's), for "signed by the wrong key" forgeries. */
-  wrongKey: KeyObject;
-}
-
-export function v3Keys(): V3Keys {
-  return {
-    payPrivateKey: createPrivateKey(readFileSync(resolve(ROOT, 'local/keys/wechatpay-private.pem'), 'utf8')),
-    apiV3Key: Buffer.from(process.env.WECHAT_APIV3_KEY ?? '', 'utf8'),
-    serial: process.env.WECHAT_PAY_PUBLIC_KEY_ID || 'PUB_KEY_ID_0114232019112100000000000001',
-    wrongKey: createPrivateKey(readFileSync(resolve(ROOT, 'local/keys/merchant-private.pem'), 'utf8')),
-  };
-}
-
-export interface V3NotifyOptions {
-  timestamp?: number;
-  serial?: string;
-  /** Replace the computed signature. */
-  signature?: string;
-  /** Sign with this key instead. */
-  signingKey?: KeyObject;
-  /** Change the body after signing. */
-  tamper?: (body: string) => string;
-  /** Drop a header (simulates a proxy that strips it). */
-  dropHeader?: string;
-}
-
-/** A v3 TRANSACTION.SUCCESS notify as the sandbox builds it (buildV3Notify), then altered as `options` say. */
-export function v3Delivery(app: App, keys: V3Keys, paid: PaidFacts, options: V3NotifyOptions = {}): Delivery {
-  const notice = app.sandboxV3.buildV3Notify({
-    transaction: {
-      appid: process.env.WECHAT_APPID,
-      mchid: process.env.WECHAT_MCH_ID,
-      out_trade_no: paid.outTradeNo,
-      transaction_id: paid.transactionId,
-      trade_type: 'JSAPI',
-      trade_state: 'SUCCESS',
-      trade_state_desc: '支付成功',
-      bank_type: 'OTHERS',
-      attach: '',
-      success_time: app.formatRfc3339Cst(new Date()),
-      payer: { openid: paid.openid },
-      amount: { total: paid.totalFee, payer_total: paid.totalFee, currency: 'CNY', payer_currency: 'CNY' },
-    },
-    apiV3Key: keys.apiV3Key,
-    privateKey: options.signingKey ?? keys.payPrivateKey,
-    serial: options.serial ?? keys.serial,
-    timestamp: options.timestamp,
-  });
-  // Function URLs and HTTP APIs deliver lower-case header names.
-  const headers = Object.fromEntries(
-    Object.entries(notice.headers).map(([name, value]) => [name.toLowerCase(), value]),
-  );
-  if (options.signature) headers['wechatpay-signature'] = options.signature;
-  if (options.dropHeader) delete headers[options.dropHeader];
-  return {
-    version: 'v3',
-    outTradeNo: paid.outTradeNo,
-    headers,
-    body: options.tamper ? options.tamper(notice.body) : notice.body,
-    paid,
-  };
+/** A v3 notify for a paid order (see v3Notify), freshly signed every call. */
+export function v3Delivery(keys: V3Keys, paid: PaidFacts, options: V3NotifyOptions = {}): Delivery {
+  return { version: 'v3', outTradeNo: paid.outTradeNo, ...v3Notify(keys, paid, options), paid };
 }
 
 /** The same payment notified again, freshly signed (new nonce, new timestamp), as a WeChat retry is. */
@@ -335,7 +241,7 @@ export function resend(app: App, keys: V3Keys | undefined, delivery: Delivery): 
     throw new Error(`cannot resend a notify for ${delivery.outTradeNo} without its payment facts`);
   if (delivery.version === 'v3') {
     if (!keys) throw new Error('cannot resend a v3 notify without v3 keys');
-    return v3Delivery(app, keys, delivery.paid);
+    return v3Delivery(keys, delivery.paid);
   }
   return v2Delivery(app, delivery.paid, delivery.signType);
 }

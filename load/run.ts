@@ -7,15 +7,19 @@
  * targets of §4.2 are printed at every scale but enforced only at --scale full (CI machines vary).
  * Ports: LOAD_DYNAMODB_PORT (8200), LOAD_SANDBOX_PORT (3300).
  */
-import { existsSync } from 'node:fs';
+// First, before anything that imports the app: applies the load environment (see load/environment.ts).
+import './environment';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { applyLocalEnv } from '#local/env';
+import { paymentProvider } from '#lib/clients/wechat-pay';
+import { type V3Keys, v3Config, v3Keys } from '#local/fixtures/v3';
+import { createConfiguredSandbox } from '#local/sandbox/index';
 import { waitForHttp } from '#local/tables';
-import { type App, CallCounter, loadApp, ROOT, type V3Keys, v3Keys } from './app';
+import { CallCounter, createApp, v3Delivery } from './app';
+import { dynamoPort, endpoint, sandboxPort, sandboxUrl } from './environment';
+import type { Ctx, Result, Scale } from './harness';
 import { Ledger } from './ledger';
-import { type Ctx, type Result, SCENARIOS, type Scale } from './scenarios';
+import { SCENARIOS } from './scenarios/index';
 import { installExitHooks, onCleanup, shutdown, startDynamoDbLocal } from './stack';
 
 const { values } = parseArgs({
@@ -37,11 +41,6 @@ if (only) {
   for (const id of only) if (!known.has(id)) throw new Error(`--only: unknown scenario ${id}`);
 }
 
-const dynamoPort = Number(process.env.LOAD_DYNAMODB_PORT ?? 8200);
-const sandboxPort = Number(process.env.LOAD_SANDBOX_PORT ?? 3300);
-const endpoint = `http://127.0.0.1:${dynamoPort}`;
-const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
-
 async function assertPortFree(port: number): Promise<void> {
   await new Promise<void>((resolvePort, reject) => {
     const probe = createServer();
@@ -52,26 +51,15 @@ async function assertPortFree(port: number): Promise<void> {
   });
 }
 
-/** Whether WECHAT_PAY_VERSION=v3 works here: the v3 client parses and verifies a notify built by this harness. */
-async function probeV3(app: App): Promise<{ keys?: V3Keys; note: string }> {
-  if (!existsSync(resolve(ROOT, 'lib/clients/wechat-pay-v3.ts'))) {
-    return { note: 'v3: lib/clients/wechat-pay-v3.ts does not exist; v2 only' };
-  }
+/**
+ * Whether WECHAT_PAY_VERSION=v3 works here: a v3 provider built from this environment parses and verifies a
+ * notify built by this harness.
+ */
+function probeV3(): { keys?: V3Keys; note: string } {
   try {
-    const [{ readSettings, parseSecrets, SECRET_NAMES }, { paymentProvider }] = await Promise.all([
-      import('#lib/config'),
-      import('#lib/clients/wechat-pay'),
-    ]);
-    const env: NodeJS.ProcessEnv = { ...process.env, WECHAT_PAY_VERSION: 'v3' };
-    const settings = readSettings(env);
-    const config = {
-      ...settings,
-      ...parseSecrets(Object.fromEntries(SECRET_NAMES.map((name) => [name, env[name]])), settings),
-    };
-    const provider = paymentProvider(config);
+    const provider = paymentProvider(v3Config());
     const keys = v3Keys();
-    const { v3Delivery } = await import('./app');
-    const delivery = v3Delivery(app, keys, {
+    const delivery = v3Delivery(keys, {
       outTradeNo: 'LTPROBE000001',
       transactionId: '4200000000000000000000000001',
       totalFee: 1800,
@@ -116,17 +104,6 @@ function print(result: Result): void {
 async function main(): Promise<number> {
   installExitHooks();
   const runStarted = performance.now();
-  applyLocalEnv({
-    DYNAMODB_ENDPOINT: endpoint,
-    WECHAT_API_BASE: sandboxUrl,
-    WECHAT_PAY_API_BASE: sandboxUrl,
-    STAGE: 'load',
-    SECRETS_SOURCE: 'env',
-    // LOAD_LOG_LEVEL=ERROR shows the app's error logs (e.g. why a notify answered an internal error).
-    POWERTOOLS_LOG_LEVEL: process.env.LOAD_LOG_LEVEL ?? 'SILENT',
-    WECHAT_PAY_VERSION: 'v2',
-    DDB_LOCAL_TELEMETRY: '0',
-  });
 
   await assertPortFree(dynamoPort);
   await assertPortFree(sandboxPort);
@@ -136,17 +113,15 @@ async function main(): Promise<number> {
   );
   javaExited.catch(() => {});
 
-  // Only now may app modules load (lib/clients/dynamodb reads DYNAMODB_ENDPOINT at import).
-  const { createConfiguredSandbox } = await import('#local/sandbox/index');
   const sandbox = createConfiguredSandbox();
   await sandbox.listen(sandboxPort);
   onCleanup(() => sandbox.close());
-  const app = await loadApp();
+  const app = createApp();
   const counter = new CallCounter(app);
   await Promise.race([waitForHttp(endpoint, 60_000), javaExited]);
   const ledger = new Ledger(endpoint);
   onCleanup(() => ledger.destroy());
-  const v3 = await probeV3(app);
+  const v3 = probeV3();
 
   console.log(
     `loadtest scale=${scale} seed=${seed} node=${process.version} DynamoDB Local ${endpoint} (pid ${java.pid}) sandbox ${sandboxUrl}`,

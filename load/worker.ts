@@ -6,7 +6,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Delivery } from './app';
-import { CallCounter, deliver, loadApp, Tally } from './app';
+import { CallCounter, createApp, deliver, Tally } from './app';
 import { collectGarbage, runPool } from './util';
 
 export interface WorkerRun {
@@ -32,7 +32,7 @@ export interface WorkerDone {
   error?: string;
 }
 
-const app = await loadApp();
+const app = createApp();
 const counter = new CallCounter(app);
 
 const OUTCOME_CODES = { ack: 0, fail: 1, error: 2 } as const;

@@ -26,8 +26,10 @@ export function tableDefinitions(names: Record<string, string>): CreateTableComm
   const doc = parseDocument(readFileSync(resolve(ROOT, 'serverless.yml'), 'utf8'), {
     customTags: [{ tag: '!Sub', resolve: (value: string) => value }],
   });
-  const resources = (doc.toJS().resources?.Resources ?? {}) as Record<string, TableResource>;
-  return Object.entries(resources)
+  // `resources` is a list of fragments; the tables are in the one with `Resources`.
+  const fragments: { Resources?: Record<string, TableResource> }[] = [doc.toJS().resources ?? []].flat();
+  const resources = Object.assign({}, ...fragments.map((fragment) => fragment?.Resources ?? {}));
+  return Object.entries(resources as Record<string, TableResource>)
     .filter(([, resource]) => resource.Type === 'AWS::DynamoDB::Table')
     .map(([logicalId, { Properties: p }]) => {
       const TableName = names[logicalId];

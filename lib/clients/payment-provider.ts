@@ -1,3 +1,5 @@
+import type { PayVersion } from '#lib/wechat-pay/fields';
+
 /**
  * What the payments domain needs from WeChat Pay, whichever API version runs. `wechat-pay-v2.ts` and
  * `wechat-pay-v3.ts` implement it; `lib/payments/` never knows which one it holds.
@@ -44,6 +46,12 @@ export interface PaymentReport {
 /** WeChat's view of an order: SUCCESS carries the report; other trade states are only named. */
 export type OrderQueryResult = { tradeState: 'SUCCESS'; report: PaymentReport } | { tradeState: string };
 
+/**
+ * Where an order stands after a close: CLOSED at WeChat (or never known to it), or paid after all (then the
+ * report is to be settled like any other).
+ */
+export type CloseResult = { tradeState: 'CLOSED' } | { tradeState: 'SUCCESS'; report: PaymentReport };
+
 export interface NotifyRequest {
   headers: Record<string, string | undefined>;
   /** The raw body exactly as received (already base64-decoded when API Gateway flagged it). */
@@ -60,13 +68,22 @@ export interface NotifyReply {
 }
 
 export interface PaymentProvider {
-  readonly version: 'v2' | 'v3';
-  /** Requests a prepay_id (idempotent for identical parameters); throws ConflictError / UpstreamError / ServiceUnavailableError. */
+  readonly version: PayVersion;
+  /**
+   * Requests a prepay_id (idempotent for identical parameters); throws ConflictError / UpstreamError /
+   * ServiceUnavailableError.
+   */
   prepay(request: PrepayRequest): Promise<string>;
   /** Signs `wx.requestPayment` parameters for a prepay_id. */
   payParams(prepayId: string): PayParams;
   /** WeChat's order query by out_trade_no, response signature verified. */
   queryOrder(outTradeNo: string): Promise<OrderQueryResult>;
+  /**
+   * Closes an unpaid order at WeChat (v2 closeorder; v3 close, then a query to confirm, since v3 answers 204
+   * even for an order it does not know). A paid order answers its report instead. Throws UpstreamError /
+   * ServiceUnavailableError when WeChat fails or the close is not confirmed.
+   */
+  closeOrder(outTradeNo: string): Promise<CloseResult>;
   /** Whether a notify body is in this version's format (v2 XML, v3 JSON). */
   accepts(request: NotifyRequest): boolean;
   /**

@@ -1,4 +1,5 @@
 import type {
+  CloseResult,
   NotifyReply,
   NotifyRequest,
   NotifyResult,
@@ -157,6 +158,21 @@ export class WechatPayV2 implements PaymentProvider {
     const tradeState = result.trade_state ?? 'UNKNOWN';
     if (tradeState !== 'SUCCESS') return { tradeState };
     return { tradeState, report: toReport(result, 'orderquery-v2') };
+  }
+
+  /**
+   * closeorder by out_trade_no (WeChat Pay v2 关闭订单): SUCCESS or ORDERCLOSED → CLOSED; ORDERPAID → the
+   * order query's report. Other err_codes → UpstreamError.
+   */
+  async closeOrder(outTradeNo: string): Promise<CloseResult> {
+    const result = await this.call('/pay/closeorder', { out_trade_no: outTradeNo });
+    const code = result.result_code === 'SUCCESS' ? 'SUCCESS' : (result.err_code ?? 'UNKNOWN');
+    if (code === 'SUCCESS' || code === 'ORDERCLOSED') return { tradeState: 'CLOSED' };
+    if (code === 'ORDERPAID') {
+      const query = await this.queryOrder(outTradeNo);
+      if ('report' in query) return { tradeState: 'SUCCESS', report: query.report };
+    }
+    throw payUpstream('微信支付关单失败', `closeorder ${code}`);
   }
 
   accepts(request: NotifyRequest): boolean {

@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import type { V3Config } from '#lib/config';
 import { ConfigError, NotifyRejectedError } from '#lib/errors';
 import { logger } from '#lib/logger';
+import { formatRfc3339Cst, rfc3339ToIso } from '#lib/wechat-pay/time';
 import {
   buildAuthorization,
   buildPayParamsV3,
@@ -11,6 +12,7 @@ import {
   type WechatPayVerifier,
 } from '#lib/wechat-pay/v3-protocol';
 import type {
+  CloseResult,
   NotifyReply,
   NotifyRequest,
   NotifyResult,
@@ -42,8 +44,6 @@ export type V3ClientConfig = Pick<
   | 'notifyUrl'
 > & { mchPrivateKey: KeyObject; payVerifier: WechatPayVerifier };
 
-const CST_OFFSET_MS = 8 * 3600 * 1000;
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const USER_AGENT = 'wechat-miniprogram-backend (WeChat Pay API v3)';
 /** The four headers every v3 response and notify carries (lower-case, as API Gateway payload 2.0 delivers them). */
 const SIGNATURE_HEADERS = [
@@ -55,51 +55,6 @@ const SIGNATURE_HEADERS = [
 
 /** A verified transaction object that cannot be read into a report (missing or non-integer field). */
 class BadTransactionError extends Error {}
-
-/** `time_expire` for v3: RFC 3339 in China Standard Time, `yyyy-MM-ddTHH:mm:ss+08:00` (WeChat 小程序下单). */
-export function formatRfc3339Cst(date: Date): string {
-  const ms = date instanceof Date ? date.getTime() : Number.NaN;
-  if (!Number.isFinite(ms)) throw new RangeError('formatRfc3339Cst: invalid Date');
-  return `${new Date(ms + CST_OFFSET_MS).toISOString().slice(0, 19)}+08:00`;
-}
-
-/** An RFC 3339 timestamp with offset (`2018-06-08T10:34:56+08:00`) → ISO 8601 UTC; throws RangeError on any other shape or an impossible date. */
-export function rfc3339ToIso(value: string): string {
-  const match = typeof value === 'string' ? RFC3339.exec(value) : null;
-  if (match === null) throw new RangeError('not an RFC 3339 timestamp');
-  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  const fraction = match[7] ?? '';
-  const zone = match[8] ?? 'Z';
-  const asIfUtc = Date.UTC(year, month - 1, day, hour, minute, second);
-  const check = new Date(asIfUtc);
-  // Date.UTC rolls 30 February over into March and 24:00 into the next day; a real date reads back unchanged.
-  if (
-    year < 2000 ||
-    check.getUTCMonth() !== month - 1 ||
-    check.getUTCDate() !== day ||
-    check.getUTCHours() !== hour ||
-    minute > 59 ||
-    second > 59
-  ) {
-    throw new RangeError('impossible date');
-  }
-  let offsetMinutes = 0;
-  if (zone !== 'Z') {
-    const hours = Number(zone.slice(1, 3));
-    const minutes = Number(zone.slice(4, 6));
-    if (hours > 23 || minutes > 59) throw new RangeError('bad offset');
-    offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (hours * 60 + minutes);
-  }
-  const millis = fraction === '' ? 0 : Math.floor(Number(`0${fraction}`) * 1000);
-  return new Date(asIfUtc - offsetMinutes * 60_000 + millis).toISOString();
-}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -149,7 +104,10 @@ function toReport(transaction: Record<string, unknown>, paidVia: PaymentReport['
   };
 }
 
-/** Header lookup that ignores case; a header present under two spellings counts as missing (never guess which one is real). */
+/**
+ * Header lookup that ignores case; a header present under two spellings counts as missing (never guess which
+ * one is real).
+ */
 function header(headers: NotifyRequest['headers'], name: string): string {
   let found: string | undefined;
   let seen = 0;
@@ -177,7 +135,10 @@ export class WechatPayV3 implements PaymentProvider {
     this.privateKey = config.mchPrivateKey;
   }
 
-  /** Sends a signed request (one retry on network error / 5xx / SYSTEM_ERROR, same body bytes) → verified status and JSON body. */
+  /**
+   * Sends a signed request (one retry on network error / 5xx / SYSTEM_ERROR, same body bytes) → verified
+   * status and JSON body.
+   */
   private async call(
     method: 'GET' | 'POST',
     url: string,
@@ -268,7 +229,10 @@ export class WechatPayV3 implements PaymentProvider {
     return payUpstream('微信支付请求失败', `${operation}: http ${status} ${code}`);
   }
 
-  /** JSAPI prepay (`POST /v3/pay/transactions/jsapi`) → prepay_id. ORDERPAID / ORDER_CLOSED → ConflictError; 429 → ServiceUnavailableError; others → UpstreamError. */
+  /**
+   * JSAPI prepay (`POST /v3/pay/transactions/jsapi`) → prepay_id. ORDERPAID / ORDER_CLOSED → ConflictError;
+   * 429 → ServiceUnavailableError; others → UpstreamError.
+   */
   async prepay(request: PrepayRequest): Promise<string> {
     const { config } = this;
     if (!config.notifyUrl) throw new ConfigError('WECHAT_NOTIFY_URL is not set');
@@ -295,7 +259,10 @@ export class WechatPayV3 implements PaymentProvider {
     return buildPayParamsV3({ appId: this.config.appId, prepayId, privateKey: this.privateKey });
   }
 
-  /** `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=…` → trade state (report on SUCCESS); 404 ORDER_NOT_EXIST → NOTEXIST. */
+  /**
+   * `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=…` → trade state (report on SUCCESS); 404
+   * ORDER_NOT_EXIST → NOTEXIST.
+   */
   async queryOrder(outTradeNo: string): Promise<OrderQueryResult> {
     const url =
       `/v3/pay/transactions/out-trade-no/${encodeURIComponent(outTradeNo)}` +
@@ -310,6 +277,22 @@ export class WechatPayV3 implements PaymentProvider {
     } catch (error) {
       throw payUpstream('微信支付响应异常', `orderquery: ${(error as Error).message}`);
     }
+  }
+
+  /**
+   * `POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close` (关闭订单), then the order query to confirm:
+   * CLOSED or NOTEXIST → CLOSED; SUCCESS → its report; a paid order's ORDER_PAID refusal → the query's
+   * report. Any other state after a 204 → UpstreamError (not confirmed).
+   */
+  async closeOrder(outTradeNo: string): Promise<CloseResult> {
+    const url = `/v3/pay/transactions/out-trade-no/${encodeURIComponent(outTradeNo)}/close`;
+    const { status, data } = await this.call('POST', url, { mchid: this.config.mchId });
+    const refused = status < 200 || status >= 300;
+    if (refused && !orderStateConflict(String(data.code ?? ''))) throw this.failure('close', status, data);
+    const query = await this.queryOrder(outTradeNo);
+    if ('report' in query) return { tradeState: 'SUCCESS', report: query.report };
+    if (query.tradeState === 'CLOSED' || query.tradeState === 'NOTEXIST') return { tradeState: 'CLOSED' };
+    throw payUpstream('微信支付关单失败', `close not confirmed: trade_state ${query.tradeState}`);
   }
 
   accepts(request: NotifyRequest): boolean {

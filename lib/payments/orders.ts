@@ -6,15 +6,17 @@ import {
   ConflictError,
   NotFoundError,
   ServiceUnavailableError,
+  TooManyRequestsError,
   UnauthorizedError,
 } from '#lib/errors';
 import { logger } from '#lib/logger';
 import { findPlan } from '#lib/plans';
 import type { OrderRecord } from '#lib/repositories/order-repository';
 import * as orders from '#lib/repositories/order-repository';
+import type { OrderClaim } from '#lib/repositories/user-repository';
 import * as users from '#lib/repositories/user-repository';
-import { OUT_TRADE_NO } from './out-trade-no';
-import { continuesOrder, newOrder, type PublicOrder, toPublicOrder } from './rules';
+import { OUT_TRADE_NO } from '#lib/wechat-pay/fields';
+import { continuesOrder, newOrder, newOutTradeNo, type PublicOrder, toPublicOrder } from './rules';
 
 export const CreatePaymentBody = v.union(
   [
@@ -71,11 +73,53 @@ async function payPendingOrder(
   return { order: toPublicOrder(order), payParams: provider.payParams(prepayId) };
 }
 
+/** Orders one user may open per hour (UTC hour window) before `POST /wechat/pay` answers 429. */
+export const ORDERS_PER_USER_HOUR = 20;
+/** A claim whose order is not stored after this long (ms) belongs to a caller that died: it is taken over. */
+const CLAIM_STALE_MS = 30_000;
+
 /**
- * `POST /wechat/pay`: `{planId}` continues the caller's open PENDING order for that plan, or creates one
- * at the catalog price (integer fen), and requests a prepay_id; `{outTradeNo}` pays the caller's PENDING
- * order again (reusing its live prepay_id). Throws BadRequestError (unknown plan), NotFoundError (not the
- * caller's order), ConflictError (PAID / CLOSED / expired), UpstreamError / ServiceUnavailableError (WeChat).
+ * Opens the order a fresh claim names: prepay first, then one PutItem with the prepay_id. When WeChat fails,
+ * the order is stored without a prepay_id (so a retry continues it and the reconciler can see it) and the
+ * error is rethrown.
+ */
+async function openClaimedOrder(
+  config: Config,
+  provider: PaymentProvider,
+  order: OrderRecord,
+  now: Date,
+): Promise<PaymentStart> {
+  let prepayId: string;
+  try {
+    prepayId = await provider.prepay({
+      outTradeNo: order.outTradeNo,
+      description: order.description,
+      totalFee: order.totalFee,
+      openid: order.openid,
+      clientIp: order.clientIp,
+      timeExpire: new Date(order.timeExpire),
+    });
+  } catch (error) {
+    await orders.createOrder(config.ordersTable, order);
+    throw error;
+  }
+  const opened: OrderRecord = { ...order, prepayId, prepayAt: now.toISOString() };
+  if (!(await orders.createOrder(config.ordersTable, opened))) {
+    logger.error('a claimed out_trade_no was already stored', { outTradeNo: order.outTradeNo });
+    throw new ServiceUnavailableError('下单失败，请重试', 'ORDER_ID_EXHAUSTED');
+  }
+  return { order: toPublicOrder(opened), payParams: provider.payParams(prepayId) };
+}
+
+/**
+ * `POST /wechat/pay`: `{planId}` continues the caller's open PENDING order for that plan, or opens one at
+ * the catalog price (integer fen) and requests its prepay_id; `{outTradeNo}` pays the caller's PENDING
+ * order again (reusing its live prepay_id). At most one open order per user and plan, under any
+ * concurrency: a conditional claim on the user item picks the one caller that opens it; the others get
+ * that order and its prepay_id, or 409 ORDER_IN_PROGRESS while its first prepay is in flight.
+ * Throws BadRequestError (unknown plan), NotFoundError (not the caller's order), ConflictError (PAID /
+ * CLOSED / expired / in progress), TooManyRequestsError (more than ORDERS_PER_USER_HOUR orders this hour),
+ * UpstreamError / ServiceUnavailableError (WeChat).
  */
 export async function createPayment(
   config: Config,
@@ -92,25 +136,51 @@ export async function createPayment(
   }
   const plan = findPlan(body.planId);
   if (!plan) throw new BadRequestError('会员套餐不存在', 'UNKNOWN_PLAN');
-  const user = await users.getUser(config.usersTable, userId);
-  if (!user) throw new UnauthorizedError('用户不存在，请重新登录', 'USER_NOT_FOUND');
 
-  const { orders: recent } = await orders.listOrdersByUser(config.ordersTable, userId, 10);
-  const open = recent.find((order) => continuesOrder(order, plan.id, provider.version, now));
-  if (open) return payPendingOrder(config, provider, open, now);
-
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const order = newOrder({
+  let replacing: OrderClaim | undefined;
+  for (let round = 0; round < 3; round++) {
+    const claim = { outTradeNo: newOutTradeNo(now), claimedAt: now.toISOString() };
+    const window = now.toISOString().slice(0, 13);
+    const result = await users.claimOpenOrder(config.usersTable, {
       userId,
-      openid: user.openid,
-      plan,
-      payVersion: provider.version,
-      clientIp,
-      now,
+      planId: plan.id,
+      claim,
+      replacing,
+      window,
+      cap: ORDERS_PER_USER_HOUR,
     });
-    if (await orders.createOrder(config.ordersTable, order))
-      return payPendingOrder(config, provider, order, now);
-    logger.warn('out_trade_no collision, generating another', { outTradeNo: order.outTradeNo });
+    if (result.kind === 'no_user') throw new UnauthorizedError('用户不存在，请重新登录', 'USER_NOT_FOUND');
+    if (result.kind === 'capped') {
+      const nextWindow = Date.parse(`${window}:00:00.000Z`) + 3_600_000;
+      throw new TooManyRequestsError(
+        '下单过于频繁，请稍后再试',
+        Math.ceil((nextWindow - now.getTime()) / 1000),
+        'ORDER_RATE_LIMITED',
+      );
+    }
+    if (result.kind === 'claimed') {
+      const order = newOrder({
+        outTradeNo: claim.outTradeNo,
+        userId,
+        openid: result.user.openid,
+        plan,
+        payVersion: provider.version,
+        clientIp,
+        now,
+      });
+      return openClaimedOrder(config, provider, order, now);
+    }
+    replacing = undefined;
+    if (!result.claim) continue;
+    const held = await orders.getOrder(config.ordersTable, result.claim.outTradeNo);
+    if (held && held.userId === userId && continuesOrder(held, plan.id, provider.version, now)) {
+      return payPendingOrder(config, provider, held, now);
+    }
+    if (!held && now.getTime() - Date.parse(result.claim.claimedAt) < CLAIM_STALE_MS) {
+      throw new ConflictError('订单正在创建，请稍后重试', 'ORDER_IN_PROGRESS');
+    }
+    // The held order is paid, closed, expiring, of the other pay version, or was never stored: replace it.
+    replacing = result.claim;
   }
-  throw new ServiceUnavailableError('下单失败，请重试', 'ORDER_ID_EXHAUSTED');
+  throw new ServiceUnavailableError('下单繁忙，请重试', 'ORDER_CONTENDED');
 }

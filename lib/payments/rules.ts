@@ -76,6 +76,7 @@ export function orderDescription(plan: Plan): string {
 
 /** A new PENDING order for a plan at the catalog price, payable for ORDER_LIFETIME_SECONDS. */
 export function newOrder(input: {
+  outTradeNo: string;
   userId: string;
   openid: string;
   plan: Plan;
@@ -85,7 +86,7 @@ export function newOrder(input: {
 }): OrderRecord {
   const { now, plan } = input;
   return {
-    outTradeNo: newOutTradeNo(now),
+    outTradeNo: input.outTradeNo,
     userId: input.userId,
     openid: input.openid,
     planId: plan.id,
@@ -96,7 +97,29 @@ export function newOrder(input: {
     clientIp: input.clientIp,
     createdAt: now.toISOString(),
     timeExpire: new Date(now.getTime() + ORDER_LIFETIME_SECONDS * 1000).toISOString(),
+    reconcileAt: new Date(now.getTime() + RECONCILE_STEPS_MINUTES[0] * 60_000).toISOString(),
   };
+}
+
+/** When the reconciler checks a PENDING order, in minutes after its creation; then once more at expiry. */
+export const RECONCILE_STEPS_MINUTES = [1, 5, 15, 30, 60] as const;
+
+/**
+ * The next time the reconciler checks a PENDING order after `now`: the first back-off step after now, else
+ * its expiry (ISO UTC). An expired order is due at once.
+ */
+export function nextReconcileAt(order: Pick<OrderRecord, 'createdAt' | 'timeExpire'>, now: Date): string {
+  const created = Date.parse(order.createdAt);
+  for (const minutes of RECONCILE_STEPS_MINUTES) {
+    const at = created + minutes * 60_000;
+    if (at > now.getTime() && at < Date.parse(order.timeExpire)) return new Date(at).toISOString();
+  }
+  return new Date(Math.max(Date.parse(order.timeExpire), now.getTime())).toISOString();
+}
+
+/** Whether an order can no longer be paid (WeChat refuses payment past time_expire). */
+export function isExpired(order: Pick<OrderRecord, 'timeExpire'>, now: Date): boolean {
+  return Date.parse(order.timeExpire) <= now.getTime();
 }
 
 /**
@@ -131,14 +154,20 @@ export function standingFor(order: OrderRecord | undefined, report: PaymentRepor
       'amount_mismatch',
       'amount mismatch',
       detail({ expected: order.totalFee, reported: report.totalFee }),
+      order.totalFee,
     );
   }
   if (order.status === 'PAID') {
     if (order.transactionId === report.transactionId) return 'duplicate';
-    throw new PaymentRejectedError('paid_by_other', 'order already paid by another transaction', detail());
+    throw new PaymentRejectedError(
+      'paid_by_other',
+      'order already paid by another transaction',
+      detail(),
+      order.totalFee,
+    );
   }
   if (order.status !== 'PENDING') {
-    throw new PaymentRejectedError('not_pending', `order is ${order.status}`, detail());
+    throw new PaymentRejectedError('not_pending', `order is ${order.status}`, detail(), order.totalFee);
   }
   return 'pending';
 }

@@ -1,14 +1,29 @@
 import { randomInt } from 'node:crypto';
 import type { PaymentReport } from '#lib/clients/payment-provider';
 import type { Config } from '#lib/config';
+import { PaymentRejectedError } from '#lib/errors';
 import { logger } from '#lib/logger';
+import { countPaymentException } from '#lib/metrics';
 import { findPlan } from '#lib/plans';
+import * as exceptions from '#lib/repositories/exception-repository';
 import type { OrderRecord } from '#lib/repositories/order-repository';
 import * as orders from '#lib/repositories/order-repository';
 import * as users from '#lib/repositories/user-repository';
 import { assertOurMerchant, extendMembership, standingFor } from './rules';
 
 export type SettleOutcome = 'credited' | 'duplicate';
+
+/** What became of a reported payment: credited, a duplicate, or recorded as a payment exception. */
+export type ReportOutcome = SettleOutcome | 'exception';
+
+function ownerMissing(order: OrderRecord): PaymentRejectedError {
+  return new PaymentRejectedError(
+    'owner_missing',
+    'order owner no longer exists',
+    JSON.stringify({ outTradeNo: order.outTradeNo }),
+    order.totalFee,
+  );
+}
 
 /** How long a settle may keep retrying contention, milliseconds: well inside WeChat's 5 s notify window. */
 const SETTLE_BUDGET_MS = 3000;
@@ -32,8 +47,9 @@ export async function settlePayment(
   if (standingFor(stored, report) === 'duplicate') return 'duplicate';
   const order = stored as OrderRecord;
   const plan = findPlan(order.planId);
+  if (!plan) throw new Error(`order ${order.outTradeNo} references a missing plan`);
   let user = await users.getUser(config.usersTable, order.userId);
-  if (!plan || !user) throw new Error(`order ${order.outTradeNo} references a missing plan or user`);
+  if (!user) throw ownerMissing(order);
 
   const context = {
     outTradeNo: report.outTradeNo,
@@ -69,7 +85,40 @@ export async function settlePayment(
     // Another payment of the same user moved its version (or DynamoDB saw a conflict): back off, re-read the user.
     await new Promise((resolve) => setTimeout(resolve, randomInt(5, Math.min(30 * attempt, 250) + 6)));
     const latest = await users.getUser(config.usersTable, order.userId);
-    if (!latest) throw new Error(`user ${order.userId} disappeared`);
+    if (!latest) throw ownerMissing(order);
     user = latest;
+  }
+}
+
+/**
+ * Settles a validly signed payment report (notify, order query, reconciler) exactly once; a payment that
+ * must never be credited (PaymentRejectedError) is stored once per (out_trade_no, transaction_id) as a
+ * payment exception, logged as an error and counted (alarmed metric), and then answered 'exception' so the
+ * caller acknowledges WeChat: acknowledged ⇔ durably recorded, never credited. Throws what settlePayment
+ * throws otherwise (transient failures, so WeChat retries).
+ */
+export async function settleReport(config: Config, report: PaymentReport): Promise<ReportOutcome> {
+  try {
+    return await settlePayment(config, report);
+  } catch (error) {
+    if (!(error instanceof PaymentRejectedError)) throw error;
+    const created = await exceptions.recordException(config.ordersTable, {
+      outTradeNo: report.outTradeNo,
+      transactionId: report.transactionId,
+      reason: error.reason,
+      orderFee: error.orderFee,
+      reportedFee: report.totalFee,
+      source: report.paidVia,
+      at: new Date().toISOString(),
+    });
+    logger.error('payment exception: a verified payment cannot be credited', {
+      outTradeNo: report.outTradeNo,
+      transactionId: report.transactionId,
+      reason: error.reason,
+      detail: error.detail,
+      firstSeen: created,
+    });
+    if (created) countPaymentException(error.reason);
+    return 'exception';
   }
 }

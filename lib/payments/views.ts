@@ -1,17 +1,21 @@
 import * as v from 'valibot';
 import type { OrderQueryResult, PaymentProvider } from '#lib/clients/payment-provider';
 import type { Config } from '#lib/config';
-import { BadRequestError, NotFoundError, PaymentRejectedError } from '#lib/errors';
+import { BadRequestError, NotFoundError } from '#lib/errors';
 import { logger } from '#lib/logger';
 import * as orders from '#lib/repositories/order-repository';
-import { OUT_TRADE_NO } from './out-trade-no';
+import { OUT_TRADE_NO } from '#lib/wechat-pay/fields';
 import { type PublicOrder, toPublicOrder } from './rules';
-import { settlePayment } from './settle';
+import { settleReport } from './settle';
+
+/** A PENDING order is queried at WeChat at most once per this many seconds, whoever views it. */
+export const QUERY_COOLDOWN_SECONDS = 5;
 
 /**
  * `GET /wechat/orders/{outTradeNo}`: the caller's order; a PENDING one is first checked with WeChat's order
- * query, and a SUCCESS there goes through the same exactly-once settle as a notify. Throws NotFoundError
- * for someone else's order. A failing order query or settle leaves the order PENDING (logged, not thrown).
+ * query (at most once per QUERY_COOLDOWN_SECONDS per order), and a SUCCESS there goes through the same
+ * exactly-once settle as a notify. Throws NotFoundError for someone else's order. A failing order query or
+ * settle leaves the order PENDING (logged, not thrown).
  */
 export async function getOrderForUser(
   config: Config,
@@ -23,6 +27,11 @@ export async function getOrderForUser(
   const order = await orders.getOrder(config.ordersTable, outTradeNo);
   if (!order || order.userId !== userId) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
   if (order.status !== 'PENDING' || order.payVersion !== provider.version) return toPublicOrder(order);
+  // One WeChat query per order per cooldown, whoever is looking: the merchant's rate limit is shared.
+  const now = new Date();
+  if (!(await orders.claimOrderQuery(config.ordersTable, outTradeNo, now, QUERY_COOLDOWN_SECONDS))) {
+    return toPublicOrder(order);
+  }
 
   let query: OrderQueryResult;
   try {
@@ -33,14 +42,10 @@ export async function getOrderForUser(
   }
   if (query.tradeState !== 'SUCCESS' || !('report' in query)) return toPublicOrder(order);
   try {
-    await settlePayment(config, query.report);
+    await settleReport(config, query.report);
   } catch (error) {
-    // Money-safe either way (nothing was written); the notify or the next look settles it.
-    const rejected = error instanceof PaymentRejectedError;
-    logger.error(
-      rejected ? 'order query reported a payment we cannot credit' : 'settling from the order query failed',
-      { outTradeNo, reason: (error as Error).message },
-    );
+    // Money-safe (nothing was credited); the notify, the reconciler or the next look settles it.
+    logger.error('settling from the order query failed', { outTradeNo, reason: (error as Error).message });
   }
   const current = await orders.getOrder(config.ordersTable, outTradeNo);
   return toPublicOrder(current ?? order);

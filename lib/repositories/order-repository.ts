@@ -9,6 +9,7 @@ import {
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { dynamo } from '#lib/clients/dynamodb';
 import type { PaymentReport } from '#lib/clients/payment-provider';
+import type { PayVersion } from '#lib/wechat-pay/fields';
 
 export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'REFUNDED';
 
@@ -21,7 +22,7 @@ export interface OrderRecord {
   description: string;
   totalFee: number;
   status: OrderStatus;
-  payVersion: 'v2' | 'v3';
+  payVersion: PayVersion;
   /** The payer's IP sent as spbill_create_ip / payer_client_ip; kept so a re-request is identical. */
   clientIp: string;
   createdAt: string;
@@ -33,18 +34,30 @@ export interface OrderRecord {
   bankType?: string;
   cashFee?: number;
   paidVia?: string;
+  /** When the reconciler next checks this PENDING order with WeChat (ISO UTC); absent once settled or closed. */
+  reconcileAt?: string;
+  /** When the order was closed (ISO UTC). */
+  closedAt?: string;
+  /** When a view last queried WeChat for this order (ISO UTC): the query cooldown. */
+  lastQueryAt?: string;
 }
+
+/** The sparse byReconcile index holds exactly the orders that carry this attribute: PENDING ones. */
+const RECONCILE_SHARD = 'PENDING';
 
 /** The facts of a reported payment that the exactly-once transition writes onto the order. */
 export type PaidFacts = Pick<PaymentReport, 'transactionId' | 'paidAt' | 'bankType' | 'cashFee' | 'paidVia'>;
 
-/** Creates a new order unless the out_trade_no is taken; false on a collision. */
+/**
+ * Creates a new order unless the out_trade_no is taken; false on a collision. An order with `reconcileAt`
+ * enters the byReconcile index.
+ */
 export async function createOrder(table: string, order: OrderRecord): Promise<boolean> {
   try {
     await dynamo().send(
       new PutCommand({
         TableName: table,
-        Item: order,
+        Item: order.reconcileAt ? { ...order, reconcileShard: RECONCILE_SHARD } : order,
         ConditionExpression: 'attribute_not_exists(outTradeNo)',
       }),
     );
@@ -144,7 +157,8 @@ export async function markOrderPaidAndExtendMembership(input: {
               TableName: input.ordersTable,
               Key: { outTradeNo: order.outTradeNo },
               UpdateExpression:
-                'SET #s = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, bankType = :bank, cashFee = :cash',
+                'SET #s = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, bankType = :bank, cashFee = :cash ' +
+                'REMOVE reconcileShard, reconcileAt',
               ConditionExpression: '#s = :pending AND totalFee = :fee',
               ExpressionAttributeNames: { '#s': 'status' },
               ExpressionAttributeValues: {
@@ -192,6 +206,109 @@ export async function markOrderPaidAndExtendMembership(input: {
     }
     if (userReason?.Code === 'ConditionalCheckFailed') return { kind: 'user_changed' };
     if ([orderReason?.Code, userReason?.Code].includes('TransactionConflict')) return { kind: 'conflict' };
+    throw error;
+  }
+}
+
+/**
+ * Marks a PENDING order CLOSED and takes it out of the byReconcile index. Returns the order as stored now:
+ * CLOSED on success, or as it was when it was no longer PENDING (a notify settled it first).
+ */
+export async function markOrderClosed(
+  table: string,
+  outTradeNo: string,
+  now: string,
+): Promise<OrderRecord | undefined> {
+  try {
+    const { Attributes } = await dynamo().send(
+      new UpdateCommand({
+        TableName: table,
+        Key: { outTradeNo },
+        UpdateExpression: 'SET #s = :closed, closedAt = :now REMOVE reconcileShard, reconcileAt',
+        ConditionExpression: '#s = :pending',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':closed': 'CLOSED', ':pending': 'PENDING', ':now': now },
+        ReturnValues: 'ALL_NEW',
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      }),
+    );
+    return Attributes as OrderRecord;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) {
+      return error.Item ? (unmarshall(error.Item) as OrderRecord) : undefined;
+    }
+    throw error;
+  }
+}
+
+/** Moves a PENDING order's next reconcile check to `at` (ISO UTC); a settled or closed order is left alone. */
+export async function scheduleReconcile(table: string, outTradeNo: string, at: string): Promise<void> {
+  try {
+    await dynamo().send(
+      new UpdateCommand({
+        TableName: table,
+        Key: { outTradeNo },
+        UpdateExpression: 'SET reconcileAt = :at',
+        ConditionExpression: '#s = :pending AND reconcileShard = :shard',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':at': at, ':pending': 'PENDING', ':shard': RECONCILE_SHARD },
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+}
+
+/**
+ * A page of PENDING orders whose reconcile check is due (reconcileAt ≤ `due`, ISO UTC), oldest check first,
+ * from the sparse byReconcile index (never a Scan).
+ */
+export async function listOrdersToReconcile(
+  table: string,
+  due: string,
+  limit: number,
+  startKey?: Record<string, unknown>,
+): Promise<{ orders: OrderRecord[]; lastKey?: Record<string, unknown> }> {
+  const { Items = [], LastEvaluatedKey } = await dynamo().send(
+    new QueryCommand({
+      TableName: table,
+      IndexName: 'byReconcile',
+      KeyConditionExpression: 'reconcileShard = :shard AND reconcileAt <= :due',
+      ExpressionAttributeValues: { ':shard': RECONCILE_SHARD, ':due': due },
+      Limit: limit,
+      ExclusiveStartKey: startKey,
+    }),
+  );
+  return { orders: Items as OrderRecord[], lastKey: LastEvaluatedKey };
+}
+
+/**
+ * Takes the right to query WeChat for a PENDING order: true for exactly one caller per `cooldownSeconds`
+ * (one conditional UpdateItem on lastQueryAt), false while another caller's query is recent.
+ */
+export async function claimOrderQuery(
+  table: string,
+  outTradeNo: string,
+  now: Date,
+  cooldownSeconds: number,
+): Promise<boolean> {
+  try {
+    await dynamo().send(
+      new UpdateCommand({
+        TableName: table,
+        Key: { outTradeNo },
+        UpdateExpression: 'SET lastQueryAt = :now',
+        ConditionExpression:
+          'attribute_exists(outTradeNo) AND (attribute_not_exists(lastQueryAt) OR lastQueryAt <= :cutoff)',
+        ExpressionAttributeValues: {
+          ':now': now.toISOString(),
+          ':cutoff': new Date(now.getTime() - cooldownSeconds * 1000).toISOString(),
+        },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
     throw error;
   }
 }

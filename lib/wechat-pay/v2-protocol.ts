@@ -1,15 +1,19 @@
 /**
  * WeChat Pay API v2 protocol layer: MD5 / HMAC-SHA256 signing and verification, the hardened XML reader and
- * writer, `wx.requestPayment` parameters, the `yyyyMMddHHmmss` China Standard Time format and notify replies.
+ * writer, `wx.requestPayment` parameters and notify replies; the `yyyyMMddHHmmss` China Standard Time format is
+ * re-exported from time.ts under the v2 field names (`formatTimeExpire`, `parseTimeEnd`).
  *
  * Pure functions over node:crypto and fast-xml-parser: no network, no config reads, no clock reads except where a
  * default timestamp/nonce is generated (pass them in to stay deterministic). Amounts stay strings of integer fen
  * as WeChat sent them; numbers written by this module must be safe integers.
  */
-import { createHash, createHmac, randomInt, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { MAX_NONCE_LENGTH, randomAlphanumeric, type V2SignType } from './fields';
+import { parseCstCompact } from './time';
 
-export type V2SignType = 'MD5' | 'HMAC-SHA256';
+export type { V2SignType } from './fields';
+export { formatCstCompact as formatTimeExpire } from './time';
 
 export type V2XmlReason =
   | 'too_large'
@@ -43,15 +47,7 @@ const BOM = '\uFEFF';
 const XML_CHAR_PATTERN = /^[\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]*$/u;
 const HEX_SIGNATURE_PATTERN = /^(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64})$/;
 const SIGNATURE_HEX_LENGTH: Readonly<Record<V2SignType, number>> = { MD5: 32, 'HMAC-SHA256': 64 };
-const NONCE_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-/** WeChat `nonce_str` / `nonceStr`: String(32). */
-const MAX_NONCE_LENGTH = 32;
 const TIMESTAMP_PATTERN = /^\d{1,10}$/;
-const TIME_PATTERN = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/;
-/** China Standard Time is UTC+8 all year (no daylight saving since 1991). */
-const CST_OFFSET_MS = 8 * 3600 * 1000;
-const MIN_YEAR = 1970;
-const MAX_YEAR = 9999;
 
 /** Thrown inside fast-xml-parser callbacks; parseV2Xml turns it into V2XmlError('forbidden_key'). */
 class ForbiddenKeyError extends Error {}
@@ -83,7 +79,11 @@ const parser = new XMLParser({
   },
 });
 
-/** Upper-case hex MD5 or HMAC-SHA256 (HMAC key = `key`) of `k1=v1&k2=v2…&key=KEY` over the non-empty params except `sign`, names in ASCII order; numbers must be safe integers; throws TypeError on an empty key or a non-integer number (WeChat Pay v2 签名算法, pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=4_3). */
+/**
+ * Upper-case hex MD5 or HMAC-SHA256 (HMAC key = `key`) of `k1=v1&k2=v2…&key=KEY` over the non-empty params except
+ * `sign`, names in ASCII order; numbers must be safe integers; throws TypeError on an empty key or a non-integer
+ * number (WeChat Pay v2 签名算法, pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=4_3).
+ */
 export function signV2(
   params: Record<string, string | number | undefined>,
   key: string,
@@ -109,7 +109,13 @@ export function signV2(
   }
 }
 
-/** True when `params.sign` (hex, compared case-insensitively since hex case carries no information) is the signV2 of all other fields, unknown ones included, under the algorithm named by a non-empty `sign_type` ('MD5' | 'HMAC-SHA256', else false) or, when absent, by the signature length (32 → MD5, 64 → HMAC-SHA256); false (never throws) when that algorithm is not in `allowed`, the sign is missing/empty/not hex of that length, or the key is empty; constant-time compare (WeChat Pay v2 签名算法 / 支付结果通知). */
+/**
+ * True when `params.sign` (hex, compared case-insensitively since hex case carries no information) is the signV2
+ * of all other fields, unknown ones included, under the algorithm named by a non-empty `sign_type` ('MD5' |
+ * 'HMAC-SHA256', else false) or, when absent, by the signature length (32 → MD5, 64 → HMAC-SHA256); false (never
+ * throws) when that algorithm is not in `allowed`, the sign is missing/empty/not hex of that length, or the key is
+ * empty; constant-time compare (WeChat Pay v2 签名算法 / 支付结果通知).
+ */
 export function verifyV2Sign(
   params: Record<string, string>,
   key: string,
@@ -137,7 +143,11 @@ export function verifyV2Sign(
   }
 }
 
-/** `<xml><name><![CDATA[value]]></name>…</xml>` in insertion order; numbers (safe integers) unwrapped, undefined skipped, `]]>` split as `]]]]><![CDATA[>`; throws TypeError on a name not matching [A-Za-z0-9_]+, a non-integer number or a character XML 1.0 cannot carry (WeChat Pay v2 request XML, 统一下单). */
+/**
+ * `<xml><name><![CDATA[value]]></name>…</xml>` in insertion order; numbers (safe integers) unwrapped, undefined
+ * skipped, `]]>` split as `]]]]><![CDATA[>`; throws TypeError on a name not matching [A-Za-z0-9_]+, a non-integer
+ * number or a character XML 1.0 cannot carry (WeChat Pay v2 request XML, 统一下单).
+ */
 export function toV2Xml(params: Record<string, string | number | undefined>): string {
   const parts = ['<xml>'];
   for (const [name, raw] of Object.entries(params)) {
@@ -157,7 +167,14 @@ export function toV2Xml(params: Record<string, string | number | undefined>): st
   return parts.join('');
 }
 
-/** Parses a v2 body `<xml><name>value</name>…</xml>` into a null-prototype map of exact strings (CDATA unwrapped, no number coercion, entity references left verbatim, `<a></a>` → ""); checks in order: ≤ maxBytes UTF-8 bytes ('too_large') → no `<!DOCTYPE`/`<!ENTITY` anywhere ('dtd') → no BOM, only XML 1.0 characters, well-formed ('malformed') → one `xml` root holding only leaf elements, no duplicates ('not_flat') → names [A-Za-z0-9_]+ ('bad_name'), not `__proto__`/`constructor`/`prototype`/`toString`… ('forbidden_key'); throws V2XmlError (WeChat Pay v2 支付结果通知 / API response XML). */
+/**
+ * Parses a v2 body `<xml><name>value</name>…</xml>` into a null-prototype map of exact strings (CDATA unwrapped,
+ * no number coercion, entity references left verbatim, `<a></a>` → ""); checks in order: ≤ maxBytes UTF-8 bytes
+ * ('too_large') → no `<!DOCTYPE`/`<!ENTITY` anywhere ('dtd') → no BOM, only XML 1.0 characters, well-formed
+ * ('malformed') → one `xml` root holding only leaf elements, no duplicates ('not_flat') → names [A-Za-z0-9_]+
+ * ('bad_name'), not `__proto__`/`constructor`/`prototype`/`toString`… ('forbidden_key'); throws V2XmlError (WeChat
+ * Pay v2 支付结果通知 / API response XML).
+ */
 export function parseV2Xml(raw: string, maxBytes = MAX_XML_BYTES): Record<string, string> {
   if (typeof raw !== 'string') throw new V2XmlError('malformed');
   // Every UTF-16 code unit encodes to at least one UTF-8 byte, so a long string is refused without measuring it.
@@ -198,7 +215,12 @@ export function parseV2Xml(raw: string, maxBytes = MAX_XML_BYTES): Record<string
   return result;
 }
 
-/** `wx.requestPayment` arguments for v2: paySign = signV2 over {appId, timeStamp, nonceStr, package: `prepay_id=…`, signType} (camelCase, capital I); timeStamp unix seconds as a string (default now), nonceStr default nonceStr(); throws TypeError on an empty appId/prepayId/key, a prepayId already prefixed, a non-digit timeStamp or a nonceStr outside [0-9A-Za-z]{1,32} (WeChat Pay v2 小程序调起支付API, doc/v2/merchant/4011939566). */
+/**
+ * `wx.requestPayment` arguments for v2: paySign = signV2 over {appId, timeStamp, nonceStr, package: `prepay_id=…`,
+ * signType} (camelCase, capital I); timeStamp unix seconds as a string (default now), nonceStr default nonceStr();
+ * throws TypeError on an empty appId/prepayId/key, a prepayId already prefixed, a non-digit timeStamp or a
+ * nonceStr outside [0-9A-Za-z]{1,32} (WeChat Pay v2 小程序调起支付API, doc/v2/merchant/4011939566).
+ */
 export function buildPayParamsV2(input: {
   appId: string;
   prepayId: string;
@@ -226,64 +248,38 @@ export function buildPayParamsV2(input: {
   return { timeStamp, nonceStr: nonce, package: pkg, signType: input.signType, paySign };
 }
 
-/** Random [0-9A-Za-z] string of `length` characters (1–32, default 32; ≈5.95 bits each) from crypto.randomInt; throws RangeError otherwise (WeChat `nonce_str`, String(32)). */
+/**
+ * Random [0-9A-Za-z] string of `length` characters (1–32, default 32; ≈5.95 bits each) from crypto.randomInt;
+ * throws RangeError otherwise (WeChat `nonce_str`, String(32)).
+ */
 export function nonceStr(length = MAX_NONCE_LENGTH): string {
   if (!Number.isInteger(length) || length < 1 || length > MAX_NONCE_LENGTH) {
     throw new RangeError(`nonceStr: length must be an integer from 1 to ${MAX_NONCE_LENGTH}`);
   }
-  let out = '';
-  for (let i = 0; i < length; i += 1) out += NONCE_ALPHABET[randomInt(NONCE_ALPHABET.length)];
-  return out;
+  return randomAlphanumeric(length);
 }
 
-/** `yyyyMMddHHmmss` in China Standard Time (UTC+8) → ISO 8601 UTC, e.g. `20140903131540` → `2014-09-03T05:15:40.000Z`; exactly 14 digits naming a real date and time, year 1970–9999; throws V2XmlError('bad_time') (WeChat Pay v2 支付结果通知 `time_end`). */
+/**
+ * `yyyyMMddHHmmss` in China Standard Time → ISO 8601 UTC, e.g. `20140903131540` → `2014-09-03T05:15:40.000Z` (see
+ * time.ts parseCstCompact); throws V2XmlError('bad_time') (WeChat Pay v2 支付结果通知 `time_end`).
+ */
 export function parseTimeEnd(timeEnd: string): string {
-  const match = typeof timeEnd === 'string' ? TIME_PATTERN.exec(timeEnd) : null;
-  if (match === null) throw new V2XmlError('bad_time');
-  const [year, month, day, hour, minute, second] = match.slice(1).map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  if (year < MIN_YEAR || hour > 23 || minute > 59 || second > 59) throw new V2XmlError('bad_time');
-  const asIfUtc = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
-  // Date.UTC rolls 30 February over into March; a real date reads back unchanged.
-  if (
-    asIfUtc.getUTCFullYear() !== year ||
-    asIfUtc.getUTCMonth() !== month - 1 ||
-    asIfUtc.getUTCDate() !== day
-  ) {
+  try {
+    return parseCstCompact(timeEnd);
+  } catch {
     throw new V2XmlError('bad_time');
   }
-  return new Date(asIfUtc.getTime() - CST_OFFSET_MS).toISOString();
-}
-
-/** A Date → `yyyyMMddHHmmss` in China Standard Time (UTC+8), milliseconds dropped, e.g. 2014-09-03T05:15:40Z → `20140903131540`; throws RangeError on an invalid Date or a CST year outside 1970–9999 (WeChat Pay v2 统一下单 `time_start` / `time_expire`). */
-export function formatTimeExpire(date: Date): string {
-  const ms = date instanceof Date ? date.getTime() : Number.NaN;
-  if (!Number.isFinite(ms)) throw new RangeError('formatTimeExpire: invalid Date');
-  const cst = new Date(ms + CST_OFFSET_MS);
-  const year = cst.getUTCFullYear();
-  if (year < MIN_YEAR || year > MAX_YEAR) throw new RangeError('formatTimeExpire: year out of range');
-  const two = (n: number): string => String(n).padStart(2, '0');
-  return (
-    String(year) +
-    two(cst.getUTCMonth() + 1) +
-    two(cst.getUTCDate()) +
-    two(cst.getUTCHours()) +
-    two(cst.getUTCMinutes()) +
-    two(cst.getUTCSeconds())
-  );
 }
 
 /** The acknowledgement WeChat expects after a notify is committed (WeChat Pay v2 支付结果通知, 返回参数). */
 export const V2_SUCCESS_REPLY =
   '<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>';
 
-/** `<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[message]]></return_msg></xml>`, message CDATA-escaped; WeChat resends the notify; throws TypeError on a character XML 1.0 cannot carry (WeChat Pay v2 支付结果通知, 返回参数). */
+/**
+ * `<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[message]]></return_msg></xml>`, message
+ * CDATA-escaped; WeChat resends the notify; throws TypeError on a character XML 1.0 cannot carry (WeChat Pay v2
+ * 支付结果通知, 返回参数).
+ */
 export function v2FailReply(message: string): string {
   return toV2Xml({ return_code: 'FAIL', return_msg: message });
 }

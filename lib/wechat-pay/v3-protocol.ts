@@ -18,12 +18,18 @@ import {
   X509Certificate,
 } from 'node:crypto';
 
-/** The only signature scheme of API v3; prefix of the merchant `Authorization` header. */
-const AUTH_SCHEMA = 'WECHATPAY2-SHA256-RSA2048';
+/**
+ * The only signature scheme of API v3: prefix of the merchant `Authorization` header and the
+ * `Wechatpay-Signature-Type` value.
+ */
+export const AUTH_SCHEME = 'WECHATPAY2-SHA256-RSA2048';
 /** Signatures WeChat sends on purpose to check that merchants verify (official FAQ 4016241880). */
 const PROBE_PREFIX = 'WECHATPAY/SIGNTEST/';
-/** Allowed clock skew between `Wechatpay-Timestamp` and now, seconds (official: "最多5分钟的时间偏差"). */
-const MAX_SKEW_SECONDS = 300;
+/**
+ * Allowed clock skew between a signed timestamp (`Wechatpay-Timestamp`, Authorization `timestamp`) and now,
+ * seconds (official: "最多5分钟的时间偏差").
+ */
+export const MAX_SKEW_SECONDS = 300;
 const GCM_TAG_BYTES = 16;
 /** WeChat resource nonce length: "随机串nonce长度12个字节". */
 const RESOURCE_NONCE_BYTES = 12;
@@ -49,6 +55,7 @@ const UTF8_STRICT = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export type V3SignatureReason =
   | 'missing_header'
+  | 'unknown_mchid'
   | 'bad_timestamp'
   | 'stale_timestamp'
   | 'unknown_serial'
@@ -104,7 +111,10 @@ export interface WechatPayVerifier {
   }): void;
 }
 
-/** SHA256withRSA (PKCS#1 v1.5) over the UTF-8 `message` → base64; throws TypeError unless an RSA private key (WeChat 签名生成). */
+/**
+ * SHA256withRSA (PKCS#1 v1.5) over the UTF-8 `message` → base64; throws TypeError unless an RSA private key
+ * (WeChat 签名生成).
+ */
 export function signRsaSha256(privateKey: KeyObject, message: string): string {
   if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'rsa') {
     throw new TypeError('signRsaSha256: an RSA private KeyObject is required');
@@ -115,7 +125,10 @@ export function signRsaSha256(privateKey: KeyObject, message: string): string {
   }).toString('base64');
 }
 
-/** True when base64 `signatureB64` is a SHA256withRSA (PKCS#1 v1.5) signature of UTF-8 `message`; false (never throws) on malformed base64, wrong length or wrong key type (WeChat 验签). */
+/**
+ * True when base64 `signatureB64` is a SHA256withRSA (PKCS#1 v1.5) signature of UTF-8 `message`; false (never
+ * throws) on malformed base64, wrong length or wrong key type (WeChat 验签).
+ */
 export function verifyRsaSha256(publicKey: KeyObject, message: string, signatureB64: string): boolean {
   try {
     if (publicKey.asymmetricKeyType !== 'rsa' || typeof message !== 'string') return false;
@@ -134,7 +147,12 @@ export function verifyRsaSha256(publicKey: KeyObject, message: string, signature
   }
 }
 
-/** `Authorization` header value `WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",signature="…",timestamp="…",serial_no="…"` signing `METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`; url = path+query without host, timestamp unix s (default now), nonce default 32 hex chars; throws TypeError on a bad input (WeChat 签名生成 / request-body-parameters-signature). */
+/**
+ * `Authorization` header value `WECHATPAY2-SHA256-RSA2048
+ * mchid="…",nonce_str="…",signature="…",timestamp="…",serial_no="…"` signing
+ * `METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`; url = path+query without host, timestamp unix s (default now), nonce
+ * default 32 hex chars; throws TypeError on a bad input (WeChat 签名生成 / request-body-parameters-signature).
+ */
 export function buildAuthorization(input: {
   mchId: string;
   serialNo: string;
@@ -156,15 +174,21 @@ export function buildAuthorization(input: {
   assertUnixSeconds('buildAuthorization', timestamp);
   const nonce = input.nonce ?? randomNonce();
   assertHeaderToken('nonce', nonce);
-  const message = `${method}\n${input.url}\n${timestamp}\n${nonce}\n${input.body}\n`;
-  const signature = signRsaSha256(input.privateKey, message);
+  const signature = signRsaSha256(
+    input.privateKey,
+    requestMessage(method, input.url, String(timestamp), nonce, input.body),
+  );
   return (
-    `${AUTH_SCHEMA} mchid="${input.mchId}",nonce_str="${nonce}",signature="${signature}",` +
+    `${AUTH_SCHEME} mchid="${input.mchId}",nonce_str="${nonce}",signature="${signature}",` +
     `timestamp="${timestamp}",serial_no="${input.serialNo}"`
   );
 }
 
-/** Parses a merchant `Authorization` header (five key="value" items in any order, each exactly once, non-empty) for the local sandbox; throws V3SignatureError 'missing_header' | 'bad_authorization' (WeChat 签名生成, "以上五项签名信息，无顺序要求"). */
+/**
+ * Parses a merchant `Authorization` header (five key="value" items in any order, each exactly once, non-empty) for
+ * the local sandbox; throws V3SignatureError 'missing_header' | 'bad_authorization' (WeChat 签名生成,
+ * "以上五项签名信息，无顺序要求").
+ */
 export function parseAuthorization(header: string): {
   mchid: string;
   nonce_str: string;
@@ -174,8 +198,8 @@ export function parseAuthorization(header: string): {
 } {
   if (typeof header !== 'string' || header.trim() === '') throw new V3SignatureError('missing_header');
   if (header.length > MAX_AUTHORIZATION_CHARS) throw badAuthorization('header too long');
-  const prefix = `${AUTH_SCHEMA} `;
-  if (!header.startsWith(prefix)) throw badAuthorization(`scheme must be ${AUTH_SCHEMA}`);
+  const prefix = `${AUTH_SCHEME} `;
+  if (!header.startsWith(prefix)) throw badAuthorization(`scheme must be ${AUTH_SCHEME}`);
   const items = new Map<string, string>();
   for (const part of header.slice(prefix.length).split(',')) {
     const match = AUTHORIZATION_ITEM_PATTERN.exec(part.trim());
@@ -203,7 +227,46 @@ export function parseAuthorization(header: string): {
   };
 }
 
-/** `wx.requestPayment` arguments for v3: paySign = SHA256withRSA over `appId\ntimeStamp\nnonceStr\nprepay_id=…\n` (timeStamp unix s as a string, default now; signType 'RSA' is not signed); throws TypeError on an empty/multi-line field or a prepayId that already has the `prepay_id=` prefix (WeChat 小程序调起支付签名). */
+/**
+ * Verifies a merchant request's `Authorization` header as WeChat Pay does (used by the local sandbox): parse
+ * (parseAuthorization) → `mchid` equals `mchId` → `serial_no` equals `serialNo` (hex, case-insensitive) →
+ * `timestamp` unix seconds within ±MAX_SKEW_SECONDS of `now` (unix seconds, may be fractional) → SHA256withRSA
+ * under the merchant's `publicKey` over the message buildAuthorization signs, `METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`
+ * (`url` = path + query as sent, `body` = the raw body, '' for GET). Returns the parsed items; throws
+ * V3SignatureError 'missing_header' | 'bad_authorization' | 'unknown_mchid' | 'unknown_serial' | 'bad_timestamp' |
+ * 'stale_timestamp' | 'bad_signature' (WeChat 签名生成 / request-body-parameters-signature; a bad one gets HTTP 401).
+ */
+export function verifyAuthorization(input: {
+  header: string;
+  method: string;
+  url: string;
+  body: string;
+  publicKey: KeyObject;
+  mchId: string;
+  serialNo: string;
+  now: number;
+}): ReturnType<typeof parseAuthorization> {
+  const auth = parseAuthorization(input.header);
+  if (auth.mchid !== input.mchId) throw new V3SignatureError('unknown_mchid');
+  if (auth.serial_no.toUpperCase() !== input.serialNo.toUpperCase())
+    throw new V3SignatureError('unknown_serial');
+  assertFresh(auth.timestamp, input.now);
+  const message = requestMessage(
+    input.method.toUpperCase(),
+    input.url,
+    auth.timestamp,
+    auth.nonce_str,
+    input.body,
+  );
+  if (!verifyRsaSha256(input.publicKey, message, auth.signature)) throw new V3SignatureError('bad_signature');
+  return auth;
+}
+
+/**
+ * `wx.requestPayment` arguments for v3: paySign = SHA256withRSA over `appId\ntimeStamp\nnonceStr\nprepay_id=…\n`
+ * (timeStamp unix s as a string, default now; signType 'RSA' is not signed); throws TypeError on an
+ * empty/multi-line field or a prepayId that already has the `prepay_id=` prefix (WeChat 小程序调起支付签名).
+ */
 export function buildPayParamsV3(input: {
   appId: string;
   prepayId: string;
@@ -227,7 +290,11 @@ export function buildPayParamsV3(input: {
   return { timeStamp, nonceStr, package: pkg, signType: 'RSA', paySign };
 }
 
-/** Decrypts base64(ciphertext ‖ 16-byte tag) with AES-GCM (16-byte key → aes-128-gcm, 32 → aes-256-gcm), UTF-8 nonce and AAD → UTF-8 plaintext; throws V3DecryptError 'bad_key' | 'bad_nonce' | 'bad_ciphertext' | 'short_input' | 'bad_tag' | 'bad_plaintext' (WeChat 证书和回调报文解密, RFC 5116). */
+/**
+ * Decrypts base64(ciphertext ‖ 16-byte tag) with AES-GCM (16-byte key → aes-128-gcm, 32 → aes-256-gcm), UTF-8
+ * nonce and AAD → UTF-8 plaintext; throws V3DecryptError 'bad_key' | 'bad_nonce' | 'bad_ciphertext' |
+ * 'short_input' | 'bad_tag' | 'bad_plaintext' (WeChat 证书和回调报文解密, RFC 5116).
+ */
 export function aesGcmDecrypt(
   key: Buffer,
   nonce: string,
@@ -258,7 +325,10 @@ export function aesGcmDecrypt(
   }
 }
 
-/** Inverse of aesGcmDecrypt (used by the local sandbox to build notifies): UTF-8 plaintext → base64(ciphertext ‖ 16-byte tag); throws V3DecryptError 'bad_key' | 'bad_nonce' (WeChat 回调报文加密格式). */
+/**
+ * Inverse of aesGcmDecrypt (used by the local sandbox to build notifies): UTF-8 plaintext → base64(ciphertext ‖
+ * 16-byte tag); throws V3DecryptError 'bad_key' | 'bad_nonce' (WeChat 回调报文加密格式).
+ */
 export function aesGcmEncrypt(key: Buffer, nonce: string, associatedData: string, plaintext: string): string {
   const cipher = createCipheriv(gcmAlgorithm(key), key, gcmNonce(nonce), { authTagLength: GCM_TAG_BYTES });
   cipher.setAAD(Buffer.from(associatedData, 'utf8'));
@@ -266,7 +336,12 @@ export function aesGcmEncrypt(key: Buffer, nonce: string, associatedData: string
   return Buffer.concat([body, cipher.getAuthTag()]).toString('base64');
 }
 
-/** Decrypts a notify `resource` ({algorithm 'AEAD_AES_256_GCM', ciphertext, nonce of 12 bytes, associated_data ≤ 16 bytes or absent}) with the 32-byte APIv3 key → plaintext JSON string; throws V3DecryptError 'bad_key' | 'bad_resource' | 'bad_algorithm' | 'bad_ciphertext' | 'bad_nonce' | 'bad_associated_data' | 'short_input' | 'bad_tag' (WeChat 支付通知 / 证书和回调报文解密). */
+/**
+ * Decrypts a notify `resource` ({algorithm 'AEAD_AES_256_GCM', ciphertext, nonce of 12 bytes, associated_data ≤ 16
+ * bytes or absent}) with the 32-byte APIv3 key → plaintext JSON string; throws V3DecryptError 'bad_key' |
+ * 'bad_resource' | 'bad_algorithm' | 'bad_ciphertext' | 'bad_nonce' | 'bad_associated_data' | 'short_input' |
+ * 'bad_tag' (WeChat 支付通知 / 证书和回调报文解密).
+ */
 export function decryptResource(resource: unknown, apiV3Key: Buffer): string {
   if (!Buffer.isBuffer(apiV3Key) || apiV3Key.length !== API_V3_KEY_BYTES) throw new V3DecryptError('bad_key');
   if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) {
@@ -291,7 +366,14 @@ export function decryptResource(resource: unknown, apiV3Key: Buffer): string {
   return aesGcmDecrypt(apiV3Key, nonce, associatedData, ciphertext);
 }
 
-/** Builds a verifier from a WeChat Pay public key ({id 'PUB_KEY_ID_<digits>', pem SPKI}) and/or platform certificate PEMs (one per element; combined mode for migration), parsed once; verify() checks non-empty headers → /^\d{1,10}$/ and |now − ts| ≤ 300 s → known serial → not a WECHATPAY/SIGNTEST/ probe → SHA256withRSA over `timestamp\nnonce\nbody\n`, throwing V3SignatureError 'missing_header' | 'bad_timestamp' | 'stale_timestamp' | 'unknown_serial' | 'probe' | 'bad_signature'; creation throws Error on a bad id, bad PEM, non-RSA key, duplicate serial or no key at all (WeChat 验签 / 如何使用微信支付公钥验签). */
+/**
+ * Builds a verifier from a WeChat Pay public key ({id 'PUB_KEY_ID_<digits>', pem SPKI}) and/or platform
+ * certificate PEMs (one per element; combined mode for migration), parsed once; verify() checks non-empty headers
+ * → /^\d{1,10}$/ and |now − ts| ≤ 300 s → known serial → not a WECHATPAY/SIGNTEST/ probe → SHA256withRSA over
+ * `timestamp\nnonce\nbody\n`, throwing V3SignatureError 'missing_header' | 'bad_timestamp' | 'stale_timestamp' |
+ * 'unknown_serial' | 'probe' | 'bad_signature'; creation throws Error on a bad id, bad PEM, non-RSA key, duplicate
+ * serial or no key at all (WeChat 验签 / 如何使用微信支付公钥验签).
+ */
 export function createVerifier(opts: {
   publicKey?: { id: string; pem: string };
   platformCertificates?: string[];
@@ -355,8 +437,7 @@ export function createVerifier(opts: {
       }
       if (typeof body !== 'string') throw new TypeError('verify: body must be the raw body string');
       if (!Number.isFinite(now)) throw new TypeError('verify: now must be unix seconds');
-      if (!TIMESTAMP_PATTERN.test(timestamp)) throw new V3SignatureError('bad_timestamp');
-      if (Math.abs(now - Number(timestamp)) > MAX_SKEW_SECONDS) throw new V3SignatureError('stale_timestamp');
+      assertFresh(timestamp, now);
       const key = keyFor(serial);
       if (key === undefined) throw new V3SignatureError('unknown_serial');
       if (signature.startsWith(PROBE_PREFIX)) throw new V3SignatureError('probe');
@@ -368,10 +449,50 @@ export function createVerifier(opts: {
   };
 }
 
-/** Signs a response/notify as WeChat Pay does (`timestamp\nnonce\nbody\n`, timestamp unix s) → base64 `Wechatpay-Signature`; for the local sandbox; throws TypeError on a bad key or timestamp (WeChat 验签 message format). */
+/**
+ * Signs a response/notify as WeChat Pay does (`timestamp\nnonce\nbody\n`, timestamp unix s) → base64
+ * `Wechatpay-Signature`; for the local sandbox; throws TypeError on a bad key or timestamp (WeChat 验签 message
+ * format).
+ */
 export function signResponse(privateKey: KeyObject, timestamp: number, nonce: string, body: string): string {
   assertUnixSeconds('signResponse', timestamp);
   return signRsaSha256(privateKey, responseMessage(String(timestamp), nonce, body));
+}
+
+/**
+ * The signature headers WeChat Pay puts on a response or notify with this raw body: `Wechatpay-Timestamp` (unix s,
+ * default now), `Wechatpay-Nonce` (default 32 random hex characters), `Wechatpay-Signature` (signResponse),
+ * `Wechatpay-Serial` (the public key id or platform certificate serial) and `Wechatpay-Signature-Type`; for the
+ * local sandbox and notify fixtures; throws TypeError on a bad key or timestamp (WeChat 验签 / 如何使用微信支付公钥验签).
+ */
+export function wechatpayHeaders(
+  privateKey: KeyObject,
+  serial: string,
+  body: string,
+  timestamp = nowSeconds(),
+  nonce = randomNonce(),
+): Record<string, string> {
+  return {
+    'Wechatpay-Timestamp': String(timestamp),
+    'Wechatpay-Nonce': nonce,
+    'Wechatpay-Signature': signResponse(privateKey, timestamp, nonce, body),
+    'Wechatpay-Serial': serial,
+    'Wechatpay-Signature-Type': AUTH_SCHEME,
+  };
+}
+
+/** The request signing message, five lines each ending in `\n`: `METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`. */
+function requestMessage(method: string, url: string, timestamp: string, nonce: string, body: string): string {
+  return `${method}\n${url}\n${timestamp}\n${nonce}\n${body}\n`;
+}
+
+/**
+ * Throws V3SignatureError 'bad_timestamp' unless `timestamp` is 1–10 digits, 'stale_timestamp' beyond
+ * ±MAX_SKEW_SECONDS of `now`.
+ */
+function assertFresh(timestamp: string, now: number): void {
+  if (!TIMESTAMP_PATTERN.test(timestamp)) throw new V3SignatureError('bad_timestamp');
+  if (Math.abs(now - Number(timestamp)) > MAX_SKEW_SECONDS) throw new V3SignatureError('stale_timestamp');
 }
 
 function responseMessage(timestamp: string, nonce: string, body: string): string {

@@ -1,22 +1,28 @@
 import { envValue } from '#lib/config';
-import { registerLogin } from './login';
-import { registerPayControl } from './pay-control';
+import { registerFaultControl, registerLoginControl, registerPayControl } from './control';
+import { LoginCodes, registerLogin } from './login';
 import { PayStore } from './pay-store';
 import { registerPayV2 } from './pay-v2';
 import { payV3SettingsFromEnv, registerPayV3 } from './pay-v3';
 import { Sandbox } from './server';
 
-/** A sandbox configured from the same names the app reads (WECHAT_APPID, WECHAT_SECRET, …). */
+/**
+ * A sandbox configured from the same names the app reads (WECHAT_APPID, WECHAT_SECRET, …): the WeChat endpoints,
+ * then the /sandbox/ control routes.
+ */
 export function createConfiguredSandbox(): Sandbox {
   const sandbox = new Sandbox();
   const store = new PayStore();
-  registerLogin(sandbox, { appId: envValue('WECHAT_APPID'), secret: envValue('WECHAT_SECRET') });
+  const codes = new LoginCodes();
+  registerLogin(sandbox, codes, { appId: envValue('WECHAT_APPID'), secret: envValue('WECHAT_SECRET') });
   registerPayV2(sandbox, store, {
     appId: envValue('WECHAT_APPID'),
     mchId: envValue('WECHAT_MCH_ID'),
     mchKey: envValue('WECHAT_MCH_KEY'),
   });
   registerPayV3(sandbox, store, payV3SettingsFromEnv());
+  registerFaultControl(sandbox);
+  registerLoginControl(sandbox, codes);
   registerPayControl(sandbox, store);
   return sandbox;
 }

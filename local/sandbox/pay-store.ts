@@ -1,12 +1,14 @@
+import type { PayVersion } from '#lib/wechat-pay/fields';
+
 /**
- * The sandbox merchant's orders, shared by the v2 (pay-v2.ts) and v3 (pay-v3.ts) endpoints and the
- * control routes (/sandbox/pay, /sandbox/notifications). Amounts are integer fen.
+ * The sandbox merchant's orders, shared by the v2 (pay-v2.ts) and v3 (pay-v3.ts) endpoints, the notify deliverer
+ * and the control routes (/sandbox/pay, /sandbox/notifications). Amounts are integer fen.
  */
 
 export type TradeState = 'NOTPAY' | 'SUCCESS' | 'CLOSED';
 
 export interface SandboxOrder {
-  version: 'v2' | 'v3';
+  version: PayVersion;
   outTradeNo: string;
   appId: string;
   mchId: string;
@@ -24,24 +26,28 @@ export interface SandboxOrder {
   paidAt?: number;
 }
 
-export interface Delivery {
-  outTradeNo: string;
-  version: 'v2' | 'v3';
-  attempt: number;
-  at: string;
+/**
+ * What one notify delivery came to: the merchant's HTTP status (null: no answer), its reply, and whether WeChat
+ * counts it as received.
+ */
+export interface NotifyResult {
   status: number | null;
   reply: string;
-  /** Whether WeChat would count this reply as received (v2 SUCCESS XML; v3 2xx). */
   accepted: boolean;
 }
 
-/** Sends one signed notify for a paid order and reports the merchant's reply. */
-export type Notifier = (
-  order: SandboxOrder,
-) => Promise<{ status: number | null; reply: string; accepted: boolean }>;
+export interface Delivery extends NotifyResult {
+  outTradeNo: string;
+  version: PayVersion;
+  attempt: number;
+  at: string;
+}
+
+/** Sends one signed notify for a paid order (built by the order's API version) and reports the merchant's reply. */
+export type Notifier = (order: SandboxOrder) => Promise<NotifyResult>;
 
 export class PayStore {
   readonly orders = new Map<string, SandboxOrder>();
   readonly deliveries: Delivery[] = [];
-  readonly notifiers: Partial<Record<'v2' | 'v3', Notifier>> = {};
+  readonly notifiers: Partial<Record<PayVersion, Notifier>> = {};
 }

@@ -1,15 +1,23 @@
-import { randomBytes } from 'node:crypto';
 import {
-  formatTimeExpire,
+  isIp,
+  isTotalFeeText,
+  MAX_NONCE_LENGTH,
+  newPrepayId,
+  OUT_TRADE_NO,
+  V2_SIGN_TYPES,
+  type V2SignType,
+} from '#lib/wechat-pay/fields';
+import { v2NotifyXml, v2PaidFields } from '#lib/wechat-pay/notify-builders';
+import {
   nonceStr,
   parseTimeEnd,
   parseV2Xml,
   signV2,
   toV2Xml,
-  type V2SignType,
   verifyV2Sign,
 } from '#lib/wechat-pay/v2-protocol';
-import type { PayStore, SandboxOrder } from './pay-store';
+import { sendNotify } from './notify-deliverer';
+import type { NotifyResult, PayStore, SandboxOrder } from './pay-store';
 import type { Sandbox, SandboxReply, SandboxRequest } from './server';
 
 /**
@@ -28,13 +36,6 @@ export interface PayV2Settings {
 
 type Fields = Record<string, string | number | undefined>;
 
-const NOTIFY_TIMEOUT_MS = 5000;
-const OUT_TRADE_NO = /^[0-9A-Za-z_\-|*]{6,32}$/;
-/** A positive integer amount in fen (WeChat's `int`, at most 2^31 − 1). */
-const TOTAL_FEE = /^[1-9]\d{0,9}$/;
-const MAX_TOTAL_FEE = 2 ** 31 - 1;
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-const SIGN_TYPES: readonly string[] = ['MD5', 'HMAC-SHA256'];
 const TRADE_STATE_DESC: Record<SandboxOrder['tradeState'], string> = {
   NOTPAY: '订单未支付',
   SUCCESS: '支付成功',
@@ -48,6 +49,16 @@ interface V2Extras {
   deviceInfo?: string;
 }
 
+/** One sandbox v2 merchant: its settings, the shared orders and the v2-only order extras. */
+interface V2Merchant {
+  settings: PayV2Settings;
+  store: PayStore;
+  extras: Map<string, V2Extras>;
+}
+
+/** An endpoint's business logic: the checked request fields → the answer's business fields (or a V2Refusal). */
+type V2Endpoint = (merchant: V2Merchant, params: Record<string, string>, signType: V2SignType) => Fields;
+
 /** A refused request: result_code FAIL with err_code / err_code_des (signed like every SUCCESS-level answer). */
 class V2Refusal extends Error {
   constructor(
@@ -56,6 +67,184 @@ class V2Refusal extends Error {
   ) {
     super(`${errCode}: ${description}`);
   }
+}
+
+/** Registers `POST /pay/unifiedorder`, `/pay/orderquery`, `/pay/closeorder` and `store.notifiers.v2`. */
+export function registerPayV2(sandbox: Sandbox, store: PayStore, settings: PayV2Settings): void {
+  const merchant: V2Merchant = { settings, store, extras: new Map() };
+  const busy = (request: SandboxRequest) => busyReply(merchant, request);
+  sandbox.route('POST', '/pay/unifiedorder', checked(merchant, unifiedOrder), busy);
+  sandbox.route('POST', '/pay/orderquery', checked(merchant, orderQuery), busy);
+  sandbox.route('POST', '/pay/closeorder', checked(merchant, closeOrder), busy);
+  store.notifiers.v2 = (order) => notifyV2(merchant, order);
+}
+
+/** `POST /pay/unifiedorder` (统一下单, JSAPI): a new order → its prepay_id; the same request again → the same id. */
+function unifiedOrder(merchant: V2Merchant, params: Record<string, string>, signType: V2SignType): Fields {
+  checkUnifiedOrder(params);
+  const fingerprint = JSON.stringify([
+    'v2',
+    params.appid,
+    params.mch_id,
+    params.body,
+    params.detail ?? '',
+    params.attach ?? '',
+    params.fee_type || 'CNY',
+    params.total_fee,
+    params.notify_url,
+    params.trade_type,
+    params.openid,
+    params.device_info ?? '',
+    params.goods_tag ?? '',
+    params.limit_pay ?? '',
+  ]);
+  const outTradeNo = params.out_trade_no as string;
+  const existing = merchant.store.orders.get(outTradeNo);
+  if (existing) {
+    if (existing.tradeState === 'SUCCESS') throw new V2Refusal('ORDERPAID', '该订单已支付');
+    if (existing.tradeState === 'CLOSED') throw new V2Refusal('ORDERCLOSED', '该订单已关闭');
+    if (existing.version !== 'v2') throw new V2Refusal('OUT_TRADE_NO_USED', '商户订单号重复');
+    if (existing.fingerprint !== fingerprint) {
+      throw new V2Refusal('INVALID_REQUEST', '订单重入时，要求参数值与原请求一致，请确认参数问题');
+    }
+    return { trade_type: 'JSAPI', prepay_id: existing.prepayId };
+  }
+  const now = new Date();
+  const order: SandboxOrder = {
+    version: 'v2',
+    outTradeNo,
+    appId: params.appid as string,
+    mchId: params.mch_id as string,
+    openid: params.openid as string,
+    description: params.body as string,
+    totalFee: Number(params.total_fee),
+    notifyUrl: params.notify_url as string,
+    fingerprint,
+    prepayId: newPrepayId(now),
+    tradeState: 'NOTPAY',
+    createdAt: Math.floor(now.getTime() / 1000),
+  };
+  merchant.store.orders.set(outTradeNo, order);
+  merchant.extras.set(outTradeNo, { signType, attach: params.attach, deviceInfo: params.device_info });
+  return { trade_type: 'JSAPI', prepay_id: order.prepayId };
+}
+
+/** `POST /pay/orderquery` (查询订单) by transaction_id or out_trade_no: the trade state, and the payment once paid. */
+function orderQuery(merchant: V2Merchant, params: Record<string, string>): Fields {
+  const order = findOrder(merchant, params);
+  const extra = merchant.extras.get(order.outTradeNo);
+  return {
+    device_info: extra?.deviceInfo,
+    ...(order.tradeState === 'SUCCESS' ? paidFields(order) : {}),
+    trade_type: 'JSAPI',
+    trade_state: order.tradeState,
+    trade_state_desc: TRADE_STATE_DESC[order.tradeState],
+    out_trade_no: order.outTradeNo,
+    attach: extra?.attach,
+    total_fee: order.totalFee,
+    fee_type: 'CNY',
+  };
+}
+
+/** `POST /pay/closeorder` (关闭订单) by out_trade_no: an unpaid open order becomes CLOSED. */
+function closeOrder(merchant: V2Merchant, params: Record<string, string>): Fields {
+  if (!params.out_trade_no) throw new V2Refusal('LACK_PARAMS', '缺少参数 out_trade_no');
+  const order = findOrder(merchant, { out_trade_no: params.out_trade_no });
+  if (order.tradeState === 'SUCCESS') throw new V2Refusal('ORDERPAID', '订单已支付，不能发起关单');
+  if (order.tradeState === 'CLOSED') throw new V2Refusal('ORDERCLOSED', '订单已关闭，无法重复关闭');
+  order.tradeState = 'CLOSED';
+  return { result_msg: 'OK' };
+}
+
+/**
+ * The signed v2 payment notify (支付结果通知) for a paid order, POSTed to its notify_url; accepted on a SUCCESS XML
+ * reply.
+ */
+function notifyV2(merchant: V2Merchant, order: SandboxOrder): Promise<NotifyResult> {
+  const extra = merchant.extras.get(order.outTradeNo);
+  return sendNotify(
+    order,
+    () => ({
+      headers: { 'content-type': 'text/xml' },
+      body: v2NotifyXml({
+        appId: order.appId,
+        mchId: order.mchId,
+        key: merchant.settings.mchKey,
+        signType: extra?.signType ?? 'MD5',
+        outTradeNo: order.outTradeNo,
+        deviceInfo: extra?.deviceInfo,
+        attach: extra?.attach,
+        ...paidParts(order),
+      }),
+    }),
+    (status, reply) => status >= 200 && status < 300 && replyAccepted(reply),
+  );
+}
+
+/**
+ * The checks every v2 call shares, in WeChat's order: a readable XML body → mch_id and appid ours → the sign
+ * under the request's sign_type (MD5 by default) → nonce_str; then `endpoint` builds the business fields.
+ */
+function checked(merchant: V2Merchant, endpoint: V2Endpoint): (request: SandboxRequest) => SandboxReply {
+  const { settings } = merchant;
+  return (request) => {
+    if (request.body.trim() === '') return communicationFail('post数据为空', 'POST_DATA_EMPTY');
+    let params: Record<string, string>;
+    try {
+      params = parseV2Xml(request.body);
+    } catch {
+      return communicationFail('XML格式错误', 'XML_FORMAT_ERROR');
+    }
+    const declared = params.sign_type;
+    const signType: V2SignType = declared === 'HMAC-SHA256' ? 'HMAC-SHA256' : 'MD5';
+    try {
+      if (declared !== undefined && !(V2_SIGN_TYPES as readonly string[]).includes(declared)) {
+        throw new V2Refusal('INVALID_REQUEST', 'sign_type 参数错误，应为 MD5 或 HMAC-SHA256');
+      }
+      if (!params.mch_id) throw new V2Refusal('LACK_PARAMS', '缺少参数 mch_id');
+      if (params.mch_id !== settings.mchId) throw new V2Refusal('MCHID_NOT_EXIST', '商户号不存在');
+      if (!params.appid) throw new V2Refusal('LACK_PARAMS', '缺少参数 appid');
+      if (params.appid !== settings.appId)
+        throw new V2Refusal('APPID_MCHID_NOT_MATCH', 'appid和mch_id不匹配');
+      // WeChat answers a bad sign at the communication level; err_code names it for tests.
+      if (!verifyV2Sign(params, settings.mchKey, [signType]))
+        return communicationFail('签名错误', 'SIGNERROR');
+      if (!params.nonce_str) throw new V2Refusal('LACK_PARAMS', '缺少参数 nonce_str');
+      if (params.nonce_str.length > MAX_NONCE_LENGTH)
+        throw new V2Refusal('INVALID_REQUEST', 'nonce_str 长度不能超过32位');
+      return signed(merchant, signType, { result_code: 'SUCCESS', ...endpoint(merchant, params, signType) });
+    } catch (error) {
+      if (!(error instanceof V2Refusal)) throw error;
+      return signed(merchant, signType, {
+        result_code: 'FAIL',
+        err_code: error.errCode,
+        err_code_des: error.description,
+      });
+    }
+  };
+}
+
+/** A signed answer: return_code SUCCESS, our appid/mch_id, a fresh nonce_str, the fields, sign under `signType`. */
+function signed(merchant: V2Merchant, signType: V2SignType, fields: Fields): SandboxReply {
+  const params: Fields = {
+    return_code: 'SUCCESS',
+    return_msg: 'OK',
+    appid: merchant.settings.appId,
+    mch_id: merchant.settings.mchId,
+    nonce_str: nonceStr(),
+    ...fields,
+  };
+  params.sign = signV2(params, merchant.settings.mchKey, signType);
+  return xmlReply(params);
+}
+
+/** The `busy` fault: a signed result_code FAIL SYSTEMERROR, under the sign_type of the request it answers. */
+function busyReply(merchant: V2Merchant, request: SandboxRequest): SandboxReply {
+  return signed(merchant, requestSignType(request.body), {
+    result_code: 'FAIL',
+    err_code: 'SYSTEMERROR',
+    err_code_des: '系统繁忙，请稍后再试',
+  });
 }
 
 /** The text/xml reply WeChat Pay v2 sends. */
@@ -77,246 +266,35 @@ function requestSignType(body: string): V2SignType {
   }
 }
 
-/** Registers `POST /pay/unifiedorder`, `/pay/orderquery`, `/pay/closeorder` and `store.notifiers.v2`. */
-export function registerPayV2(sandbox: Sandbox, store: PayStore, settings: PayV2Settings): void {
-  const extras = new Map<string, V2Extras>();
-
-  /** A signed answer: return_code SUCCESS, our appid/mch_id, a fresh nonce_str, the fields, sign under `signType`. */
-  const signed = (signType: V2SignType, fields: Fields): SandboxReply => {
-    const params: Fields = {
-      return_code: 'SUCCESS',
-      return_msg: 'OK',
-      appid: settings.appId,
-      mch_id: settings.mchId,
-      nonce_str: nonceStr(),
-      ...fields,
-    };
-    params.sign = signV2(params, settings.mchKey, signType);
-    return xmlReply(params);
-  };
-
-  /**
-   * The checks every v2 call shares, in WeChat's order: a readable XML body → mch_id and appid ours → the sign
-   * under the request's sign_type (MD5 by default) → nonce_str; then `handle` builds the business fields.
-   */
-  const endpoint =
-    (handle: (params: Record<string, string>, signType: V2SignType) => Fields) =>
-    (request: SandboxRequest): SandboxReply => {
-      if (request.body.trim() === '') return communicationFail('post数据为空', 'POST_DATA_EMPTY');
-      let params: Record<string, string>;
-      try {
-        params = parseV2Xml(request.body);
-      } catch {
-        return communicationFail('XML格式错误', 'XML_FORMAT_ERROR');
-      }
-      const declared = params.sign_type;
-      const signType: V2SignType = declared === 'HMAC-SHA256' ? 'HMAC-SHA256' : 'MD5';
-      try {
-        if (declared !== undefined && !SIGN_TYPES.includes(declared)) {
-          throw new V2Refusal('INVALID_REQUEST', 'sign_type 参数错误，应为 MD5 或 HMAC-SHA256');
-        }
-        if (!params.mch_id) throw new V2Refusal('LACK_PARAMS', '缺少参数 mch_id');
-        if (params.mch_id !== settings.mchId) throw new V2Refusal('MCHID_NOT_EXIST', '商户号不存在');
-        if (!params.appid) throw new V2Refusal('LACK_PARAMS', '缺少参数 appid');
-        if (params.appid !== settings.appId)
-          throw new V2Refusal('APPID_MCHID_NOT_MATCH', 'appid和mch_id不匹配');
-        // WeChat answers a bad sign at the communication level; err_code names it for tests.
-        if (!verifyV2Sign(params, settings.mchKey, [signType]))
-          return communicationFail('签名错误', 'SIGNERROR');
-        if (!params.nonce_str) throw new V2Refusal('LACK_PARAMS', '缺少参数 nonce_str');
-        if (params.nonce_str.length > 32)
-          throw new V2Refusal('INVALID_REQUEST', 'nonce_str 长度不能超过32位');
-        return signed(signType, { result_code: 'SUCCESS', ...handle(params, signType) });
-      } catch (error) {
-        if (!(error instanceof V2Refusal)) throw error;
-        return signed(signType, {
-          result_code: 'FAIL',
-          err_code: error.errCode,
-          err_code_des: error.description,
-        });
-      }
-    };
-
-  /** The `busy` fault: a signed result_code FAIL SYSTEMERROR, under the sign_type of the request it answers. */
-  const busy = (request: SandboxRequest): SandboxReply =>
-    signed(requestSignType(request.body), {
-      result_code: 'FAIL',
-      err_code: 'SYSTEMERROR',
-      err_code_des: '系统繁忙，请稍后再试',
-    });
-
-  sandbox.route(
-    'POST',
-    '/pay/unifiedorder',
-    endpoint((params, signType) => {
-      checkUnifiedOrder(params);
-      const fingerprint = JSON.stringify([
-        'v2',
-        params.appid,
-        params.mch_id,
-        params.body,
-        params.detail ?? '',
-        params.attach ?? '',
-        params.fee_type || 'CNY',
-        params.total_fee,
-        params.notify_url,
-        params.trade_type,
-        params.openid,
-        params.device_info ?? '',
-        params.goods_tag ?? '',
-        params.limit_pay ?? '',
-      ]);
-      const outTradeNo = params.out_trade_no as string;
-      const existing = store.orders.get(outTradeNo);
-      if (existing) {
-        if (existing.tradeState === 'SUCCESS') throw new V2Refusal('ORDERPAID', '该订单已支付');
-        if (existing.tradeState === 'CLOSED') throw new V2Refusal('ORDERCLOSED', '该订单已关闭');
-        if (existing.version !== 'v2') throw new V2Refusal('OUT_TRADE_NO_USED', '商户订单号重复');
-        if (existing.fingerprint !== fingerprint) {
-          throw new V2Refusal('INVALID_REQUEST', '订单重入时，要求参数值与原请求一致，请确认参数问题');
-        }
-        return { trade_type: 'JSAPI', prepay_id: existing.prepayId };
-      }
-      const now = new Date();
-      const order: SandboxOrder = {
-        version: 'v2',
-        outTradeNo,
-        appId: params.appid as string,
-        mchId: params.mch_id as string,
-        openid: params.openid as string,
-        description: params.body as string,
-        totalFee: Number(params.total_fee),
-        notifyUrl: params.notify_url as string,
-        fingerprint,
-        prepayId: `wx${formatTimeExpire(now)}${randomBytes(10).toString('hex')}`,
-        tradeState: 'NOTPAY',
-        createdAt: Math.floor(now.getTime() / 1000),
-      };
-      store.orders.set(outTradeNo, order);
-      extras.set(outTradeNo, { signType, attach: params.attach, deviceInfo: params.device_info });
-      return { trade_type: 'JSAPI', prepay_id: order.prepayId };
-    }),
-    busy,
-  );
-
-  /** The order a query or close names (transaction_id first, as WeChat does), if it is this merchant's. */
-  const findOrder = (params: Record<string, string>): SandboxOrder => {
-    const { transaction_id: transactionId, out_trade_no: outTradeNo } = params;
-    if (!transactionId && !outTradeNo) {
-      throw new V2Refusal('LACK_PARAMS', '缺少参数 out_trade_no 或 transaction_id');
-    }
-    const order = transactionId
-      ? [...store.orders.values()].find((candidate) => candidate.transactionId === transactionId)
-      : store.orders.get(outTradeNo as string);
-    if (!order || order.mchId !== settings.mchId || order.appId !== settings.appId) {
-      throw new V2Refusal('ORDERNOTEXIST', '此交易订单号不存在');
-    }
-    return order;
-  };
-
-  sandbox.route(
-    'POST',
-    '/pay/orderquery',
-    endpoint((params) => {
-      const order = findOrder(params);
-      const extra = extras.get(order.outTradeNo);
-      const paid = order.tradeState === 'SUCCESS';
-      return {
-        device_info: extra?.deviceInfo,
-        ...(paid ? paidFields(order) : {}),
-        trade_type: 'JSAPI',
-        trade_state: order.tradeState,
-        trade_state_desc: TRADE_STATE_DESC[order.tradeState],
-        out_trade_no: order.outTradeNo,
-        attach: extra?.attach,
-        total_fee: order.totalFee,
-        fee_type: 'CNY',
-      };
-    }),
-    busy,
-  );
-
-  sandbox.route(
-    'POST',
-    '/pay/closeorder',
-    endpoint((params) => {
-      if (!params.out_trade_no) throw new V2Refusal('LACK_PARAMS', '缺少参数 out_trade_no');
-      const order = findOrder({ out_trade_no: params.out_trade_no });
-      if (order.tradeState === 'SUCCESS') throw new V2Refusal('ORDERPAID', '订单已支付，不能发起关单');
-      if (order.tradeState === 'CLOSED') throw new V2Refusal('ORDERCLOSED', '订单已关闭，无法重复关闭');
-      order.tradeState = 'CLOSED';
-      return { result_msg: 'OK' };
-    }),
-    busy,
-  );
-
-  store.notifiers.v2 = async (order) => {
-    if (order.tradeState !== 'SUCCESS' || !order.transactionId) {
-      return { status: null, reply: 'order is not paid', accepted: false };
-    }
-    let body: string;
-    try {
-      const extra = extras.get(order.outTradeNo);
-      body = v2NotifyXml(order, settings.mchKey, extra?.signType ?? 'MD5', extra);
-    } catch (error) {
-      return { status: null, reply: `cannot build notify: ${(error as Error).message}`, accepted: false };
-    }
-    try {
-      const response = await fetch(order.notifyUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'text/xml' },
-        body,
-        signal: AbortSignal.timeout(NOTIFY_TIMEOUT_MS),
-      });
-      const reply = await response.text();
-      return { status: response.status, reply, accepted: response.ok && replyAccepted(reply) };
-    } catch (error) {
-      return { status: null, reply: `network: ${(error as Error).name}`, accepted: false };
-    }
-  };
+/** The order a query or close names (transaction_id first, as WeChat does), if it is this merchant's. */
+function findOrder(merchant: V2Merchant, params: Record<string, string>): SandboxOrder {
+  const { settings, store } = merchant;
+  const { transaction_id: transactionId, out_trade_no: outTradeNo } = params;
+  if (!transactionId && !outTradeNo) {
+    throw new V2Refusal('LACK_PARAMS', '缺少参数 out_trade_no 或 transaction_id');
+  }
+  const order = transactionId
+    ? [...store.orders.values()].find((candidate) => candidate.transactionId === transactionId)
+    : store.orders.get(outTradeNo as string);
+  if (!order || order.mchId !== settings.mchId || order.appId !== settings.appId) {
+    throw new V2Refusal('ORDERNOTEXIST', '此交易订单号不存在');
+  }
+  return order;
 }
 
-/** The fields a paid order adds to orderquery and the notify: payer, transaction, amounts (fen), time_end (CST). */
-function paidFields(order: SandboxOrder): Fields {
+/** The payment facts of a paid order as the floor's v2 builders take them (paidAt unix s, now if unset). */
+function paidParts(order: SandboxOrder) {
   return {
     openid: order.openid,
-    is_subscribe: 'N',
-    bank_type: 'OTHERS',
-    total_fee: order.totalFee,
-    fee_type: 'CNY',
-    cash_fee: order.totalFee,
-    cash_fee_type: 'CNY',
-    transaction_id: order.transactionId,
-    time_end: formatTimeExpire(new Date((order.paidAt ?? Math.floor(Date.now() / 1000)) * 1000)),
+    totalFee: order.totalFee,
+    transactionId: order.transactionId ?? '',
+    timeEnd: new Date((order.paidAt ?? Math.floor(Date.now() / 1000)) * 1000),
   };
 }
 
-/**
- * The v2 payment notify WeChat Pay POSTs for a paid order (支付结果通知): every documented field without coupons,
- * a fresh nonce_str, sign_type as the order was created with, signed with the APIv2 key.
- */
-export function v2NotifyXml(
-  order: SandboxOrder,
-  key: string,
-  signType: V2SignType,
-  extra: { attach?: string; deviceInfo?: string } = {},
-): string {
-  const fields: Fields = {
-    return_code: 'SUCCESS',
-    return_msg: 'OK',
-    appid: order.appId,
-    mch_id: order.mchId,
-    device_info: extra.deviceInfo,
-    nonce_str: nonceStr(),
-    sign_type: signType,
-    result_code: 'SUCCESS',
-    trade_type: 'JSAPI',
-    ...paidFields(order),
-    out_trade_no: order.outTradeNo,
-    attach: extra.attach,
-  };
-  fields.sign = signV2(fields, key, signType);
-  return toV2Xml(fields);
+/** The fields a paid order adds to orderquery: payer, transaction, amounts (fen), time_end (CST). */
+function paidFields(order: SandboxOrder): Fields {
+  return v2PaidFields(paidParts(order));
 }
 
 /** Whether a merchant's notify reply is WeChat's acknowledgement: XML with return_code SUCCESS. */
@@ -344,8 +322,7 @@ function checkUnifiedOrder(params: Record<string, string>): void {
   if (!OUT_TRADE_NO.test(params.out_trade_no as string)) {
     throw invalid('out_trade_no 应为 6–32 位数字、字母或 _-|*');
   }
-  const totalFee = params.total_fee as string;
-  if (!TOTAL_FEE.test(totalFee) || Number(totalFee) > MAX_TOTAL_FEE) {
+  if (!isTotalFeeText(params.total_fee as string)) {
     throw invalid('total_fee 应为正整数（单位：分）');
   }
   if (params.fee_type && params.fee_type !== 'CNY') throw invalid('fee_type 仅支持 CNY');
@@ -377,10 +354,4 @@ function checkUnifiedOrder(params: Record<string, string>): void {
     }
     if (name === 'time_expire' && new Date(at).getTime() <= Date.now()) throw invalid('time_expire 已过期');
   }
-}
-
-function isIp(value: string): boolean {
-  const v4 = IPV4.exec(value);
-  if (v4) return v4.slice(1).every((part) => Number(part) <= 255);
-  return /^[0-9A-Fa-f:.]{2,45}$/.test(value) && value.includes(':');
 }

@@ -1,24 +1,19 @@
-import {
-  createPrivateKey,
-  createPublicKey,
-  type KeyObject,
-  randomBytes,
-  randomInt,
-  X509Certificate,
-} from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { formatRfc3339Cst } from '#lib/clients/wechat-pay-v3';
 import { envValue } from '#lib/config';
 import { splitPems } from '#lib/secrets';
+import { isIp, newPrepayId, OUT_TRADE_NO } from '#lib/wechat-pay/fields';
+import { buildV3Notify } from '#lib/wechat-pay/notify-builders';
+import { formatRfc3339Cst, RFC3339_PATTERN } from '#lib/wechat-pay/time';
 import {
-  aesGcmEncrypt,
-  parseAuthorization,
-  signResponse,
   V3SignatureError,
-  verifyRsaSha256,
+  type V3SignatureReason,
+  verifyAuthorization,
+  wechatpayHeaders,
 } from '#lib/wechat-pay/v3-protocol';
-import type { PayStore, SandboxOrder } from './pay-store';
-import type { Sandbox, SandboxReply, SandboxRequest } from './server';
+import { sendNotify } from './notify-deliverer';
+import type { NotifyResult, PayStore, SandboxOrder } from './pay-store';
+import type { RouteHandler, Sandbox, SandboxReply, SandboxRequest } from './server';
 
 /**
  * Plays WeChat Pay API v3 (api.mch.weixin.qq.com) for one merchant: the merchant Authorization is checked on
@@ -43,17 +38,29 @@ export interface PayV3Settings {
   platformCertSerial: string;
 }
 
-const MAX_SKEW_SECONDS = 300;
-const NOTIFY_TIMEOUT_MS = 5000;
-const OUT_TRADE_NO = /^[0-9A-Za-z_\-|*]{6,32}$/;
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-const TRANSACTIONS = '/v3/pay/transactions/out-trade-no/';
-const ALPHANUMERIC = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-
 type Json = Record<string, unknown>;
 
-/** The sandbox's v3 settings from the names the app reads; a key left empty falls back to the dev pair in local/keys. */
+/** One sandbox v3 merchant: its settings, the shared orders and the Wechatpay-Serial its answers carry. */
+interface V3Merchant {
+  settings: PayV3Settings;
+  store: PayStore;
+  serial: string;
+}
+
+const TRANSACTIONS = '/v3/pay/transactions/out-trade-no/';
+/** The 401 message for each way a merchant Authorization fails. */
+const AUTHORIZATION_FAILURES: Partial<Record<V3SignatureReason, string>> = {
+  unknown_mchid: 'mchid 与商户不符',
+  unknown_serial: '商户证书序列号有误',
+  bad_timestamp: '时间戳超出有效期',
+  stale_timestamp: '时间戳超出有效期',
+  bad_signature: '签名错误',
+};
+
+/**
+ * The sandbox's v3 settings from the names the app reads; a key left empty falls back to the dev pair in
+ * local/keys.
+ */
 export function payV3SettingsFromEnv(): PayV3Settings {
   const devFile = (name: string) => readFileSync(new URL(`../keys/${name}`, import.meta.url), 'utf8');
   const pem = (name: string, file: string) => envValue(name).replace(/\\n/g, '\n') || devFile(file);
@@ -85,23 +92,6 @@ export function payV3SettingsFromEnv(): PayV3Settings {
   };
 }
 
-/** The `Wechatpay-*` headers WeChat Pay puts on a response or notify with this body (signed `timestamp\nnonce\nbody\n`). */
-export function wechatpayHeaders(
-  privateKey: KeyObject,
-  serial: string,
-  body: string,
-  timestamp = Math.floor(Date.now() / 1000),
-  nonce = randomBytes(16).toString('hex'),
-): Record<string, string> {
-  return {
-    'Wechatpay-Timestamp': String(timestamp),
-    'Wechatpay-Nonce': nonce,
-    'Wechatpay-Signature': signResponse(privateKey, timestamp, nonce, body),
-    'Wechatpay-Serial': serial,
-    'Wechatpay-Signature-Type': 'WECHATPAY2-SHA256-RSA2048',
-  };
-}
-
 /** The decrypted `transaction` resource (the order-query model) for a sandbox order; amounts integer fen. */
 export function v3Transaction(order: SandboxOrder): Json {
   const paid = order.tradeState === 'SUCCESS';
@@ -128,228 +118,192 @@ export function v3Transaction(order: SandboxOrder): Json {
   };
 }
 
-export interface V3NotifyInput {
-  transaction: Json;
-  apiV3Key: Buffer;
-  privateKey: KeyObject;
-  serial: string;
-  eventType?: string;
-  originalType?: string;
-  /** Unix seconds of the Wechatpay-Timestamp header. */
-  timestamp?: number;
+/** Registers the v3 endpoints (jsapi prepay, query and close by out_trade_no) and `store.notifiers.v3`. */
+export function registerPayV3(sandbox: Sandbox, store: PayStore, settings: PayV3Settings): void {
+  const serial = settings.mode === 'public-key' ? settings.publicKeyId : settings.platformCertSerial;
+  const merchant: V3Merchant = { settings, store, serial };
+  sandbox.route('POST', '/v3/pay/transactions/jsapi', guarded(merchant, jsapiPrepay), () =>
+    fail(merchant, 500, 'SYSTEM_ERROR', '系统繁忙，请稍后重试'),
+  );
+  // `GET …/out-trade-no/{no}?mchid=` (query) and `POST …/out-trade-no/{no}/close`.
+  sandbox.routePrefix('GET', TRANSACTIONS, guarded(merchant, queryByOutTradeNo));
+  sandbox.routePrefix('POST', TRANSACTIONS, guarded(merchant, closeByOutTradeNo));
+  store.notifiers.v3 = (order) => notifyV3(merchant, order);
 }
 
-/** A v3 payment notify as WeChat Pay POSTs it: the encrypt-resource envelope (AEAD_AES_256_GCM, AAD = original_type) and its signed headers. */
-export function buildV3Notify(input: V3NotifyInput): { headers: Record<string, string>; body: string } {
-  const originalType = input.originalType ?? 'transaction';
-  const nonce = Array.from({ length: 12 }, () => ALPHANUMERIC[randomInt(ALPHANUMERIC.length)]).join('');
-  const eventType = input.eventType ?? 'TRANSACTION.SUCCESS';
-  const body = JSON.stringify({
-    id: `EV-${randomBytes(10).toString('hex')}`,
-    create_time: formatRfc3339Cst(new Date()),
-    resource_type: 'encrypt-resource',
-    event_type: eventType,
-    summary: eventType === 'TRANSACTION.SUCCESS' ? '支付成功' : '通知',
-    resource: {
-      original_type: originalType,
-      algorithm: 'AEAD_AES_256_GCM',
-      ciphertext: aesGcmEncrypt(input.apiV3Key, nonce, originalType, JSON.stringify(input.transaction)),
-      associated_data: originalType,
-      nonce,
-    },
-  });
+/** `POST /v3/pay/transactions/jsapi` (JSAPI/小程序下单): a new order → `{prepay_id}`; the same body again → the same id. */
+function jsapiPrepay(merchant: V3Merchant, request: SandboxRequest): SandboxReply {
+  const { settings, store } = merchant;
+  const body = jsonBody(request);
+  if (body === undefined) return fail(merchant, 400, 'PARAM_ERROR', '请求体不是合法的 JSON');
+  const problem = jsapiProblem(body);
+  if (problem) return fail(merchant, 400, 'PARAM_ERROR', problem);
+  const fields = body as JsapiBody;
+  if (fields.mchid !== settings.mchId) return fail(merchant, 400, 'MCH_NOT_EXISTS', '商户号不存在');
+  if (fields.appid !== settings.appId) {
+    return fail(merchant, 400, 'APPID_MCHID_NOT_MATCH', 'appid和mch_id不匹配');
+  }
+  const fingerprint = JSON.stringify([
+    'v3',
+    fields.appid,
+    fields.mchid,
+    fields.description,
+    fields.notify_url,
+    fields.amount.total,
+    fields.amount.currency ?? 'CNY',
+    fields.payer.openid,
+  ]);
+  const existing = store.orders.get(fields.out_trade_no);
+  if (existing) {
+    if (existing.tradeState === 'SUCCESS') return fail(merchant, 400, 'ORDERPAID', '该订单已支付');
+    if (existing.tradeState === 'CLOSED') return fail(merchant, 400, 'ORDER_CLOSED', '订单已关闭');
+    if (existing.fingerprint !== fingerprint) {
+      return fail(merchant, 400, 'INVALID_REQUEST', '同一笔订单的请求参数与原请求不一致');
+    }
+    return reply(merchant, 200, { prepay_id: existing.prepayId });
+  }
+  const now = new Date();
+  const order: SandboxOrder = {
+    version: 'v3',
+    outTradeNo: fields.out_trade_no,
+    appId: fields.appid,
+    mchId: fields.mchid,
+    openid: fields.payer.openid,
+    description: fields.description,
+    totalFee: fields.amount.total,
+    notifyUrl: fields.notify_url,
+    fingerprint,
+    prepayId: newPrepayId(now),
+    tradeState: 'NOTPAY',
+    createdAt: Math.floor(now.getTime() / 1000),
+  };
+  store.orders.set(order.outTradeNo, order);
+  return reply(merchant, 200, { prepay_id: order.prepayId });
+}
+
+/** `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=` (查询订单): the transaction model. */
+function queryByOutTradeNo(merchant: V3Merchant, request: SandboxRequest): SandboxReply {
+  const outTradeNo = decodeURIComponent(request.url.pathname.slice(TRANSACTIONS.length));
+  if (!OUT_TRADE_NO.test(outTradeNo)) return fail(merchant, 404, 'NOT_FOUND', '资源不存在');
+  const mchid = request.url.searchParams.get('mchid');
+  const order = merchantOrder(merchant, outTradeNo, mchid);
+  return 'status' in order ? order : reply(merchant, 200, v3Transaction(order));
+}
+
+/** `POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close {mchid}` (关闭订单): 204, the order CLOSED. */
+function closeByOutTradeNo(merchant: V3Merchant, request: SandboxRequest): SandboxReply {
+  const rest = request.url.pathname.slice(TRANSACTIONS.length);
+  if (!rest.endsWith('/close')) return fail(merchant, 404, 'NOT_FOUND', '资源不存在');
+  const outTradeNo = decodeURIComponent(rest.slice(0, -'/close'.length));
+  if (!OUT_TRADE_NO.test(outTradeNo)) return fail(merchant, 404, 'NOT_FOUND', '资源不存在');
+  const body = jsonBody(request);
+  if (body === undefined) return fail(merchant, 400, 'PARAM_ERROR', '请求体不是合法的 JSON');
+  const mchid = isObject(body) && typeof body.mchid === 'string' ? body.mchid : null;
+  const order = merchantOrder(merchant, outTradeNo, mchid);
+  if ('status' in order) return order;
+  if (order.tradeState === 'SUCCESS') return fail(merchant, 400, 'ORDERPAID', '该订单已支付');
+  order.tradeState = 'CLOSED';
+  return reply(merchant, 204);
+}
+
+/**
+ * The signed, encrypted TRANSACTION.SUCCESS notify (支付通知) for a paid order, POSTed to its notify_url; accepted on
+ * any 2xx.
+ */
+function notifyV3(merchant: V3Merchant, order: SandboxOrder): Promise<NotifyResult> {
+  return sendNotify(
+    order,
+    () =>
+      buildV3Notify({
+        transaction: v3Transaction(order),
+        apiV3Key: merchant.settings.apiV3Key,
+        privateKey: merchant.settings.payPrivateKey,
+        serial: merchant.serial,
+      }),
+    (status) => status >= 200 && status < 300,
+  );
+}
+
+/** Runs an endpoint behind the merchant Authorization check; anything unexpected answers a signed 500 SYSTEM_ERROR. */
+function guarded(
+  merchant: V3Merchant,
+  endpoint: (merchant: V3Merchant, request: SandboxRequest) => SandboxReply,
+): RouteHandler {
+  return (request) => {
+    try {
+      return authorize(merchant, request) ?? endpoint(merchant, request);
+    } catch (error) {
+      return fail(merchant, 500, 'SYSTEM_ERROR', `系统错误 (${(error as Error).message})`);
+    }
+  };
+}
+
+/** The merchant Authorization (verifyAuthorization) → undefined when valid, else a signed 401 SIGN_ERROR. */
+function authorize(merchant: V3Merchant, request: SandboxRequest): SandboxReply | undefined {
+  const { settings } = merchant;
+  const header = request.headers.authorization;
+  try {
+    verifyAuthorization({
+      header: typeof header === 'string' ? header : '',
+      method: request.method,
+      url: `${request.url.pathname}${request.url.search}`,
+      body: request.body,
+      publicKey: settings.merchantPublicKey,
+      mchId: settings.mchId,
+      serialNo: settings.merchantSerialNo,
+      now: Date.now() / 1000,
+    });
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof V3SignatureError)) throw error;
+    const message = AUTHORIZATION_FAILURES[error.reason] ?? `Authorization 无效 (${error.reason})`;
+    return fail(merchant, 401, 'SIGN_ERROR', message);
+  }
+}
+
+/**
+ * The order `mchid` asks about, if it is ours: else 400 PARAM_ERROR (no mchid), MCH_NOT_EXISTS or 404
+ * ORDER_NOT_EXIST.
+ */
+function merchantOrder(
+  merchant: V3Merchant,
+  outTradeNo: string,
+  mchid: string | null,
+): SandboxOrder | SandboxReply {
+  const { settings, store } = merchant;
+  if (!mchid) return fail(merchant, 400, 'PARAM_ERROR', '缺少参数 mchid');
+  if (mchid !== settings.mchId) return fail(merchant, 400, 'MCH_NOT_EXISTS', '商户号不存在');
+  const order = store.orders.get(outTradeNo);
+  if (!order || order.mchId !== settings.mchId) return fail(merchant, 404, 'ORDER_NOT_EXIST', '订单不存在');
+  return order;
+}
+
+/** A signed answer (wechatpayHeaders over the JSON body, '' for none) with a Request-ID. */
+function reply(merchant: V3Merchant, status: number, payload?: Json): SandboxReply {
+  const body = payload === undefined ? '' : JSON.stringify(payload);
   return {
+    status,
     headers: {
-      'Content-Type': 'application/json',
-      ...wechatpayHeaders(input.privateKey, input.serial, body, input.timestamp),
+      ...(body === '' ? {} : { 'Content-Type': 'application/json' }),
+      'Request-ID': randomBytes(12).toString('hex'),
+      ...wechatpayHeaders(merchant.settings.payPrivateKey, merchant.serial, body),
     },
     body,
   };
 }
 
-/** Registers the v3 endpoints (jsapi prepay, query and close by out_trade_no) and `store.notifiers.v3`. */
-export function registerPayV3(sandbox: Sandbox, store: PayStore, settings: PayV3Settings): void {
-  const serial = settings.mode === 'public-key' ? settings.publicKeyId : settings.platformCertSerial;
+/** A signed error answer `{code, message}`. */
+function fail(merchant: V3Merchant, status: number, code: string, message: string): SandboxReply {
+  return reply(merchant, status, { code, message });
+}
 
-  const reply = (status: number, payload?: Json): SandboxReply => {
-    const body = payload === undefined ? '' : JSON.stringify(payload);
-    return {
-      status,
-      headers: {
-        ...(body === '' ? {} : { 'Content-Type': 'application/json' }),
-        'Request-ID': randomBytes(12).toString('hex'),
-        ...wechatpayHeaders(settings.payPrivateKey, serial, body),
-      },
-      body,
-    };
-  };
-  const fail = (status: number, code: string, message: string) => reply(status, { code, message });
-
-  /** The merchant Authorization (WECHATPAY2-SHA256-RSA2048) over `METHOD\nURL\nTS\nNONCE\nBODY\n`; undefined when valid. */
-  const authorize = (request: SandboxRequest): SandboxReply | undefined => {
-    const header = request.headers.authorization;
-    let auth: ReturnType<typeof parseAuthorization>;
-    try {
-      auth = parseAuthorization(typeof header === 'string' ? header : '');
-    } catch (error) {
-      const reason = error instanceof V3SignatureError ? error.reason : 'bad_authorization';
-      return fail(401, 'SIGN_ERROR', `Authorization 无效 (${reason})`);
-    }
-    if (auth.mchid !== settings.mchId) return fail(401, 'SIGN_ERROR', 'mchid 与商户不符');
-    if (auth.serial_no.toUpperCase() !== settings.merchantSerialNo.toUpperCase()) {
-      return fail(401, 'SIGN_ERROR', '商户证书序列号有误');
-    }
-    const timestamp = /^\d{1,10}$/.test(auth.timestamp) ? Number(auth.timestamp) : Number.NaN;
-    if (!(Math.abs(Date.now() / 1000 - timestamp) <= MAX_SKEW_SECONDS)) {
-      return fail(401, 'SIGN_ERROR', '时间戳超出有效期');
-    }
-    const url = `${request.url.pathname}${request.url.search}`;
-    const message = `${request.method}\n${url}\n${auth.timestamp}\n${auth.nonce_str}\n${request.body}\n`;
-    if (!verifyRsaSha256(settings.merchantPublicKey, message, auth.signature)) {
-      return fail(401, 'SIGN_ERROR', '签名错误');
-    }
+/** The parsed JSON body, undefined when it is not JSON. */
+function jsonBody(request: SandboxRequest): unknown {
+  try {
+    return JSON.parse(request.body) as unknown;
+  } catch {
     return undefined;
-  };
-
-  /** Runs a handler behind the Authorization check; anything unexpected answers a signed 500 SYSTEM_ERROR. */
-  const guarded =
-    (handler: (request: SandboxRequest) => SandboxReply) =>
-    (request: SandboxRequest): SandboxReply => {
-      try {
-        return authorize(request) ?? handler(request);
-      } catch (error) {
-        return fail(500, 'SYSTEM_ERROR', `系统错误 (${(error as Error).message})`);
-      }
-    };
-
-  sandbox.route(
-    'POST',
-    '/v3/pay/transactions/jsapi',
-    guarded((request) => {
-      let body: unknown;
-      try {
-        body = JSON.parse(request.body);
-      } catch {
-        return fail(400, 'PARAM_ERROR', '请求体不是合法的 JSON');
-      }
-      const problem = jsapiProblem(body);
-      if (problem) return fail(400, 'PARAM_ERROR', problem);
-      const fields = body as JsapiBody;
-      if (fields.mchid !== settings.mchId) return fail(400, 'MCH_NOT_EXISTS', '商户号不存在');
-      if (fields.appid !== settings.appId) return fail(400, 'APPID_MCHID_NOT_MATCH', 'appid和mch_id不匹配');
-
-      const fingerprint = JSON.stringify([
-        'v3',
-        fields.appid,
-        fields.mchid,
-        fields.description,
-        fields.notify_url,
-        fields.amount.total,
-        fields.amount.currency ?? 'CNY',
-        fields.payer.openid,
-      ]);
-      const existing = store.orders.get(fields.out_trade_no);
-      if (existing) {
-        if (existing.tradeState === 'SUCCESS') return fail(400, 'ORDERPAID', '该订单已支付');
-        if (existing.tradeState === 'CLOSED') return fail(400, 'ORDER_CLOSED', '订单已关闭');
-        if (existing.fingerprint !== fingerprint) {
-          return fail(400, 'INVALID_REQUEST', '同一笔订单的请求参数与原请求不一致');
-        }
-        return reply(200, { prepay_id: existing.prepayId });
-      }
-      const order: SandboxOrder = {
-        version: 'v3',
-        outTradeNo: fields.out_trade_no,
-        appId: fields.appid,
-        mchId: fields.mchid,
-        openid: fields.payer.openid,
-        description: fields.description,
-        totalFee: fields.amount.total,
-        notifyUrl: fields.notify_url,
-        fingerprint,
-        prepayId: `wx${formatRfc3339Cst(new Date()).replace(/\D/g, '').slice(0, 14)}${randomBytes(11).toString('hex')}`,
-        tradeState: 'NOTPAY',
-        createdAt: Math.floor(Date.now() / 1000),
-      };
-      store.orders.set(order.outTradeNo, order);
-      return reply(200, { prepay_id: order.prepayId });
-    }),
-    () => fail(500, 'SYSTEM_ERROR', '系统繁忙，请稍后重试'),
-  );
-
-  // `GET …/out-trade-no/{no}?mchid=` (query) and `POST …/out-trade-no/{no}/close`.
-  sandbox.routePrefix(
-    'GET',
-    TRANSACTIONS,
-    guarded((request) => {
-      const outTradeNo = decodeURIComponent(request.url.pathname.slice(TRANSACTIONS.length));
-      if (!OUT_TRADE_NO.test(outTradeNo)) return fail(404, 'NOT_FOUND', '资源不存在');
-      const mchid = request.url.searchParams.get('mchid');
-      if (!mchid) return fail(400, 'PARAM_ERROR', '缺少参数 mchid');
-      if (mchid !== settings.mchId) return fail(400, 'MCH_NOT_EXISTS', '商户号不存在');
-      const order = store.orders.get(outTradeNo);
-      if (!order || order.mchId !== settings.mchId) return fail(404, 'ORDER_NOT_EXIST', '订单不存在');
-      return reply(200, v3Transaction(order));
-    }),
-  );
-
-  sandbox.routePrefix(
-    'POST',
-    TRANSACTIONS,
-    guarded((request) => {
-      const rest = request.url.pathname.slice(TRANSACTIONS.length);
-      if (!rest.endsWith('/close')) return fail(404, 'NOT_FOUND', '资源不存在');
-      const outTradeNo = decodeURIComponent(rest.slice(0, -'/close'.length));
-      if (!OUT_TRADE_NO.test(outTradeNo)) return fail(404, 'NOT_FOUND', '资源不存在');
-      let body: unknown;
-      try {
-        body = JSON.parse(request.body);
-      } catch {
-        return fail(400, 'PARAM_ERROR', '请求体不是合法的 JSON');
-      }
-      const mchid = isObject(body) ? body.mchid : undefined;
-      if (typeof mchid !== 'string' || mchid === '') return fail(400, 'PARAM_ERROR', '缺少参数 mchid');
-      if (mchid !== settings.mchId) return fail(400, 'MCH_NOT_EXISTS', '商户号不存在');
-      const order = store.orders.get(outTradeNo);
-      if (!order || order.mchId !== settings.mchId) return fail(404, 'ORDER_NOT_EXIST', '订单不存在');
-      if (order.tradeState === 'SUCCESS') return fail(400, 'ORDERPAID', '该订单已支付');
-      order.tradeState = 'CLOSED';
-      return reply(204);
-    }),
-  );
-
-  store.notifiers.v3 = async (order) => {
-    if (order.tradeState !== 'SUCCESS' || !order.transactionId) {
-      return { status: null, reply: 'order is not paid', accepted: false };
-    }
-    let notify: { headers: Record<string, string>; body: string };
-    try {
-      notify = buildV3Notify({
-        transaction: v3Transaction(order),
-        apiV3Key: settings.apiV3Key,
-        privateKey: settings.payPrivateKey,
-        serial,
-      });
-    } catch (error) {
-      return { status: null, reply: `cannot build notify: ${(error as Error).message}`, accepted: false };
-    }
-    try {
-      const response = await fetch(order.notifyUrl, {
-        method: 'POST',
-        headers: notify.headers,
-        body: notify.body,
-        signal: AbortSignal.timeout(NOTIFY_TIMEOUT_MS),
-      });
-      const text = await response.text();
-      return {
-        status: response.status,
-        reply: text,
-        accepted: response.status >= 200 && response.status < 300,
-      };
-    } catch (error) {
-      return { status: null, reply: `network: ${(error as Error).name}`, accepted: false };
-    }
-  };
+  }
 }
 
 interface JsapiBody {
@@ -398,7 +352,7 @@ function jsapiProblem(body: unknown): string | undefined {
   if (amount.currency !== undefined && amount.currency !== 'CNY') return 'amount.currency 仅支持 CNY';
   if (!isObject(payer) || !isString(payer.openid, 128)) return '缺少参数 payer.openid';
   if (body.time_expire !== undefined) {
-    if (typeof body.time_expire !== 'string' || !RFC3339.test(body.time_expire)) {
+    if (typeof body.time_expire !== 'string' || !RFC3339_PATTERN.test(body.time_expire)) {
       return 'time_expire 应为 RFC 3339 格式';
     }
   }
@@ -409,10 +363,4 @@ function jsapiProblem(body: unknown): string | undefined {
     }
   }
   return undefined;
-}
-
-function isIp(value: string): boolean {
-  const v4 = IPV4.exec(value);
-  if (v4) return v4.slice(1).every((part) => Number(part) <= 255);
-  return /^[0-9A-Fa-f:.]{2,45}$/.test(value) && value.includes(':');
 }

@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 /**
  * The WeChat sandbox: a node:http server that plays api.weixin.qq.com and api.mch.weixin.qq.com on
  * loopback, speaking the real wire formats, plus a control API under /sandbox/ for tests and the demo.
- * Each WeChat surface is a module that registers its routes (login.ts, pay-v2.ts, pay-v3.ts).
+ * This module is the router only: each WeChat surface registers its endpoints (login.ts, pay-v2.ts, pay-v3.ts),
+ * control.ts registers the /sandbox/ routes, and index.ts composes them.
  */
 
 export interface SandboxRequest {
@@ -22,8 +23,14 @@ export interface SandboxReply {
 
 export type RouteHandler = (request: SandboxRequest) => Promise<SandboxReply> | SandboxReply;
 
-/** A fault switched on for one WeChat endpoint: `timeout` never answers, `busy` answers WeChat's "system busy", `5xx` a 502. */
+/**
+ * A fault switched on for one WeChat endpoint: `timeout` never answers, `busy` answers WeChat's "system busy",
+ * `5xx` a 502.
+ */
 export type FaultMode = 'timeout' | 'busy' | '5xx';
+
+/** Every fault mode, for the control route's check. */
+export const FAULT_MODES: readonly FaultMode[] = ['timeout', 'busy', '5xx'];
 
 export interface Fault {
   mode: FaultMode;
@@ -53,7 +60,10 @@ export class Sandbox {
     if (busy) this.busyReplies.set(path, busy);
   }
 
-  /** Registers a handler for every path under `prefix` (paths carrying an id, e.g. `/v3/pay/transactions/out-trade-no/`); exact routes win. */
+  /**
+   * Registers a handler for every path under `prefix` (paths carrying an id, e.g.
+   * `/v3/pay/transactions/out-trade-no/`); exact routes win.
+   */
   routePrefix(method: string, prefix: string, handler: RouteHandler): void {
     this.prefixRoutes.push({ method, prefix, handler });
   }
@@ -90,7 +100,6 @@ export class Sandbox {
 
   /** Starts listening on host:port (0 = any free port); resolves with the base URL. */
   async listen(port: number, host = '127.0.0.1'): Promise<string> {
-    this.controlRoutes();
     const hanging = new Set<ServerResponse>();
     this.server = createServer(async (req, res) => {
       const chunks: Buffer[] = [];
@@ -128,26 +137,6 @@ export class Sandbox {
     for (const hook of this.closeHooks) hook();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
-  }
-
-  private controlRoutes(): void {
-    this.route('POST', '/sandbox/faults', ({ body }) => {
-      const { endpoint, mode, count } = JSON.parse(body || '{}') as {
-        endpoint?: string;
-        mode?: FaultMode;
-        count?: number;
-      };
-      if (!endpoint || !mode || !['timeout', 'busy', '5xx'].includes(mode)) {
-        return json(400, { error: 'expected {endpoint, mode: timeout|busy|5xx, count?}' });
-      }
-      this.faults.set(endpoint, { mode, remaining: count });
-      return json(200, { endpoint, mode, count: count ?? null });
-    });
-    this.route('DELETE', '/sandbox/faults', () => {
-      this.faults.clear();
-      return json(200, { cleared: true });
-    });
-    this.route('GET', '/sandbox/calls', () => json(200, { calls: this.calls }));
   }
 }
 

@@ -1,4 +1,5 @@
 import type {
+  CloseResult,
   NotifyReply,
   NotifyRequest,
   NotifyResult,
@@ -7,25 +8,28 @@ import type {
   PayParams,
   PrepayRequest,
 } from '#lib/clients/payment-provider';
+import type { PayVersion } from '#lib/wechat-pay/fields';
 
 /** What the fake answers next: a value, or an error to throw. */
 type Answer<T> = T | Error;
 
 /**
  * An in-memory WeChat Pay for domain tests: records every call and answers from queues the test scripts
- * (`answerPrepay`, `answerQuery`, `answerNotify`). Unscripted, a prepay answers `wx_fake_prepay_<n>` and an
- * order query answers NOTPAY; an unscripted notify throws.
+ * (`answerPrepay`, `answerQuery`, `answerClose`, `answerNotify`). Unscripted, a prepay answers
+ * `wx_fake_prepay_<n>`, an order query NOTPAY and a close CLOSED; an unscripted notify throws.
  */
 export class FakePaymentProvider implements PaymentProvider {
   readonly prepays: PrepayRequest[] = [];
   readonly queries: string[] = [];
+  readonly closes: string[] = [];
   readonly notifies: NotifyRequest[] = [];
   readonly fails: { status: number; message: string }[] = [];
   private readonly prepayAnswers: Answer<string>[] = [];
   private readonly queryAnswers: Answer<OrderQueryResult>[] = [];
+  private readonly closeAnswers: Answer<CloseResult>[] = [];
   private readonly notifyAnswers: Answer<NotifyResult>[] = [];
 
-  constructor(readonly version: 'v2' | 'v3' = 'v2') {}
+  constructor(readonly version: PayVersion = 'v2') {}
 
   /** Queues the answers to the next prepay calls (a prepay_id, or an error to throw). */
   answerPrepay(...answers: Answer<string>[]): this {
@@ -36,6 +40,12 @@ export class FakePaymentProvider implements PaymentProvider {
   /** Queues the answers to the next order queries. */
   answerQuery(...answers: Answer<OrderQueryResult>[]): this {
     this.queryAnswers.push(...answers);
+    return this;
+  }
+
+  /** Queues the answers to the next closeOrder calls. */
+  answerClose(...answers: Answer<CloseResult>[]): this {
+    this.closeAnswers.push(...answers);
     return this;
   }
 
@@ -63,6 +73,11 @@ export class FakePaymentProvider implements PaymentProvider {
   async queryOrder(outTradeNo: string): Promise<OrderQueryResult> {
     this.queries.push(outTradeNo);
     return settle(this.queryAnswers.shift() ?? { tradeState: 'NOTPAY' });
+  }
+
+  async closeOrder(outTradeNo: string): Promise<CloseResult> {
+    this.closes.push(outTradeNo);
+    return settle(this.closeAnswers.shift() ?? { tradeState: 'CLOSED' });
   }
 
   accepts(): boolean {

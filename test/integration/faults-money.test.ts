@@ -26,7 +26,7 @@ import { V2_SUCCESS_REPLY } from '#lib/wechat-pay/v2-protocol';
 import { context, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
 import { transactionCanceled } from '#test/helpers/dynamo';
-import { countDynamoCalls, invoke, sandboxUrl, signInUser } from './helpers';
+import { clearFaults, countDynamoCalls, invoke, sandboxUrl, setFault, signInUser } from './helpers';
 
 /** Everyone is a member until then before the test pays (far future: the credit extends from it). */
 const BASE = '2099-01-31T00:00:00.000Z';
@@ -656,10 +656,19 @@ describe('F14 concurrent duplicates of one payment', () => {
 
 describe('F15 the notify commits while createPayment is still running', () => {
   it('keeps the order PAID and answers 409 ORDER_PAID when the notify lands between prepay and savePrepayId', async () => {
-    // Prepare: when createPayment is about to store the prepay_id, the user has already paid and WeChat's
-    // notify has been delivered and committed
+    // Prepare: an open order stored without a prepay_id (WeChat was busy on the first tap); when paying it
+    // again is about to store the prepay_id, the user has already paid and WeChat's notify has committed
     const { token, user } = await signInUser();
     const version = (await storedUser(user.id))?.version as number;
+    await setFault('/pay/unifiedorder', 'busy', 2);
+    const busy = await invoke(createPaymentHandler, {
+      method: 'POST',
+      path: '/wechat/pay',
+      body: { planId: 'monthly' },
+      token,
+    });
+    await clearFaults();
+    expect(busy.status).toBe(503);
     let outTradeNo = '';
     const deliveries: SandboxDelivery[] = [];
     intercept('initialize', async (call, proceed) => {
@@ -672,7 +681,7 @@ describe('F15 the notify commits while createPayment is still running', () => {
       }
       return proceed();
     });
-    // Act
+    // Act: the double tap continues the open order and requests its prepay_id
     const result = await invoke(createPaymentHandler, {
       method: 'POST',
       path: '/wechat/pay',

@@ -301,11 +301,11 @@ describe('createPayment when unifiedorder fails (F3, F4)', () => {
       } finally {
         calls.stop();
       }
-      // Assess: the only write is the PENDING order itself
+      // Assess: the only writes are the claim on the user's open-order slot and the PENDING order itself
       expect(failed.status).toBe(503);
       expect(failed.code).toBe('WECHAT_PAY_UNAVAILABLE');
       expect((await sandboxCallCount(UNIFIEDORDER)) - before).toBe(2);
-      expect(calls.writes()).toEqual(['PutItem']);
+      expect(calls.writes()).toEqual(['UpdateItem', 'PutItem']);
       const orders = await listOrders(token);
       expect(orders.map((order) => order.status)).toEqual(['PENDING']);
       const outTradeNo = orders[0]?.outTradeNo as string;

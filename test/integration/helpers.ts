@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import { payNotify } from '#functions/pay-notify';
+import type { Context } from 'aws-lambda';
 import { handler as signInHandler } from '#functions/sign-in';
 import { dynamo } from '#lib/clients/dynamodb';
-import type { PaymentProvider } from '#lib/clients/payment-provider';
-import { type Config, loadConfig } from '#lib/config';
-import { type HttpEvent, type HttpResult, notifyHandler } from '#lib/http';
+import { loadConfig } from '#lib/config';
+import type { HttpEvent, HttpResult } from '#lib/http';
+import { listExceptions, type PaymentException } from '#lib/repositories/exception-repository';
 import type { PublicUser } from '#lib/users';
 import { context, envelope, type HttpEventInput, httpEvent } from '#local/fixtures/events';
 import { TEST_SANDBOX_PORT } from '#test/test-env';
@@ -161,15 +160,9 @@ export function countDynamoCalls(): DynamoCallCounter {
   };
 }
 
-/**
- * Runs the real notify route through the real transport with a pinned config and provider (v2 + v3 side
- * by side).
- */
-export async function handleNotify(config: Config, provider: PaymentProvider, event: APIGatewayProxyEventV2) {
-  const handler = notifyHandler(payNotify, async () => ({ config, provider }));
-  return (await handler(event, context)) as {
-    statusCode: number;
-    headers?: Record<string, string>;
-    body: string;
-  };
+/** The payment exceptions recorded for an out_trade_no (newest first), read through the repository. */
+export async function exceptionsFor(outTradeNo: string): Promise<PaymentException[]> {
+  const { ordersTable } = await loadConfig();
+  const { exceptions } = await listExceptions(ordersTable, 1000);
+  return exceptions.filter((exception) => exception.outTradeNo === outTradeNo);
 }

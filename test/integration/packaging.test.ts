@@ -5,10 +5,12 @@ import { join, resolve } from 'node:path';
 import { parseEnv, promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECRET_NAMES } from '#lib/secrets';
+import { templateProblems } from '#test/deploy/template-checks';
 
 /**
  * §5: `serverless package --stage prod` as CI would run it (no secrets in the environment, SECRETS_SOURCE
- * unset), then properties of the synthesized CloudFormation template. Every check iterates over all
+ * unset; the stage's settings from test/fixtures/stages/prod.yml), then properties of the synthesized
+ * CloudFormation template. Every check iterates over all
  * functions, roles and tables, so it keeps holding as functions are added.
  */
 
@@ -76,7 +78,12 @@ async function packagingEnv(): Promise<NodeJS.ProcessEnv> {
   ]) {
     delete env[name];
   }
-  return { ...env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' };
+  return {
+    ...env,
+    STAGE_SETTINGS_DIR: 'test/fixtures/stages',
+    SLS_TELEMETRY_DISABLED: '1',
+    SLS_NOTIFICATIONS_MODE: 'off',
+  };
 }
 
 function resourcesOfType(type: string): [string, Resource][] {
@@ -277,6 +284,10 @@ describe('serverless package --stage prod', () => {
       const value = example[name];
       if (value && !value.startsWith('file:')) expect(templateText, name).not.toContain(value);
     }
+  });
+
+  it('passes the deploy checks: stage after its routes, no Retain on named resources, names in limits', () => {
+    expect(templateProblems(template, { region: 'ap-southeast-1' })).toEqual([]);
   });
 
   it('protects both tables in prod: on-demand, point-in-time recovery, deletion protection', () => {

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { handler as createPaymentHandler } from '#functions/create-payment';
@@ -12,11 +12,12 @@ import { handler as notifyHandler } from '#functions/pay-notify';
 import { handler as signInHandler } from '#functions/sign-in';
 import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig, resetConfigCache, type V2Config } from '#lib/config';
+import { ORDERS_PER_USER_HOUR } from '#lib/payments/orders';
 import { verifyV2Sign } from '#lib/wechat-pay/v2-protocol';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
 import { TEST_SANDBOX_PORT } from '#test/test-env';
-import { countDynamoCalls } from './helpers';
+import { countDynamoCalls, exceptionsFor } from './helpers';
 
 const SANDBOX = `http://127.0.0.1:${TEST_SANDBOX_PORT}`;
 const SUCCESS = '<return_code><![CDATA[SUCCESS]]></return_code>';
@@ -203,6 +204,70 @@ describe('createPayment and the v2 notify, end to end', () => {
     expect(other.data?.order.totalFee).toBe(16800);
   });
 
+  it('opens one order and makes one prepay call for 50 concurrent taps on one plan', async () => {
+    // Prepare
+    const { token } = await signIn();
+    const prepaysBefore = (await sandbox('/sandbox/calls')).calls.filter(
+      (c: { path: string }) => c.path === '/pay/unifiedorder',
+    ).length;
+    // Act: true concurrency, in process, against DynamoDB Local
+    const taps = await Promise.all(Array.from({ length: 50 }, () => pay(token, { planId: 'monthly' })));
+    // Assess: every tap got that one order and its prepay_id, or a 409 ORDER_IN_PROGRESS to retry
+    const served = taps.filter((tap) => tap.status === 200);
+    const waiting = taps.filter((tap) => tap.status !== 200);
+    expect(served.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(served.map((tap) => tap.data?.order.outTradeNo)).size).toBe(1);
+    expect(new Set(served.map((tap) => tap.data?.payParams.package)).size).toBe(1);
+    expect(waiting.every((tap) => tap.status === 409 && tap.code === 'ORDER_IN_PROGRESS')).toBe(true);
+    const prepays = (await sandbox('/sandbox/calls')).calls.filter(
+      (c: { path: string }) => c.path === '/pay/unifiedorder',
+    ).length;
+    expect(prepays - prepaysBefore).toBe(1);
+    const list = await call(listOrdersHandler, { path: '/wechat/orders', token });
+    expect(list.data?.orders).toHaveLength(1);
+    // Act: a retry after the first prepay finished continues the same order
+    const retry = await pay(token, { planId: 'monthly' });
+    // Assess
+    expect(retry.data?.order.outTradeNo).toBe(served[0]?.data?.order.outTradeNo);
+  });
+
+  it('answers 429 with retry-after once a user opened the hourly cap of orders', async () => {
+    // Prepare: open the cap's worth of orders; each is marked CLOSED so that the next tap opens a new one
+    const { token, userId } = await signIn();
+    const config = await loadConfig();
+    for (let i = 0; i < ORDERS_PER_USER_HOUR; i++) {
+      const opened = await pay(token, { planId: 'monthly' });
+      expect(opened.status).toBe(200);
+      await dynamo().send(
+        new UpdateCommand({
+          TableName: config.ordersTable,
+          Key: { outTradeNo: opened.data?.order.outTradeNo },
+          UpdateExpression: 'SET #s = :closed',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':closed': 'CLOSED' },
+        }),
+      );
+    }
+    // Act
+    const capped = await call(createPaymentHandler, {
+      method: 'POST',
+      path: '/wechat/pay',
+      body: { planId: 'monthly' },
+      token,
+    });
+    const raw = await createPaymentHandler(
+      httpEvent({ method: 'POST', path: '/wechat/pay', body: { planId: 'yearly' }, token }),
+      context,
+    );
+    // Assess
+    expect(capped.status).toBe(429);
+    expect(capped.code).toBe('ORDER_RATE_LIMITED');
+    const retryAfter = Number(raw.headers?.['retry-after']);
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(3600);
+    expect((await storedUser(userId)).orderCount).toBe(ORDERS_PER_USER_HOUR);
+  });
+
   it('hides other users orders (404) on read and on pay', async () => {
     // Prepare
     const alice = await signIn();
@@ -304,13 +369,17 @@ describe('v2 notify duplicates and concurrency', () => {
     const other = await notify(
       v2NotifyXml({ outTradeNo, totalFee: 1800, transactionId: '4200000000202611210000000004' }),
     );
-    // Assess
-    expect(other).toContain(FAIL);
+    // Assess: acknowledged once recorded as a payment exception, never credited
+    expect(other).toContain(SUCCESS);
     expect((await storedUser(userId)).version).toBe(1);
+    expect((await storedOrder(outTradeNo)).transactionId).toBe('4200000000202611210000000003');
+    expect((await exceptionsFor(outTradeNo)).map((e) => [e.reason, e.transactionId])).toEqual([
+      ['paid_by_other', '4200000000202611210000000004'],
+    ]);
   });
 });
 
-describe('v2 notify bad inputs (reliability §2.5): FAIL and nothing written', () => {
+describe('v2 notify bad inputs (reliability §2.5): refused with nothing written, or recorded as exceptions', () => {
   let outTradeNo: string;
   let userId: string;
 
@@ -322,7 +391,7 @@ describe('v2 notify bad inputs (reliability §2.5): FAIL and nothing written', (
 
   const valid = () => v2NotifyXml({ outTradeNo, totalFee: 1800 });
   const entity = '<!ENTITY a "SUCCESS">';
-  const cases: [string, () => string, 'none' | 'reads-only'][] = [
+  const cases: [string, () => string, 'none'][] = [
     ['X1 wrong sign', () => v2NotifyXml({ outTradeNo, totalFee: 1800, sign: 'A'.repeat(32) }), 'none'],
     [
       'X1 signed with another key',
@@ -331,23 +400,6 @@ describe('v2 notify bad inputs (reliability §2.5): FAIL and nothing written', (
     ],
     ['X2 sign missing', () => valid().replace(/<sign>.*?<\/sign>/, ''), 'none'],
     ['X2 sign empty', () => valid().replace(/<sign>.*?<\/sign>/, '<sign></sign>'), 'none'],
-    ['X5 total_fee differs', () => v2NotifyXml({ outTradeNo, totalFee: 1 }), 'reads-only'],
-    [
-      'X5 fee_type not CNY',
-      () => v2NotifyXml({ outTradeNo, totalFee: 1800, extra: { fee_type: 'USD' } }),
-      'none',
-    ],
-    [
-      'X6 appid not ours',
-      () => v2NotifyXml({ outTradeNo, totalFee: 1800, appid: 'wx0000000000000000' }),
-      'none',
-    ],
-    ['X6 mch_id not ours', () => v2NotifyXml({ outTradeNo, totalFee: 1800, mchId: '1234567890' }), 'none'],
-    [
-      'X7 unknown out_trade_no',
-      () => v2NotifyXml({ outTradeNo: 'M20990101000000unknown0000', totalFee: 1800 }),
-      'reads-only',
-    ],
     ['X9 external entity', () => `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>${valid()}`, 'none'],
     ['X10 internal entity', () => `<!DOCTYPE xml [${entity}]>${valid().replace('SUCCESS', '&a;')}`, 'none'],
     [
@@ -384,12 +436,71 @@ describe('v2 notify bad inputs (reliability §2.5): FAIL and nothing written', (
       // Assess
       expect(reply).toContain(FAIL);
       expect(calls.writes()).toEqual([]);
-      if (allowed === 'none') expect(calls.calls()).toEqual([]);
+      expect(allowed).toBe('none');
+      expect(calls.calls()).toEqual([]);
     } finally {
       calls.stop();
     }
     expect((await storedOrder(outTradeNo)).status).toBe('PENDING');
     expect((await storedUser(userId)).version).toBe(0);
+  });
+
+  const uncreditable: [string, () => string, string][] = [
+    ['X5 total_fee differs', () => v2NotifyXml({ outTradeNo, totalFee: 1 }), 'amount_mismatch'],
+    [
+      'X5 fee_type not CNY',
+      () => v2NotifyXml({ outTradeNo, totalFee: 1800, extra: { fee_type: 'USD' } }),
+      'currency_mismatch',
+    ],
+    [
+      'X6 appid not ours',
+      () => v2NotifyXml({ outTradeNo, totalFee: 1800, appid: 'wx0000000000000000' }),
+      'merchant_mismatch',
+    ],
+    [
+      'X6 mch_id not ours',
+      () => v2NotifyXml({ outTradeNo, totalFee: 1800, mchId: '1234567890' }),
+      'merchant_mismatch',
+    ],
+  ];
+
+  it.each(uncreditable)(
+    '%s: acknowledged once recorded as a payment exception, never credited',
+    async (_name, body, reason) => {
+      // Prepare
+      const xml = body();
+      const transactionId = /<transaction_id><!\[CDATA\[(\d+)\]\]>/.exec(xml)?.[1];
+      const before = (await exceptionsFor(outTradeNo)).length;
+      const calls = countDynamoCalls();
+      try {
+        // Act: WeChat delivers it twice
+        const replies = [await notify(xml), await notify(xml)];
+        // Assess
+        expect(replies.every((reply) => reply.includes(SUCCESS))).toBe(true);
+        expect(calls.writes().filter((write) => write !== 'PutItem')).toEqual([]);
+      } finally {
+        calls.stop();
+      }
+      const recorded = (await exceptionsFor(outTradeNo)).filter((e) => e.transactionId === transactionId);
+      expect(recorded).toEqual([
+        expect.objectContaining({ reason, source: 'notify-v2', transactionId, outTradeNo }),
+      ]);
+      expect((await exceptionsFor(outTradeNo)).length).toBe(before + 1);
+      expect((await storedOrder(outTradeNo)).status).toBe('PENDING');
+      expect((await storedUser(userId)).version).toBe(0);
+    },
+  );
+
+  it('X7 unknown out_trade_no: acknowledged once recorded, nothing credited', async () => {
+    // Prepare
+    const unknown = 'M20990101000000unknown0000';
+    // Act
+    const reply = await notify(v2NotifyXml({ outTradeNo: unknown, totalFee: 1800 }));
+    // Assess
+    expect(reply).toContain(SUCCESS);
+    expect((await exceptionsFor(unknown)).map((e) => [e.reason, e.reportedFee, e.orderFee])).toEqual([
+      ['unknown_order', 1800, undefined],
+    ]);
   });
 
   it('X8 acknowledges result_code FAIL without crediting', async () => {

@@ -10,11 +10,16 @@ import { dynamo } from '#lib/clients/dynamodb';
 import { WechatPayV2 } from '#lib/clients/wechat-pay-v2';
 import { WechatPayV3 } from '#lib/clients/wechat-pay-v3';
 import { loadConfig, resetConfigCache, type V3Config } from '#lib/config';
-import { createVerifier, verifyRsaSha256, type WechatPayVerifier } from '#lib/wechat-pay/v3-protocol';
+import { buildV3Notify } from '#lib/wechat-pay/notify-builders';
+import {
+  createVerifier,
+  verifyRsaSha256,
+  type WechatPayVerifier,
+  wechatpayHeaders,
+} from '#lib/wechat-pay/v3-protocol';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
-import { v2NotifyXml } from '#local/fixtures/notify';
-import { buildV3Notify, wechatpayHeaders } from '#local/sandbox/pay-v3';
-import { countDynamoCalls, handleNotify, sandboxLogin } from './helpers';
+import { handleNotify, v2NotifyXml } from '#local/fixtures/notify';
+import { countDynamoCalls, sandboxLogin } from './helpers';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const pem = (path: string) => readFileSync(resolve(ROOT, path), 'utf8');

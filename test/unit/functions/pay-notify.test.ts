@@ -1,5 +1,5 @@
 import { GetParametersCommand } from '@aws-sdk/client-ssm';
-import { DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from 'vitest';
 import { handler } from '#functions/pay-notify';
@@ -59,7 +59,31 @@ describe('pay-notify handler (v2)', () => {
     expect(ddb.calls()).toHaveLength(0);
   });
 
-  it('writes nothing when the amount differs from the order', async () => {
+  it('credits nothing when the amount differs, and acknowledges once the exception is stored', async () => {
+    // Prepare
+    ddb.on(PutCommand).resolves({});
+    // Act
+    const result = await handler(
+      notifyEvent(v2NotifyXml({ outTradeNo: order.outTradeNo, totalFee: 1 })),
+      context,
+    );
+    // Assess: one conditional PutItem of the exception, no transaction
+    expect(result.body).toContain(SUCCESS);
+    expect(writesTo(ddb)).toEqual(['PutCommand']);
+    const put = ddb.commandCalls(PutCommand)[0]?.args[0].input;
+    expect(put?.ConditionExpression).toBe('attribute_not_exists(outTradeNo)');
+    expect(put?.Item).toMatchObject({
+      outTradeNo: `EXCEPTION#${order.outTradeNo}#${put?.Item?.transactionId}`,
+      reason: 'amount_mismatch',
+      orderFee: 1800,
+      reportedFee: 1,
+      source: 'notify-v2',
+    });
+  });
+
+  it('answers FAIL (WeChat retries) when the exception cannot be stored', async () => {
+    // Prepare
+    ddb.on(PutCommand).rejects(new Error('DynamoDB unavailable'));
     // Act
     const result = await handler(
       notifyEvent(v2NotifyXml({ outTradeNo: order.outTradeNo, totalFee: 1 })),
@@ -67,7 +91,7 @@ describe('pay-notify handler (v2)', () => {
     );
     // Assess
     expect(result.body).toContain(FAIL);
-    expect(writesTo(ddb)).toHaveLength(0);
+    expect(ddb.commandCalls(TransactWriteCommand)).toHaveLength(0);
   });
 
   it('decodes a base64-flagged body before verifying it', async () => {

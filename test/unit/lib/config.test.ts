@@ -85,6 +85,7 @@ describe('readSettings', () => {
       jwtIssuer: 'wechat-miniprogram-backend',
       jwtAudience: 'miniprogram',
       jwtTtlSeconds: 604800,
+      ssmTimeoutMs: 3000,
     });
   });
 
@@ -566,6 +567,25 @@ describe('loadConfig', () => {
     // Assess
     expect(error).toBeInstanceOf(ConfigError);
     expectNamesWithoutValue(error as ConfigError, 'JWT_SECRET', bad);
+  });
+
+  it('refuses a String (not SecureString) parameter, naming it without its value', async () => {
+    // Prepare
+    ssm.on(GetParametersCommand).resolves({
+      Parameters: [
+        parameter('WECHAT_SECRET', V2_RAW.WECHAT_SECRET),
+        { ...parameter('JWT_SECRET', JWT_SECRET), Type: 'String' },
+        parameter('WECHAT_MCH_KEY', MCH_KEY),
+      ],
+    });
+
+    // Act
+    const error = await loadConfig(SSM_ENV).catch((caught: unknown) => caught);
+
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expectNamesWithoutValue(error as ConfigError, 'JWT_SECRET', JWT_SECRET);
+    expect((error as ConfigError).detail).toContain('not a SecureString');
   });
 
   it('rejects, then retries and succeeds on the next call when SSM throttles once', async () => {

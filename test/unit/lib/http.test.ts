@@ -294,6 +294,7 @@ describe('notifyHandler', () => {
     ['unknown_order', 404],
     ['paid_by_other', 409],
     ['not_pending', 409],
+    ['owner_missing', 409],
   ])('answers a PaymentRejectedError %s with FAIL status %s', async (reason, status) => {
     // Prepare
     const logged = vi.spyOn(logger, 'error');

@@ -14,7 +14,7 @@ import {
   v2FailReply,
   verifyV2Sign,
 } from '#lib/wechat-pay/v2-protocol';
-import { newTransactionId, registerPayControl } from '#local/sandbox/pay-control';
+import { registerFaultControl, registerPayControl } from '#local/sandbox/control';
 import { type Delivery, PayStore } from '#local/sandbox/pay-store';
 import { registerPayV2 } from '#local/sandbox/pay-v2';
 import { Sandbox } from '#local/sandbox/server';
@@ -54,6 +54,7 @@ async function startSandbox(speedup = SPEEDUP) {
   const sandbox = new Sandbox();
   const store = new PayStore();
   registerPayV2(sandbox, store, SETTINGS);
+  registerFaultControl(sandbox);
   registerPayControl(sandbox, store, { speedup });
   const url = await sandbox.listen(0);
   return { sandbox, store, url };
@@ -542,15 +543,5 @@ describe('payment control API', () => {
     expect(paid.body).toMatchObject({ delivered: false, status: null });
     expect(paid.body.reply).toMatch(/^network/);
     expect(local.store.deliveries).toHaveLength(1);
-  });
-});
-
-describe('newTransactionId', () => {
-  it('is 28 digits starting 4200 with the China date', () => {
-    // Act
-    const id = newTransactionId(new Date('2026-11-20T20:00:00Z'));
-    // Assess
-    expect(id).toMatch(/^4200\d{24}$/);
-    expect(id.slice(10, 18)).toBe('20261121');
   });
 });

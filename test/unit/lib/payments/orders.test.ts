@@ -1,10 +1,4 @@
-import {
-  DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Config, loadConfig } from '#lib/config';
@@ -13,6 +7,7 @@ import {
   ConflictError,
   NotFoundError,
   ServiceUnavailableError,
+  TooManyRequestsError,
   UnauthorizedError,
 } from '#lib/errors';
 import { createPayment } from '#lib/payments/orders';
@@ -42,33 +37,35 @@ beforeAll(async () => {
 beforeEach(() => {
   ddb.reset();
   provider = new FakePaymentProvider('v2');
-  ddb.on(QueryCommand).resolves({ Items: [] });
   ddb.on(PutCommand).resolves({});
   ddb.on(UpdateCommand).resolves({});
 });
 
 describe('createPayment {planId}', () => {
-  it('creates a PENDING order at the catalog price, prepays it with the stored parameters and saves the prepay_id', async () => {
+  /** The user item as a claim on the monthly plan left it (what a failed claim condition hands back). */
+  const holding = (outTradeNo: string, claimedAt = '2026-11-21T08:00:00.000Z', extra: object = {}) =>
+    conditionFailed({ ...user, openOrder_monthly: { outTradeNo, claimedAt }, ...extra });
+  const claims = () =>
+    ddb
+      .commandCalls(UpdateCommand)
+      .map((call) => call.args[0].input)
+      .filter((input) => input.TableName === config.usersTable);
+
+  it('claims the plan on the user, prepays the claimed order at the catalog price and stores it with its prepay_id', async () => {
     // Prepare
-    storeItems(ddb, { users: [user] });
+    ddb.on(UpdateCommand, { TableName: config.usersTable }).resolves({ Attributes: user });
     provider.answerPrepay('wx_prepay_new');
     // Act
     const started = await createPayment(config, provider, user.id, { planId: 'quarterly' }, IP, NOW);
     // Assess
-    const put = ddb.commandCalls(PutCommand)[0]?.args[0].input;
-    expect(put?.ConditionExpression).toBe('attribute_not_exists(outTradeNo)');
-    expect(put?.Item).toMatchObject({
-      userId: user.id,
-      openid: user.openid,
-      planId: 'quarterly',
-      totalFee: 4800,
-      status: 'PENDING',
-      payVersion: 'v2',
-      clientIp: IP,
-      createdAt: NOW.toISOString(),
-      timeExpire: '2026-11-21T10:30:00.000Z',
+    const [claim] = claims();
+    expect(claim).toMatchObject({
+      Key: { id: user.id },
+      ExpressionAttributeNames: { '#c': 'openOrder_quarterly' },
+      ExpressionAttributeValues: { ':claim': { claimedAt: NOW.toISOString() }, ':w': '2026-11-21T08' },
     });
-    const outTradeNo = put?.Item?.outTradeNo as string;
+    const outTradeNo = (claim?.ExpressionAttributeValues?.[':claim'] as { outTradeNo: string } | undefined)
+      ?.outTradeNo;
     expect(provider.prepays).toEqual([
       {
         outTradeNo,
@@ -79,10 +76,21 @@ describe('createPayment {planId}', () => {
         timeExpire: new Date('2026-11-21T10:30:00.000Z'),
       },
     ]);
-    expect(ddb).toHaveReceivedCommandWith(UpdateCommand, {
-      TableName: config.ordersTable,
-      Key: { outTradeNo },
-      ExpressionAttributeValues: { ':p': 'wx_prepay_new', ':t': NOW.toISOString(), ':pending': 'PENDING' },
+    const put = ddb.commandCalls(PutCommand)[0]?.args[0].input;
+    expect(put?.ConditionExpression).toBe('attribute_not_exists(outTradeNo)');
+    expect(put?.Item).toMatchObject({
+      outTradeNo,
+      userId: user.id,
+      openid: user.openid,
+      planId: 'quarterly',
+      totalFee: 4800,
+      status: 'PENDING',
+      payVersion: 'v2',
+      clientIp: IP,
+      createdAt: NOW.toISOString(),
+      timeExpire: '2026-11-21T10:30:00.000Z',
+      prepayId: 'wx_prepay_new',
+      prepayAt: NOW.toISOString(),
     });
     expect(started.order).toMatchObject({
       outTradeNo,
@@ -91,32 +99,32 @@ describe('createPayment {planId}', () => {
       status: 'PENDING',
     });
     expect(started.payParams.package).toBe('prepay_id=wx_prepay_new');
-    expect(writesTo(ddb)).toEqual(['PutCommand', 'UpdateCommand']);
+    expect(writesTo(ddb)).toEqual(['UpdateCommand', 'PutCommand']);
   });
 
-  it('continues the open order of the same plan instead of creating another, reusing its live prepay_id', async () => {
+  it('continues the open order the claim holds instead of creating another, reusing its live prepay_id', async () => {
     // Prepare
     const open = anOrder({
       userId: user.id,
       prepayId: 'wx_prepay_live',
       timeExpire: '2026-11-21T09:00:00.000Z',
     });
-    storeItems(ddb, { users: [user] });
-    ddb.on(QueryCommand).resolves({ Items: [open] });
+    storeItems(ddb, { orders: [open] });
+    ddb.on(UpdateCommand, { TableName: config.usersTable }).rejects(holding(open.outTradeNo));
     // Act
     const started = await createPayment(config, provider, user.id, { planId: 'monthly' }, IP, NOW);
     // Assess
     expect(started.order.outTradeNo).toBe(open.outTradeNo);
     expect(started.payParams.package).toBe('prepay_id=wx_prepay_live');
     expect(provider.prepays).toHaveLength(0);
-    expect(writesTo(ddb)).toEqual([]);
+    expect(writesTo(ddb)).toEqual(['UpdateCommand']);
   });
 
-  it('prepays a continued open order that has no prepay_id yet with exactly its stored parameters', async () => {
+  it('prepays a held open order that has no prepay_id yet with exactly its stored parameters', async () => {
     // Prepare
     const open = anOrder({ userId: user.id, clientIp: '203.0.113.7' });
-    storeItems(ddb, { users: [user] });
-    ddb.on(QueryCommand).resolves({ Items: [open] });
+    storeItems(ddb, { orders: [open] });
+    ddb.on(UpdateCommand, { TableName: config.usersTable }).rejects(holding(open.outTradeNo));
     // Act
     await createPayment(config, provider, user.id, { planId: 'monthly' }, IP, NOW);
     // Assess
@@ -130,23 +138,82 @@ describe('createPayment {planId}', () => {
         timeExpire: new Date(open.timeExpire),
       },
     ]);
-    expect(writesTo(ddb)).toEqual(['UpdateCommand']);
+    expect(writesTo(ddb)).toEqual(['UpdateCommand', 'UpdateCommand']);
   });
 
   it.each([
-    ['another plan', { planId: 'yearly' }],
-    ['another pay version', { payVersion: 'v3' as const }],
-    ['less than 10 minutes left', { timeExpire: '2026-11-21T08:39:59.000Z' }],
+    ['of another pay version', { payVersion: 'v3' as const }],
+    ['with less than 10 minutes left', { timeExpire: '2026-11-21T08:39:59.000Z' }],
     ['CLOSED', { status: 'CLOSED' as const }],
-  ])('creates a new order when the recent one has %s', async (_name, overrides) => {
+    ['PAID', { status: 'PAID' as const, transactionId: '4200000000000000000000000001' }],
+  ])('replaces a held order that is %s with a new one', async (_name, overrides) => {
     // Prepare
-    storeItems(ddb, { users: [user] });
-    ddb.on(QueryCommand).resolves({ Items: [anOrder({ userId: user.id, ...overrides })] });
+    const held = anOrder({ userId: user.id, ...overrides });
+    storeItems(ddb, { orders: [held] });
+    ddb
+      .on(UpdateCommand, { TableName: config.usersTable })
+      .rejectsOnce(holding(held.outTradeNo))
+      .resolves({ Attributes: user });
     // Act
     const started = await createPayment(config, provider, user.id, { planId: 'monthly' }, IP, NOW);
     // Assess
-    expect(started.order.outTradeNo).not.toBe(anOrder().outTradeNo);
-    expect(writesTo(ddb)).toEqual(['PutCommand', 'UpdateCommand']);
+    expect(started.order.outTradeNo).not.toBe(held.outTradeNo);
+    expect(claims()[1]?.ExpressionAttributeValues?.[':held']).toBe(held.outTradeNo);
+    expect(writesTo(ddb)).toEqual(['UpdateCommand', 'UpdateCommand', 'PutCommand']);
+  });
+
+  it('answers 409 ORDER_IN_PROGRESS while another caller’s fresh claim has no stored order yet', async () => {
+    // Prepare
+    storeItems(ddb, {});
+    ddb
+      .on(UpdateCommand, { TableName: config.usersTable })
+      .rejects(holding('M20261121083000inflightINFLI', '2026-11-21T08:29:55.000Z'));
+    // Act
+    const error = await refusal({ planId: 'monthly' });
+    // Assess
+    expect(error).toBeInstanceOf(ConflictError);
+    expect(error).toMatchObject({ code: 'ORDER_IN_PROGRESS' });
+    expect(provider.prepays).toHaveLength(0);
+  });
+
+  it('takes over a claim older than 30 s whose order was never stored', async () => {
+    // Prepare
+    storeItems(ddb, {});
+    ddb
+      .on(UpdateCommand, { TableName: config.usersTable })
+      .rejectsOnce(holding('M20261121082900deadDEADdead', '2026-11-21T08:29:29.000Z'))
+      .resolves({ Attributes: user });
+    // Act
+    const started = await createPayment(config, provider, user.id, { planId: 'monthly' }, IP, NOW);
+    // Assess
+    expect(claims()[1]?.ExpressionAttributeValues?.[':held']).toBe('M20261121082900deadDEADdead');
+    expect(started.order.status).toBe('PENDING');
+  });
+
+  it('answers 429 ORDER_RATE_LIMITED with retry-after to the next hour once the hourly cap is reached', async () => {
+    // Prepare
+    ddb
+      .on(UpdateCommand, { TableName: config.usersTable })
+      .rejects(conditionFailed({ ...user, orderWindow: '2026-11-21T08', orderCount: 20 }));
+    // Act
+    const error = await refusal({ planId: 'monthly' });
+    // Assess
+    expect(error).toBeInstanceOf(TooManyRequestsError);
+    expect(error).toMatchObject({ code: 'ORDER_RATE_LIMITED', retryAfterSeconds: 1800 });
+    expect(provider.prepays).toHaveLength(0);
+  });
+
+  it('answers 503 ORDER_CONTENDED when the claim keeps changing hands', async () => {
+    // Prepare
+    const paid = anOrder({ userId: user.id, status: 'PAID', transactionId: '4200000000000000000000000001' });
+    storeItems(ddb, { orders: [paid] });
+    ddb.on(UpdateCommand, { TableName: config.usersTable }).rejects(holding(paid.outTradeNo));
+    // Act
+    const error = await refusal({ planId: 'monthly' });
+    // Assess
+    expect(error).toBeInstanceOf(ServiceUnavailableError);
+    expect(error).toMatchObject({ code: 'ORDER_CONTENDED' });
+    expect(provider.prepays).toHaveLength(0);
   });
 
   it('refuses an unknown plan with 400 UNKNOWN_PLAN before any DynamoDB or WeChat call', async () => {
@@ -161,39 +228,37 @@ describe('createPayment {planId}', () => {
 
   it('refuses a caller whose user record is gone with 401 USER_NOT_FOUND', async () => {
     // Prepare
-    storeItems(ddb, {});
+    ddb.on(UpdateCommand, { TableName: config.usersTable }).rejects(conditionFailed());
     // Act
     const error = await refusal({ planId: 'monthly' });
     // Assess
     expect(error).toBeInstanceOf(UnauthorizedError);
     expect(error).toMatchObject({ code: 'USER_NOT_FOUND' });
-    expect(writesTo(ddb)).toEqual([]);
-  });
-
-  it('generates another out_trade_no on a collision, and answers 503 ORDER_ID_EXHAUSTED after three', async () => {
-    // Prepare
-    storeItems(ddb, { users: [user] });
-    ddb.on(PutCommand).rejects(conditionFailed());
-    // Act
-    const error = await refusal({ planId: 'monthly' });
-    // Assess
-    expect(error).toBeInstanceOf(ServiceUnavailableError);
-    expect(error).toMatchObject({ code: 'ORDER_ID_EXHAUSTED' });
-    const tried = ddb.commandCalls(PutCommand).map((call) => call.args[0].input.Item?.outTradeNo);
-    expect(new Set(tried).size).toBe(3);
     expect(provider.prepays).toHaveLength(0);
   });
 
-  it('leaves the new order without a prepay_id when WeChat is unavailable', async () => {
+  it('stores the claimed order without a prepay_id and rethrows when WeChat is unavailable', async () => {
     // Prepare
-    storeItems(ddb, { users: [user] });
+    ddb.on(UpdateCommand, { TableName: config.usersTable }).resolves({ Attributes: user });
     const unavailable = new ServiceUnavailableError('微信支付繁忙，请稍后再试', 'WECHAT_PAY_UNAVAILABLE');
     provider.answerPrepay(unavailable);
     // Act
     const error = await refusal({ planId: 'monthly' });
     // Assess
     expect(error).toBe(unavailable);
-    expect(writesTo(ddb)).toEqual(['PutCommand']);
+    expect(writesTo(ddb)).toEqual(['UpdateCommand', 'PutCommand']);
+    expect(ddb.commandCalls(PutCommand)[0]?.args[0].input.Item).not.toHaveProperty('prepayId');
+  });
+
+  it('answers 503 ORDER_ID_EXHAUSTED when the claimed out_trade_no is already stored', async () => {
+    // Prepare
+    ddb.on(UpdateCommand, { TableName: config.usersTable }).resolves({ Attributes: user });
+    ddb.on(PutCommand).rejects(conditionFailed());
+    // Act
+    const error = await refusal({ planId: 'monthly' });
+    // Assess
+    expect(error).toBeInstanceOf(ServiceUnavailableError);
+    expect(error).toMatchObject({ code: 'ORDER_ID_EXHAUSTED' });
   });
 });
 

@@ -88,12 +88,13 @@ describe('extendMembership', () => {
 });
 
 describe('newOrder', () => {
-  it('builds a PENDING order at the catalog price, payable for ORDER_LIFETIME_SECONDS', () => {
+  it('builds the claimed PENDING order at the catalog price, payable for ORDER_LIFETIME_SECONDS, reconciled after a minute', () => {
     // Prepare
     const now = new Date('2026-11-21T08:00:00.000Z');
     const plan = PLANS[1] as (typeof PLANS)[number];
     // Act
     const order = newOrder({
+      outTradeNo: 'M20261121080000claimedCLAIM',
       userId: 'uOwner',
       openid: 'oOwner',
       plan,
@@ -103,7 +104,7 @@ describe('newOrder', () => {
     });
     // Assess
     expect(order).toEqual({
-      outTradeNo: expect.stringMatching(/^M20261121080000[0-9A-Za-z]{12}$/),
+      outTradeNo: 'M20261121080000claimedCLAIM',
       userId: 'uOwner',
       openid: 'oOwner',
       planId: plan.id,
@@ -114,6 +115,7 @@ describe('newOrder', () => {
       clientIp: '::1',
       createdAt: now.toISOString(),
       timeExpire: new Date(now.getTime() + ORDER_LIFETIME_SECONDS * 1000).toISOString(),
+      reconcileAt: '2026-11-21T08:01:00.000Z',
     });
   });
 });

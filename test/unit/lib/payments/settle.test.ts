@@ -1,10 +1,10 @@
-import { DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { PaymentReport } from '#lib/clients/payment-provider';
 import { type Config, loadConfig } from '#lib/config';
 import { PaymentRejectedError, type PaymentRejection } from '#lib/errors';
-import { settlePayment } from '#lib/payments/settle';
+import { settlePayment, settleReport } from '#lib/payments/settle';
 import { anOrder, aUser } from '#test/helpers/builders';
 import { storeItems, transactionCanceled, writesTo } from '#test/helpers/dynamo';
 
@@ -169,16 +169,58 @@ describe('settlePayment', () => {
     expect(ddb.commandCalls(TransactWriteCommand).length).toBeGreaterThan(10);
   });
 
-  it.each([
-    ['user', { users: [] }],
-    ['plan', { orders: [{ ...order, planId: 'retired' }], users: [user] }],
-  ])('throws without a write when the order’s %s is missing', async (_name, stored) => {
+  it('refuses owner_missing without a write when the order’s user is gone', async () => {
     // Prepare
-    storeItems(ddb, { orders: [order], ...stored });
+    storeItems(ddb, { orders: [order], users: [] });
     // Act
     const error = await settlePayment(config, aReport(), now).catch((caught: unknown) => caught);
     // Assess
-    expect((error as Error).message).toMatch(/missing plan or user/);
+    expect(error).toBeInstanceOf(PaymentRejectedError);
+    expect(error).toMatchObject({ reason: 'owner_missing', orderFee: 1800 });
     expect(writesTo(ddb)).toEqual([]);
+  });
+
+  it('throws an Error (WeChat redelivers) without a write when the order’s plan is missing', async () => {
+    // Prepare
+    storeItems(ddb, { orders: [{ ...order, planId: 'retired' }], users: [user] });
+    // Act
+    const error = await settlePayment(config, aReport(), now).catch((caught: unknown) => caught);
+    // Assess
+    expect(error).not.toBeInstanceOf(PaymentRejectedError);
+    expect((error as Error).message).toMatch(/missing plan/);
+    expect(writesTo(ddb)).toEqual([]);
+  });
+});
+
+describe('settleReport', () => {
+  it('credits like settlePayment and records no exception', async () => {
+    // Act / Assess
+    expect(await settleReport(config, aReport())).toBe('credited');
+    expect(writesTo(ddb)).toEqual(['TransactWriteCommand']);
+  });
+
+  it('stores a payment that must never be credited once as an exception and answers exception', async () => {
+    // Prepare
+    ddb.on(PutCommand).resolves({});
+    // Act
+    const outcome = await settleReport(config, aReport({ totalFee: 1 }));
+    // Assess
+    expect(outcome).toBe('exception');
+    expect(writesTo(ddb)).toEqual(['PutCommand']);
+    expect(ddb.commandCalls(PutCommand)[0]?.args[0].input.Item).toMatchObject({
+      reason: 'amount_mismatch',
+      orderFee: 1800,
+      reportedFee: 1,
+      source: 'notify-v2',
+    });
+  });
+
+  it('throws (WeChat redelivers) when the exception cannot be stored', async () => {
+    // Prepare
+    const unavailable = new Error('DynamoDB unavailable');
+    ddb.on(PutCommand).rejects(unavailable);
+    // Act / Assess
+    await expect(settleReport(config, aReport({ currency: 'USD' }))).rejects.toBe(unavailable);
+    expect(ddb.commandCalls(TransactWriteCommand)).toHaveLength(0);
   });
 });

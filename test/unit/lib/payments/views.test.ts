@@ -1,8 +1,10 @@
 import {
   DynamoDBDocumentClient,
   GetCommand,
+  PutCommand,
   QueryCommand,
   TransactWriteCommand,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -11,7 +13,7 @@ import { type Config, loadConfig } from '#lib/config';
 import { BadRequestError, NotFoundError, ServiceUnavailableError } from '#lib/errors';
 import { decodeCursor, getOrderForUser, listOrders } from '#lib/payments/views';
 import { anOrder, aUser } from '#test/helpers/builders';
-import { storeItems, writesTo } from '#test/helpers/dynamo';
+import { conditionFailed, storeItems, writesTo } from '#test/helpers/dynamo';
 import { FakePaymentProvider } from '#test/helpers/fake-payment-provider';
 
 const ddb = mockClient(DynamoDBDocumentClient);
@@ -46,6 +48,8 @@ beforeEach(() => {
   provider = new FakePaymentProvider('v2');
   storeItems(ddb, { orders: [order], users: [user] });
   ddb.on(TransactWriteCommand).resolves({});
+  ddb.on(UpdateCommand).resolves({});
+  ddb.on(PutCommand).resolves({});
 });
 
 describe('getOrderForUser', () => {
@@ -67,7 +71,7 @@ describe('getOrderForUser', () => {
     const shown = await getOrderForUser(config, provider, user.id, order.outTradeNo);
     // Assess
     expect(provider.queries).toEqual([order.outTradeNo]);
-    expect(writesTo(ddb)).toEqual(['TransactWriteCommand']);
+    expect(writesTo(ddb)).toEqual(['UpdateCommand', 'TransactWriteCommand']);
     const orderUpdate = ddb.commandCalls(TransactWriteCommand)[0]?.args[0].input.TransactItems?.[0]?.Update;
     expect(orderUpdate?.ExpressionAttributeValues).toMatchObject({
       ':tx': TRANSACTION_ID,
@@ -77,10 +81,14 @@ describe('getOrderForUser', () => {
   });
 
   it.each([
-    ['the order query fails', () => new ServiceUnavailableError()],
-    ['WeChat says NOTPAY', () => ({ tradeState: 'NOTPAY' })],
-    ['WeChat reports another amount', () => ({ tradeState: 'SUCCESS', report: paidReport({ totalFee: 1 }) })],
-  ])('leaves the order PENDING with nothing written when %s', async (_name, answer) => {
+    ['the order query fails', () => new ServiceUnavailableError(), ['UpdateCommand']],
+    ['WeChat says NOTPAY', () => ({ tradeState: 'NOTPAY' }), ['UpdateCommand']],
+    [
+      'WeChat reports another amount (stored as a payment exception)',
+      () => ({ tradeState: 'SUCCESS', report: paidReport({ totalFee: 1 }) }),
+      ['UpdateCommand', 'PutCommand'],
+    ],
+  ])('leaves the order PENDING and credits nothing when %s', async (_name, answer, writes) => {
     // Prepare
     provider.answerQuery(answer());
     // Act
@@ -88,7 +96,22 @@ describe('getOrderForUser', () => {
     // Assess
     expect(shown).toMatchObject({ outTradeNo: order.outTradeNo, status: 'PENDING', transactionId: null });
     expect(provider.queries).toHaveLength(1);
-    expect(writesTo(ddb)).toEqual([]);
+    expect(writesTo(ddb)).toEqual(writes);
+  });
+
+  it('claims the query cooldown on the order, and skips WeChat while another view’s query is recent', async () => {
+    // Prepare
+    ddb.on(UpdateCommand).resolvesOnce({}).rejects(conditionFailed());
+    // Act
+    await getOrderForUser(config, provider, user.id, order.outTradeNo);
+    const second = await getOrderForUser(config, provider, user.id, order.outTradeNo);
+    // Assess
+    expect(ddb).toHaveReceivedCommandWith(UpdateCommand, {
+      Key: { outTradeNo: order.outTradeNo },
+      UpdateExpression: 'SET lastQueryAt = :now',
+    });
+    expect(provider.queries).toEqual([order.outTradeNo]);
+    expect(second.status).toBe('PENDING');
   });
 
   it.each([

@@ -46,6 +46,16 @@ describe('createOrder', () => {
     });
   });
 
+  it('puts an order with reconcileAt into the sparse byReconcile index', async () => {
+    // Prepare
+    ddb.on(PutCommand).resolves({});
+    const due = anOrder({ reconcileAt: '2026-11-21T08:01:00.000Z' });
+    // Act
+    await createOrder(ORDERS, due);
+    // Assess
+    expect(ddb).toHaveReceivedCommandWith(PutCommand, { Item: { ...due, reconcileShard: 'PENDING' } });
+  });
+
   it('answers false on a collision and rethrows other errors', async () => {
     // Prepare
     ddb.on(PutCommand).rejectsOnce(conditionFailed()).rejectsOnce(throttled);
@@ -140,7 +150,7 @@ describe('markOrderPaidAndExtendMembership', () => {
       now: NOW,
     });
 
-  it('sends ONE transaction: order PENDING → PAID on status and amount, user on its version', async () => {
+  it('sends ONE transaction: order PENDING → PAID on status and amount (out of byReconcile), user on its version', async () => {
     // Prepare
     ddb.on(TransactWriteCommand).resolves({});
     // Act
@@ -155,7 +165,8 @@ describe('markOrderPaidAndExtendMembership', () => {
             TableName: ORDERS,
             Key: { outTradeNo: order.outTradeNo },
             UpdateExpression:
-              'SET #s = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, bankType = :bank, cashFee = :cash',
+              'SET #s = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, bankType = :bank, cashFee = :cash ' +
+              'REMOVE reconcileShard, reconcileAt',
             ConditionExpression: '#s = :pending AND totalFee = :fee',
             ExpressionAttributeNames: { '#s': 'status' },
             ExpressionAttributeValues: {

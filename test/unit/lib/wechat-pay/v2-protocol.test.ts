@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { formatCstCompact } from '#lib/wechat-pay/time';
 import {
   buildPayParamsV2,
   formatTimeExpire,
@@ -847,52 +848,9 @@ describe('parseTimeEnd', () => {
 });
 
 describe('formatTimeExpire', () => {
-  it('writes China Standard Time when given a UTC instant', () => {
-    // Prepare
-    const date = new Date('2014-09-03T05:15:40.999Z');
-
-    // Act
-    const text = formatTimeExpire(date);
-
+  it('is time.ts formatCstCompact under the v2 field name', () => {
     // Assess
-    expect(text).toBe('20140903131540');
-  });
-
-  it('crosses to the next CST day when the UTC time is 16:00 or later', () => {
-    // Prepare
-    const date = new Date('2024-02-28T16:00:00.000Z');
-
-    // Act
-    const text = formatTimeExpire(date);
-
-    // Assess
-    expect(text).toBe('20240229000000');
-  });
-
-  it('round-trips with parseTimeEnd when given whole seconds', () => {
-    // Prepare
-    const instants = ['2014-09-03T05:15:40.000Z', '2024-12-31T16:00:00.000Z', '2030-06-15T23:59:59.000Z'];
-
-    // Act
-    const roundTripped = instants.map((iso) => parseTimeEnd(formatTimeExpire(new Date(iso))));
-
-    // Assess
-    expect(roundTripped).toEqual(instants);
-  });
-
-  it('throws RangeError when the Date is invalid or out of range', () => {
-    // Prepare
-    const dates = [
-      new Date(Number.NaN),
-      new Date('1969-12-31T00:00:00.000Z'),
-      new Date('+010000-01-01T00:00:00Z'),
-    ];
-
-    // Act
-    const attempts = dates.map((date) => () => formatTimeExpire(date));
-
-    // Assess
-    for (const attempt of attempts) expect(attempt).toThrow(RangeError);
+    expect(formatTimeExpire).toBe(formatCstCompact);
   });
 });
 

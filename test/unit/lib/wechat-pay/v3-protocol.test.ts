@@ -2,18 +2,22 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  AUTH_SCHEME,
   aesGcmDecrypt,
   aesGcmEncrypt,
   buildAuthorization,
   buildPayParamsV3,
   createVerifier,
   decryptResource,
+  MAX_SKEW_SECONDS,
   parseAuthorization,
   signResponse,
   signRsaSha256,
   V3DecryptError,
   V3SignatureError,
+  verifyAuthorization,
   verifyRsaSha256,
+  wechatpayHeaders,
 } from '#lib/wechat-pay/v3-protocol';
 
 // Test keys only (see test/fixtures/wechat-pay/README.md for provenance).
@@ -409,6 +413,155 @@ describe('parseAuthorization', () => {
 
     // Assess
     expect(reason).toBe('bad_authorization');
+  });
+});
+
+describe('verifyAuthorization', () => {
+  /** The official vector 5 request as WeChat Pay receives it, checked at the moment it was signed. */
+  const VECTOR5_REQUEST = {
+    header: `WECHATPAY2-SHA256-RSA2048 mchid="1900007291",nonce_str="593BEC0C930BF1AFEB40B4A08C8FB242",signature="${VECTOR5_SIGNATURE}",timestamp="1554208460",serial_no="408B07E79B8269FEC3D5D3E6AB8ED163A6A380DB"`,
+    method: 'POST',
+    url: '/v3/pay/transactions/jsapi',
+    body: VECTOR5_BODY,
+    publicKey: createPublicKey(officialMerchantKey),
+    mchId: OFFICIAL.mchId,
+    serialNo: OFFICIAL.serialNo,
+    now: OFFICIAL.timestamp,
+  };
+
+  it('returns the items when given the official vector 5 header', () => {
+    // Act
+    const auth = verifyAuthorization(VECTOR5_REQUEST);
+
+    // Assess
+    expect(auth).toEqual({
+      mchid: OFFICIAL.mchId,
+      nonce_str: OFFICIAL.nonce,
+      signature: VECTOR5_SIGNATURE,
+      timestamp: '1554208460',
+      serial_no: OFFICIAL.serialNo,
+    });
+  });
+
+  it('accepts what buildAuthorization signs for a GET with a query, a lower-case method and serial', () => {
+    // Prepare
+    const url = '/v3/pay/transactions/out-trade-no/T1?mchid=1900007291';
+    const header = buildAuthorization({
+      ...OFFICIAL,
+      privateKey: officialMerchantKey,
+      method: 'GET',
+      url,
+      body: '',
+    });
+
+    // Act
+    const auth = verifyAuthorization({
+      ...VECTOR5_REQUEST,
+      header,
+      method: 'get',
+      url,
+      body: '',
+      serialNo: OFFICIAL.serialNo.toLowerCase(),
+    });
+
+    // Assess
+    expect(auth.nonce_str).toBe(OFFICIAL.nonce);
+  });
+
+  it('accepts a timestamp exactly MAX_SKEW_SECONDS away on either side', () => {
+    // Act
+    const early = () =>
+      verifyAuthorization({ ...VECTOR5_REQUEST, now: OFFICIAL.timestamp + MAX_SKEW_SECONDS });
+    const late = () =>
+      verifyAuthorization({ ...VECTOR5_REQUEST, now: OFFICIAL.timestamp - MAX_SKEW_SECONDS });
+
+    // Assess
+    expect(MAX_SKEW_SECONDS).toBe(300);
+    expect(early).not.toThrow();
+    expect(late).not.toThrow();
+  });
+
+  it.each<[string, Partial<typeof VECTOR5_REQUEST>, string]>([
+    ['the header is empty', { header: '' }, 'missing_header'],
+    ['the scheme is not the v3 one', { header: `Bearer ${VECTOR5_SIGNATURE}` }, 'bad_authorization'],
+    ['another merchant signed', { mchId: '1900000109' }, 'unknown_mchid'],
+    ['another certificate serial is named', { serialNo: 'ABCDEF0123456789' }, 'unknown_serial'],
+    ['the timestamp is 301 s old', { now: OFFICIAL.timestamp + MAX_SKEW_SECONDS + 1 }, 'stale_timestamp'],
+    ['the timestamp is 301 s ahead', { now: OFFICIAL.timestamp - MAX_SKEW_SECONDS - 1 }, 'stale_timestamp'],
+    ['the body differs from the signed one', { body: VECTOR5_BODY.replace('100', '1') }, 'bad_signature'],
+    ['the url differs from the signed one', { url: '/v3/pay/transactions/native' }, 'bad_signature'],
+    ['the method differs from the signed one', { method: 'PUT' }, 'bad_signature'],
+    ['another key is checked', { publicKey: createPublicKey(goKey) }, 'bad_signature'],
+  ])('throws V3SignatureError when %s', (_label, override, reason) => {
+    // Act
+    const actual = signatureReason(() => verifyAuthorization({ ...VECTOR5_REQUEST, ...override }));
+
+    // Assess
+    expect(actual).toBe(reason);
+  });
+
+  it('throws bad_timestamp when the timestamp is in milliseconds', () => {
+    // Prepare
+    const header = VECTOR5_REQUEST.header.replace('timestamp="1554208460"', 'timestamp="1554208460000"');
+
+    // Act
+    const reason = signatureReason(() => verifyAuthorization({ ...VECTOR5_REQUEST, header }));
+
+    // Assess
+    expect(reason).toBe('bad_timestamp');
+  });
+});
+
+describe('wechatpayHeaders', () => {
+  it('signs the body as a response the verifier accepts when given a timestamp and nonce', () => {
+    // Prepare
+    const body = '{"prepay_id":"wx201410272009395522657a690389285100"}';
+    const verifier = createVerifier({
+      publicKey: { id: 'PUB_KEY_ID_0114232019112100000000000001', pem: javaPublicKeyPem },
+    });
+
+    // Act
+    const headers = wechatpayHeaders(
+      javaKey,
+      'PUB_KEY_ID_0114232019112100000000000001',
+      body,
+      1_722_850_421,
+      'n0nce',
+    );
+
+    // Assess
+    expect(headers).toEqual({
+      'Wechatpay-Timestamp': '1722850421',
+      'Wechatpay-Nonce': 'n0nce',
+      'Wechatpay-Signature': signResponse(javaKey, 1_722_850_421, 'n0nce', body),
+      'Wechatpay-Serial': 'PUB_KEY_ID_0114232019112100000000000001',
+      'Wechatpay-Signature-Type': AUTH_SCHEME,
+    });
+    expect(() =>
+      verifier.verify({
+        serial: headers['Wechatpay-Serial'] as string,
+        signature: headers['Wechatpay-Signature'] as string,
+        timestamp: '1722850421',
+        nonce: 'n0nce',
+        body,
+        now: 1_722_850_421,
+      }),
+    ).not.toThrow();
+  });
+
+  it('defaults to now and a fresh nonce when none are given', () => {
+    // Prepare
+    const before = Math.floor(Date.now() / 1000);
+
+    // Act
+    const first = wechatpayHeaders(javaKey, 'PUB_KEY_ID_1', '');
+    const second = wechatpayHeaders(javaKey, 'PUB_KEY_ID_1', '');
+
+    // Assess
+    expect(Number(first['Wechatpay-Timestamp'])).toBeGreaterThanOrEqual(before);
+    expect(Number(first['Wechatpay-Timestamp'])).toBeLessThanOrEqual(Math.floor(Date.now() / 1000));
+    expect(first['Wechatpay-Nonce']).not.toBe(second['Wechatpay-Nonce']);
+    expect(AUTH_SCHEME).toBe('WECHATPAY2-SHA256-RSA2048');
   });
 });
 

@@ -1,0 +1,57 @@
+import type { PaymentProvider } from '#lib/clients/payment-provider';
+import type { Config } from '#lib/config';
+import { ConflictError, NotFoundError } from '#lib/errors';
+import type { OrderRecord } from '#lib/repositories/order-repository';
+import * as orders from '#lib/repositories/order-repository';
+import { OUT_TRADE_NO } from '#lib/wechat-pay/fields';
+import { type PublicOrder, toPublicOrder } from './rules';
+import { type ReportOutcome, settleReport } from './settle';
+
+/** What closing a PENDING order came to: closed here and at WeChat, or paid after all (and settled). */
+export type CloseOutcome = { kind: 'closed'; order: OrderRecord } | { kind: 'paid'; outcome: ReportOutcome };
+
+/**
+ * Closes a PENDING order at WeChat first (WeChat Pay 关闭订单; v3 confirmed by a query), then marks it CLOSED
+ * here; if WeChat says it was paid, the payment goes through the exactly-once settle instead. A notify that
+ * settles the order meanwhile wins (the CLOSED write is conditioned on PENDING). Throws UpstreamError /
+ * ServiceUnavailableError when WeChat fails (nothing written).
+ */
+export async function closePendingOrder(
+  config: Config,
+  provider: PaymentProvider,
+  order: OrderRecord,
+  now: Date,
+): Promise<CloseOutcome> {
+  const result = await provider.closeOrder(order.outTradeNo);
+  if (result.tradeState === 'SUCCESS')
+    return { kind: 'paid', outcome: await settleReport(config, result.report) };
+  const stored = await orders.markOrderClosed(config.ordersTable, order.outTradeNo, now.toISOString());
+  if (stored?.status === 'PAID') return { kind: 'paid', outcome: 'duplicate' };
+  return { kind: 'closed', order: stored ?? order };
+}
+
+/**
+ * `POST /wechat/orders/{outTradeNo}/close`: the owner closes an unpaid order (WeChat first). Answers the
+ * order (CLOSED; an already CLOSED order answers as it is). Throws NotFoundError (not the caller's order),
+ * ConflictError ORDER_PAID when the order is or turns out to be paid (then settled), ConflictError
+ * ORDER_PAY_VERSION_CHANGED for an order of the other pay version, UpstreamError / ServiceUnavailableError.
+ */
+export async function closeOrderForUser(
+  config: Config,
+  provider: PaymentProvider,
+  userId: string,
+  outTradeNo: string,
+  now = new Date(),
+): Promise<PublicOrder> {
+  if (!OUT_TRADE_NO.test(outTradeNo)) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
+  const order = await orders.getOrder(config.ordersTable, outTradeNo);
+  if (!order || order.userId !== userId) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
+  if (order.status === 'PAID') throw new ConflictError('订单已支付', 'ORDER_PAID');
+  if (order.status !== 'PENDING') return toPublicOrder(order);
+  if (order.payVersion !== provider.version) {
+    throw new ConflictError('支付方式已变更，请稍后再试', 'ORDER_PAY_VERSION_CHANGED');
+  }
+  const closed = await closePendingOrder(config, provider, order, now);
+  if (closed.kind === 'paid') throw new ConflictError('订单已支付', 'ORDER_PAID');
+  return toPublicOrder(closed.order);
+}

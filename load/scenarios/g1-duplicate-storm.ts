@@ -1,0 +1,101 @@
+/**
+ * G1 duplicate storm: every order notified 50 times (MD5/HMAC alternating), shuffled, 128 in flight;
+ * then again with each order's duplicates split across two forked processes (v2 and, when available, v3).
+ */
+import { v2Delivery, v3Delivery } from '#load/app';
+import {
+  type Ctx,
+  count,
+  type Lane,
+  latencyFields,
+  newResult,
+  populate,
+  type Result,
+  runLanes,
+  type Storm,
+  settleStorm,
+  stormDeliveries,
+  viaField,
+} from '#load/harness';
+import type { LedgerResult } from '#load/ledger';
+import { ms, seededRandom, shuffle, summarize } from '#load/util';
+import { forkWorker } from '#load/workers';
+
+/** G1's fields (credits, duplicate acknowledgements, then `fields`) and its targets: wall ≤ 30 s, p99 ≤ 1.5 s. */
+function reportStorm(result: Result, storm: Storm, ledger: LedgerResult, fields: [string, string][]): void {
+  const summary = latencyFields(result, storm.wallMs, storm.latencies, [
+    ['credits', String(ledger.credits)],
+    ['dupAcks', String(storm.tally.ack - ledger.credits)],
+    ...fields,
+  ]);
+  result.targets.push(
+    { text: 'wall ≤ 30 s', ok: storm.wallMs <= 30_000 },
+    { text: 'p99 ≤ 1.5 s', ok: summary.p99 <= 1500 },
+  );
+}
+
+export async function g1(ctx: Ctx): Promise<Result> {
+  const result = newResult('G1');
+  const random = seededRandom(ctx.seed * 101 + 1);
+  const orderCount = count(ctx, 100);
+  const duplicates = 50;
+  const population = await populate(ctx, 'g1', 1, { orders: orderCount, paid: true }, random);
+  const deliveries = shuffle(stormDeliveries(ctx, population.orders, duplicates), random);
+  ctx.counter.reset();
+  const storm = await runLanes(ctx, [{ deliveries, concurrency: 128 }], result);
+  const callLatency = summarize(ctx.counter.durations);
+  const calls = `get=${ctx.counter.get('Get')},tx=${ctx.counter.get('TransactWrite')},sdkRetried=${ctx.counter.sdkRetried},callP50=${ms(callLatency.p50)}ms,callP99=${ms(callLatency.p99)}ms`;
+  const { ledger, fields } = await settleStorm(ctx, result, population, storm, random, {
+    zero5xxTarget: true,
+  });
+  reportStorm(result, storm, ledger, [...fields, ['ddb', calls]]);
+  result.notes.push(
+    `${orderCount} orders (${population.users.length} users) × ${duplicates} v2 notifies (MD5/HMAC alternating), shuffled, 128 in flight, one process`,
+  );
+  return result;
+}
+
+/** G1 again, every order's duplicates split across two forked processes (separate cold containers). */
+export async function g1TwoProcesses(ctx: Ctx): Promise<Result> {
+  const result = newResult('G1x2');
+  const random = seededRandom(ctx.seed * 101 + 2);
+  const orderCount = count(ctx, 100);
+  const duplicates = 50;
+  const population = await populate(ctx, 'g1x2', 11, { orders: orderCount, paid: true }, random);
+  // One deployment has one WECHAT_PAY_VERSION, so a v3 notify needs a process configured for v3.
+  const versions: ('v2' | 'v3')[] = ctx.v3 ? ['v2', 'v3'] : ['v2', 'v2'];
+  const workers = versions.map((version) => forkWorker(version));
+  try {
+    await Promise.all(workers.map((worker) => worker.ready));
+    // Duplicate d of every order goes to worker d % 2, so each order races across the two processes.
+    const lanes: Lane[] = workers.map((worker) => ({ deliveries: [], concurrency: 64, worker }));
+    for (const order of population.orders) {
+      for (let d = 0; d < duplicates; d++) {
+        const lane = lanes[d % 2] as Lane;
+        lane.deliveries.push(
+          lane.worker?.version === 'v3' && ctx.v3
+            ? v3Delivery(ctx.v3, order)
+            : v2Delivery(ctx.app, order, d % 4 < 2 ? 'MD5' : 'HMAC-SHA256'),
+        );
+      }
+    }
+    for (const lane of lanes) shuffle(lane.deliveries, random);
+    const storm = await runLanes(ctx, lanes, result);
+    const { ledger, fields } = await settleStorm(ctx, result, population, storm, random, {
+      zero5xxTarget: true,
+    });
+    reportStorm(result, storm, ledger, [...fields, viaField(ledger)]);
+    result.notes.push(
+      `2 forked processes, 64 in flight each (${storm.reports
+        .map(
+          (r) =>
+            `${r.version} pid ${r.pid}: ${(r.wallMs / 1000).toFixed(1)}s tx=${r.ddb.TransactWriteItemsCommand ?? 0}`,
+        )
+        .join('; ')}); every order's ${duplicates} notifies split across both processes` +
+        (ctx.v3 ? ' and across v2/v3' : ' (both v2: v3 unavailable)'),
+    );
+  } finally {
+    for (const worker of workers) worker.stop();
+  }
+  return result;
+}

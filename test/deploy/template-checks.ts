@@ -1,0 +1,127 @@
+import { SECRET_NAMES } from '#lib/secrets';
+
+/**
+ * Checks on a packaged CloudFormation template that cfn-lint cannot make and moto cannot show (it skips
+ * API Gateway v2). Returns the problems found, each naming the resource; empty when the template is fine.
+ */
+
+// biome-ignore lint/suspicious/noExplicitAny: CloudFormation JSON is walked generically.
+type Json = any;
+export interface Template {
+  Resources: Record<
+    string,
+    { Type: string; Properties?: Json; DependsOn?: string | string[]; [key: string]: Json }
+  >;
+}
+
+const MAX_NAME: Record<string, number> = { RoleName: 64, FunctionName: 64, PolicyName: 128 };
+const REQUIRED_ENV = [
+  'SERVICE_NAME',
+  'STAGE',
+  'USERS_TABLE',
+  'ORDERS_TABLE',
+  'WECHAT_APPID',
+  'WECHAT_MCH_ID',
+  'WECHAT_PAY_VERSION',
+];
+
+/** Logical ids a value refers to (Ref, Fn::GetAtt, ${Id} in Fn::Sub). */
+function references(value: Json, into = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) for (const item of value) references(item, into);
+  else if (value && typeof value === 'object') {
+    for (const [key, inner] of Object.entries(value)) {
+      if (key === 'Ref' && typeof inner === 'string') into.add(inner);
+      else if (key === 'Fn::GetAtt') into.add(Array.isArray(inner) ? inner[0] : String(inner).split('.')[0]);
+      else if (key === 'Fn::Sub') {
+        const text = Array.isArray(inner) ? inner[0] : inner;
+        for (const [, id] of String(text).matchAll(/\$\{([A-Za-z0-9]+)[.}]/g)) into.add(id as string);
+        references(inner, into);
+      } else references(inner, into);
+    }
+  }
+  return into;
+}
+
+/** Every resource `id` waits for: DependsOn and references, transitively. */
+export function dependencies(template: Template, id: string): Set<string> {
+  const seen = new Set<string>();
+  const visit = (current: string) => {
+    const resource = template.Resources[current];
+    if (!resource) return;
+    const direct = [...[resource.DependsOn ?? []].flat(), ...references(resource.Properties)];
+    for (const next of direct) {
+      if (!seen.has(next) && next in template.Resources) {
+        seen.add(next);
+        visit(next);
+      }
+    }
+  };
+  visit(id);
+  return seen;
+}
+
+/** The length of a name that may be an Fn::Join of strings and Ref AWS::Region. */
+function nameLength(name: Json, region: string): number {
+  if (typeof name === 'string') return name.length;
+  const [separator, parts] = name?.['Fn::Join'] ?? ['', []];
+  const resolved = (parts as Json[]).map((part) => (part?.Ref === 'AWS::Region' ? region : String(part)));
+  return resolved.join(separator).length;
+}
+
+export function templateProblems(template: Template, { region }: { region: string }): string[] {
+  const problems: string[] = [];
+  const entries = Object.entries(template.Resources);
+
+  for (const [id, stage] of entries.filter(([, r]) => r.Type === 'AWS::ApiGatewayV2::Stage')) {
+    const before = dependencies(template, id);
+    const routeKeys = new Set(
+      [...before]
+        .map((dep) => template.Resources[dep])
+        .flatMap((r) => (r?.Type === 'AWS::ApiGatewayV2::Route' ? [r.Properties?.RouteKey] : [])),
+    );
+    for (const key of Object.keys(stage.Properties?.RouteSettings ?? {})) {
+      if (!routeKeys.has(key))
+        problems.push(`${id}: RouteSettings names "${key}", a route it does not depend on`);
+    }
+  }
+
+  for (const [id, resource] of entries) {
+    // A name of its own: a *Name property set to a value, not a Ref/GetAtt to another resource.
+    const named = Object.entries<Json>(resource.Properties ?? {}).some(
+      ([key, value]) =>
+        /Name$/.test(key) &&
+        key !== 'DisplayName' &&
+        value !== undefined &&
+        !value?.Ref &&
+        !value?.['Fn::GetAtt'],
+    );
+    if (named && resource.DeletionPolicy === 'Retain') {
+      problems.push(`${id}: plain Retain on a resource with a fixed name (a retry or redeploy meets it)`);
+    }
+    for (const [property, limit] of Object.entries(MAX_NAME)) {
+      const value = resource.Properties?.[property];
+      if (value !== undefined && nameLength(value, region) > limit) {
+        problems.push(`${id}: ${property} longer than ${limit} characters in ${region}`);
+      }
+    }
+  }
+
+  for (const [id, fn] of entries.filter(([, r]) => r.Type === 'AWS::Lambda::Function')) {
+    const variables: Record<string, Json> = fn.Properties?.Environment?.Variables ?? {};
+    for (const name of REQUIRED_ENV) {
+      if (!variables[name]) problems.push(`${id}: ${name} is empty`);
+    }
+    if (variables.WECHAT_PAY_VERSION === 'v3' && !variables.WECHAT_MCH_SERIAL_NO) {
+      problems.push(`${id}: WECHAT_MCH_SERIAL_NO is empty on v3`);
+    }
+    if (variables.SECRETS_SOURCE !== 'ssm') problems.push(`${id}: SECRETS_SOURCE is not ssm`);
+    for (const [name, value] of Object.entries(variables)) {
+      if ((SECRET_NAMES as readonly string[]).includes(name))
+        problems.push(`${id}: secret ${name} in the environment`);
+      if (typeof value === 'string' && (/-----BEGIN /.test(value) || /^[A-Za-z0-9]{32}$/.test(value))) {
+        problems.push(`${id}: ${name} looks like key material`);
+      }
+    }
+  }
+  return problems;
+}
