@@ -21,6 +21,7 @@ import {
   CODE2SESSION,
   clearFaults,
   countDynamoCalls,
+  expireQueryCooldown,
   invoke,
   type SandboxFaultMode,
   sandboxCallCount,
@@ -358,7 +359,7 @@ describe('getOrder when orderquery fails (F5)', () => {
   });
 
   it.each<SandboxFaultMode>(['5xx', 'busy'])(
-    'answers 200 PENDING without writing while orderquery is %s, then credits once when it recovers',
+    'answers 200 PENDING without a money write while orderquery is %s, then credits once when it recovers',
     async (mode) => {
       // Prepare: the user paid, the notify never reached us
       const { token, user } = await signInUser();
@@ -378,9 +379,10 @@ describe('getOrder when orderquery fails (F5)', () => {
       // Assess
       expect(during.status).toBe(200);
       expect(during.data?.order.status).toBe('PENDING');
-      expect(calls.writes()).toEqual([]);
+      expect(calls.writes()).toEqual(['UpdateItem']); // the query cooldown mark; no money write
       expect(await storedUser(user.id)).toEqual(before);
-      // Act: the next look finds WeChat answering
+      // Act: the next look after the cooldown finds WeChat answering
+      await expireQueryCooldown(outTradeNo);
       const recovered = await getOrder(token, outTradeNo);
       const again = await getOrder(token, outTradeNo);
       // Assess: INV-5 (no orphan) and INV-1 (once)
@@ -389,4 +391,17 @@ describe('getOrder when orderquery fails (F5)', () => {
       expect((await storedUser(user.id))?.version).toBe((before?.version as number) + 1);
     },
   );
+
+  it('queries WeChat once for 40 views of a PENDING order within the cooldown', async () => {
+    // Prepare
+    const { token } = await signInUser();
+    const created = await pay(token, { planId: 'monthly' });
+    const outTradeNo = created.data?.order.outTradeNo as string;
+    const before = await sandboxCallCount(ORDERQUERY);
+    // Act: 40 views at once
+    const views = await Promise.all(Array.from({ length: 40 }, () => getOrder(token, outTradeNo)));
+    // Assess
+    expect(views.every((view) => view.status === 200 && view.data?.order.status === 'PENDING')).toBe(true);
+    expect((await sandboxCallCount(ORDERQUERY)) - before).toBe(1);
+  });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { handler as signInHandler } from '#functions/sign-in';
 import { dynamo } from '#lib/clients/dynamodb';
@@ -165,4 +165,17 @@ export async function exceptionsFor(outTradeNo: string): Promise<PaymentExceptio
   const { ordersTable } = await loadConfig();
   const { exceptions } = await listExceptions(ordersTable, 1000);
   return exceptions.filter((exception) => exception.outTradeNo === outTradeNo);
+}
+
+/** Plays the passing of the order-query cooldown: the order's last WeChat query moves an hour back. */
+export async function expireQueryCooldown(outTradeNo: string): Promise<void> {
+  const { ordersTable } = await loadConfig();
+  await dynamo().send(
+    new UpdateCommand({
+      TableName: ordersTable,
+      Key: { outTradeNo },
+      UpdateExpression: 'SET lastQueryAt = :old',
+      ExpressionAttributeValues: { ':old': new Date(Date.now() - 3_600_000).toISOString() },
+    }),
+  );
 }

@@ -493,7 +493,7 @@ describe('v2 notify bad inputs (reliability §2.5): refused with nothing written
 
   it('X7 unknown out_trade_no: acknowledged once recorded, nothing credited', async () => {
     // Prepare
-    const unknown = 'M20990101000000unknown0000';
+    const unknown = `M20990101000000unknown${String(Date.now()).slice(-6)}`;
     // Act
     const reply = await notify(v2NotifyXml({ outTradeNo: unknown, totalFee: 1800 }));
     // Assess

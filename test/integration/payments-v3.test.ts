@@ -19,7 +19,7 @@ import {
 } from '#lib/wechat-pay/v3-protocol';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
 import { handleNotify, v2NotifyXml } from '#local/fixtures/notify';
-import { countDynamoCalls, sandboxLogin } from './helpers';
+import { countDynamoCalls, exceptionsFor, sandboxLogin } from './helpers';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const pem = (path: string) => readFileSync(resolve(ROOT, path), 'utf8');
@@ -342,26 +342,6 @@ describe('v3 notify bad inputs (reliability §2.6): refused, nothing written', (
       }),
       'no-calls',
     ],
-    [
-      'V9 appid not ours',
-      () => signedNotice(transaction(outTradeNo, { appid: 'wx0000000000000000' })),
-      'no-calls',
-    ],
-    ['V9 mchid not ours', () => signedNotice(transaction(outTradeNo, { mchid: '1234567890' })), 'no-calls'],
-    [
-      'V11 amount differs',
-      () => signedNotice(transaction(outTradeNo, { amount: { total: 1, payer_total: 1, currency: 'CNY' } })),
-      'reads-only',
-    ],
-    [
-      'V11 currency not CNY',
-      () =>
-        signedNotice(
-          transaction(outTradeNo, { amount: { total: 1800, payer_total: 1800, currency: 'USD' } }),
-        ),
-      'no-calls',
-    ],
-    ['V12 unknown out_trade_no', () => signedNotice(transaction('M20990101000000unknown0000')), 'reads-only'],
     ['V14 non-JSON body', () => resigned('not json'), 'no-calls'],
     ['V14 body over 64 KB', () => resigned(`{"pad":"${'a'.repeat(70_000)}"}`), 'no-calls'],
     [
@@ -388,6 +368,48 @@ describe('v3 notify bad inputs (reliability §2.6): refused, nothing written', (
     }
     expect(await orderStatus(outTradeNo)).toBe('PENDING');
   });
+
+  it.each([
+    [
+      'V9 appid not ours',
+      () => transaction(outTradeNo, { appid: 'wx0000000000000000' }),
+      'merchant_mismatch',
+    ],
+    ['V9 mchid not ours', () => transaction(outTradeNo, { mchid: '1234567890' }), 'merchant_mismatch'],
+    [
+      'V11 amount differs',
+      () => transaction(outTradeNo, { amount: { total: 1, payer_total: 1, currency: 'CNY' } }),
+      'amount_mismatch',
+    ],
+    [
+      'V11 currency not CNY',
+      () => transaction(outTradeNo, { amount: { total: 1800, payer_total: 1800, currency: 'USD' } }),
+      'currency_mismatch',
+    ],
+    ['V12 unknown out_trade_no', () => transaction('M20990101000000unknown0000'), 'unknown_order'],
+  ])(
+    '%s: never credited, acknowledged once recorded as a payment exception',
+    async (_name, build, reason) => {
+      // Prepare: a transaction_id of its own, so each case records its own exception
+      const tx = { ...build(), transaction_id: `42000000${Date.now()}${String(Math.random()).slice(2, 8)}` };
+      const calls = countDynamoCalls();
+      let replies: Awaited<ReturnType<typeof deliver>>[];
+      try {
+        // Act: WeChat delivers it twice
+        replies = [await deliver(signedNotice(tx)), await deliver(signedNotice(tx))];
+      } finally {
+        calls.stop();
+      }
+      // Assess
+      expect(replies.map((reply) => reply.status)).toEqual([204, 204]);
+      expect(calls.writes()).toEqual(['PutItem', 'PutItem']);
+      const recorded = (await exceptionsFor(tx.out_trade_no as string)).filter(
+        (e) => e.transactionId === tx.transaction_id,
+      );
+      expect(recorded.map((e) => [e.reason, e.source])).toEqual([[reason, 'notify-v3']]);
+      expect(await orderStatus(outTradeNo)).toBe('PENDING');
+    },
+  );
 
   it.each([
     ['V10 trade_state not SUCCESS', () => signedNotice(transaction(outTradeNo, { trade_state: 'PAYERROR' }))],
