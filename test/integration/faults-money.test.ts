@@ -11,7 +11,7 @@
 import { randomInt } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ThrottlingException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { ThrottlingException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -25,6 +25,7 @@ import { findPlan, type Plan } from '#lib/plans';
 import { V2_SUCCESS_REPLY } from '#lib/wechat-pay/v2-protocol';
 import { context, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
+import { transactionCanceled } from '#test/helpers/dynamo';
 import {
   clearFaults,
   countDynamoCalls,
@@ -167,16 +168,6 @@ function throttled(): ThrottlingException {
   return new ThrottlingException({
     message: 'Throughput exceeds the current capacity for one or more tables.',
     $metadata: { httpStatusCode: 400 },
-  });
-}
-
-function transactionConflict(side: 'order' | 'user'): TransactionCanceledException {
-  const conflict = { Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item' };
-  const none = { Code: 'None' };
-  return new TransactionCanceledException({
-    message: 'Transaction cancelled, please refer cancellation reasons for specific reasons',
-    $metadata: { httpStatusCode: 400 },
-    CancellationReasons: side === 'order' ? [conflict, none] : [none, conflict],
   });
 }
 
@@ -558,7 +549,9 @@ describe('F10 TransactionConflict on the paid transition', () => {
     intercept('initialize', async (call, proceed) => {
       if (isSettle(call, payer.outTradeNo) && conflicts < times) {
         conflicts++;
-        throw transactionConflict(side);
+        throw side === 'order'
+          ? transactionCanceled('TransactionConflict', 'None')
+          : transactionCanceled('None', 'TransactionConflict');
       }
       return proceed();
     });
@@ -578,7 +571,7 @@ describe('F10 TransactionConflict on the paid transition', () => {
     const remove = intercept('initialize', async (call, proceed) => {
       if (!isSettle(call, payer.outTradeNo)) return proceed();
       conflicts++;
-      throw transactionConflict('order');
+      throw transactionCanceled('TransactionConflict', 'None');
     });
     // Act
     const reply = await deliver(notifyXml(payer, transactionId));

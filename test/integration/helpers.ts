@@ -33,7 +33,10 @@ export function randomOpenid(prefix = 'oTest'): string {
   return `${prefix}${randomBytes(12).toString('base64url')}`;
 }
 
-/** Plays `wx.login`: a single-use code for `openid` (a new random openid when omitted), optionally bound to a unionid. */
+/**
+ * Plays `wx.login`: a single-use code for `openid` (a new random openid when omitted), optionally bound
+ * to a unionid.
+ */
 export function sandboxLogin(openid?: string, unionid?: string): Promise<{ code: string; openid: string }> {
   return sandboxRequest('POST', '/sandbox/login', {
     ...(openid ? { openid } : {}),
@@ -60,7 +63,10 @@ export async function sandboxCalls(): Promise<{ method: string; path: string; at
   return calls;
 }
 
-/** How many calls `path` has received so far; take it before and after an action to count that action's calls. */
+/**
+ * How many calls `path` has received so far; take it before and after an action to count that action's
+ * calls.
+ */
 export async function sandboxCallCount(path = CODE2SESSION): Promise<number> {
   return (await sandboxCalls()).filter((call) => call.path === path).length;
 }

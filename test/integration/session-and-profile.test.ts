@@ -20,7 +20,10 @@ let alice: { token: string; user: PublicUser };
 let bob: { token: string; user: PublicUser };
 let counter: DynamoCallCounter;
 
-/** Valid claims for `sub` (our iss and aud, issued now, expiring in an hour), with overrides; undefined drops a claim. */
+/**
+ * Valid claims for `sub` (our iss and aud, issued now, expiring in an hour), with overrides; undefined
+ * drops a claim.
+ */
 function claims(sub: unknown, overrides: Claims = {}): Claims {
   const all: Claims = { sub, iss: config.jwtIssuer, aud: config.jwtAudience, iat: now(), exp: now() + 3600 };
   return Object.fromEntries(

@@ -5,8 +5,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { handler } from '#functions/me';
 import { issueSessionToken } from '#lib/auth';
 import { loadConfig, resetConfigCache } from '#lib/config';
-import { newUser, userIdForOpenid } from '#lib/users';
+import { userIdForOpenid } from '#lib/users';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
+import { aUser } from '#test/helpers/builders';
+import { storeItems } from '#test/helpers/dynamo';
 
 const OPENID = 'oUnitTestOpenid0000001';
 const USER_ID = userIdForOpenid(OPENID);
@@ -30,11 +32,12 @@ describe('me handler', () => {
 
   it('returns the public user when the token is valid and the user exists', async () => {
     // Prepare
-    const user = {
-      ...newUser(OPENID, 'oUnionUnitTest000000001', '2026-01-01T00:00:00.000Z'),
-      role: 1 as const,
+    const user = aUser({
+      openid: OPENID,
+      unionid: 'oUnionUnitTest000000001',
+      role: 1,
       membershipExpiredAt: '2099-01-01T00:00:00.000Z',
-    };
+    });
     ddb.on(GetCommand).resolves({ Item: user });
 
     // Act
@@ -70,7 +73,7 @@ describe('me handler', () => {
 
   it('accepts the token when the header is spelled Authorization', async () => {
     // Prepare
-    ddb.on(GetCommand).resolves({ Item: newUser(OPENID, undefined, '2026-01-01T00:00:00.000Z') });
+    ddb.on(GetCommand).resolves({ Item: aUser({ openid: OPENID }) });
 
     // Act
     const result = await handler(
@@ -166,5 +169,35 @@ describe('me handler', () => {
     expect(result.statusCode).toBe(500);
     expect(envelope(result)).toEqual({ success: false, message: '服务器内部错误', code: 'INTERNAL_ERROR' });
     expect(result.body).not.toContain('boom');
+  });
+
+  describe('after a JWT_SECRET rotation (research/reliability.md §3.2 F19)', () => {
+    // Rotation of JWT_SECRET is not supported with an overlap: one key verifies. Rotating means a redeploy
+    // with the new SSM value, after which every session signed with the old key must sign in again.
+    beforeEach(() => storeItems(ddb, { users: [aUser()] }));
+
+    it.each([
+      ['a previous key', 'previous-jwt-secret-of-at-least-32-bytes-0000'],
+      ['a key sharing a prefix', `${process.env.JWT_SECRET}-rotated`],
+    ])(
+      'refuses a token signed with %s (401 INVALID_TOKEN) and accepts one signed with the current key',
+      async (_name, other) => {
+        // Prepare
+        const config = await loadConfig();
+        const foreign = await issueSessionToken(USER_ID, {
+          ...config,
+          jwtSecret: new TextEncoder().encode(other),
+        });
+        const current = await issueSessionToken(USER_ID, config);
+        // Act
+        const refused = await handler(meEvent(foreign), context);
+        const accepted = await handler(meEvent(current), context);
+        // Assess
+        expect(refused.statusCode).toBe(401);
+        expect(envelope(refused).code).toBe('INVALID_TOKEN');
+        expect(accepted.statusCode).toBe(200);
+        expect(envelope(accepted).data?.user.id).toBe(USER_ID);
+      },
+    );
   });
 });

@@ -1,62 +1,51 @@
-import { DynamoDBDocumentClient, GetCommand, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { GetParametersCommand } from '@aws-sdk/client-ssm';
+import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from 'vitest';
 import { handler } from '#functions/pay-notify';
 import { resetConfigCache } from '#lib/config';
 import { context, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
+import { anOrder, aUser } from '#test/helpers/builders';
+import { storeItems, writesTo } from '#test/helpers/dynamo';
+import {
+  expectNamedNotShown,
+  MALFORMED_SECRETS,
+  SSM_FAILURES,
+  sdkError,
+  secretsFromFakeSsm,
+  serveMalformedSecret,
+  ssmAnswer,
+} from '#test/helpers/ssm-answers';
 
 const ddb = mockClient(DynamoDBDocumentClient);
 
-const order = {
-  outTradeNo: 'M20261121080000abcdefABCDEF',
-  userId: 'uAAAAAAAAAAAAAAAAAAAAAA',
-  openid: 'oSandboxOpenid000000',
-  planId: 'monthly',
-  description: '会员-月度会员',
-  totalFee: 1800,
-  status: 'PENDING',
-  payVersion: 'v2',
-  clientIp: '203.0.113.7',
-  createdAt: '2026-11-21T08:00:00.000Z',
-  timeExpire: '2026-11-21T10:00:00.000Z',
-};
-const user = { id: order.userId, openid: order.openid, role: 0, version: 3 };
+const SUCCESS = '<return_code><![CDATA[SUCCESS]]></return_code>';
+const FAIL = '<return_code><![CDATA[FAIL]]></return_code>';
+const user = aUser({ version: 3 });
+const order = anOrder({ userId: user.id });
 
-function notifyEvent(body: string) {
+function notifyEvent(body = v2NotifyXml({ outTradeNo: order.outTradeNo, totalFee: order.totalFee })) {
   return httpEvent({ method: 'POST', path: '/wechat/notify', body, headers: { 'content-type': 'text/xml' } });
 }
 
-const WRITES = ['PutCommand', 'UpdateCommand', 'DeleteCommand', 'TransactWriteCommand', 'BatchWriteCommand'];
-const writes = () => ddb.calls().filter((call) => WRITES.includes(call.args[0].constructor.name));
+beforeEach(() => {
+  resetConfigCache();
+  ddb.reset();
+  storeItems(ddb, { orders: [order], users: [user] });
+  ddb.on(TransactWriteCommand).resolves({});
+});
+afterEach(() => ddb.reset());
 
 describe('pay-notify handler (v2)', () => {
-  beforeEach(() => {
-    resetConfigCache();
-    ddb.reset();
-    ddb.on(GetCommand, { Key: { outTradeNo: order.outTradeNo } }).resolves({ Item: order });
-    ddb.on(GetCommand, { Key: { id: user.id } }).resolves({ Item: user });
-    ddb.on(TransactWriteCommand).resolves({});
-  });
-  afterEach(() => ddb.reset());
-
   it('credits a first notify with exactly one TransactWriteItems and nothing else written', async () => {
     // Act
-    const result = await handler(
-      notifyEvent(v2NotifyXml({ outTradeNo: order.outTradeNo, totalFee: 1800 })),
-      context,
-    );
-    // Assess
-    expect(result.body).toContain('<return_code><![CDATA[SUCCESS]]></return_code>');
-    expect(writes()).toHaveLength(1);
-    const transact = ddb.commandCalls(TransactWriteCommand);
-    expect(transact).toHaveLength(1);
-    const items = transact[0]?.args[0].input.TransactItems ?? [];
+    const result = await handler(notifyEvent(), context);
+    // Assess (the transaction's exact shape: test/unit/lib/repositories/order-repository.test.ts)
+    expect(result.body).toContain(SUCCESS);
+    expect(writesTo(ddb)).toEqual(['TransactWriteCommand']);
+    const items = ddb.commandCalls(TransactWriteCommand)[0]?.args[0].input.TransactItems ?? [];
     expect(items).toHaveLength(2);
-    expect(items[0]?.Update?.ConditionExpression).toBe('#s = :pending AND totalFee = :fee');
-    expect(items[0]?.Update?.ExpressionAttributeValues?.[':fee']).toBe(1800);
-    expect(items[1]?.Update?.Key).toEqual({ id: user.id });
-    expect(items[1]?.Update?.ExpressionAttributeValues?.[':version']).toBe(3);
   });
 
   it('makes no DynamoDB call at all when the sign is wrong', async () => {
@@ -66,7 +55,7 @@ describe('pay-notify handler (v2)', () => {
       context,
     );
     // Assess
-    expect(result.body).toContain('<return_code><![CDATA[FAIL]]></return_code>');
+    expect(result.body).toContain(FAIL);
     expect(ddb.calls()).toHaveLength(0);
   });
 
@@ -79,8 +68,8 @@ describe('pay-notify handler (v2)', () => {
       context,
     );
     // Assess: one conditional PutItem of the exception, no transaction
-    expect(result.body).toContain('<return_code><![CDATA[SUCCESS]]></return_code>');
-    expect(writes()).toHaveLength(1);
+    expect(result.body).toContain(SUCCESS);
+    expect(writesTo(ddb)).toEqual(['PutCommand']);
     const put = ddb.commandCalls(PutCommand)[0]?.args[0].input;
     expect(put?.ConditionExpression).toBe('attribute_not_exists(outTradeNo)');
     expect(put?.Item).toMatchObject({
@@ -101,7 +90,7 @@ describe('pay-notify handler (v2)', () => {
       context,
     );
     // Assess
-    expect(result.body).toContain('<return_code><![CDATA[FAIL]]></return_code>');
+    expect(result.body).toContain(FAIL);
     expect(ddb.commandCalls(TransactWriteCommand)).toHaveLength(0);
   });
 
@@ -112,7 +101,59 @@ describe('pay-notify handler (v2)', () => {
     // Act
     const result = await handler(event, context);
     // Assess
-    expect(result.body).toContain('<return_code><![CDATA[SUCCESS]]></return_code>');
+    expect(result.body).toContain(SUCCESS);
     expect(ddb.commandCalls(TransactWriteCommand)).toHaveLength(1);
   });
+});
+
+describe('pay-notify handler when its configuration fails (research/reliability.md §3.2 F17, F18)', () => {
+  const ssm = secretsFromFakeSsm();
+  let fetchMock: Mock<typeof fetch>;
+
+  beforeEach(() => {
+    fetchMock = vi.fn<typeof fetch>(async () => new Response('unexpected', { status: 500 }));
+    vi.stubGlobal('fetch', fetchMock);
+  });
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    vi.restoreAllMocks();
+  });
+
+  it.each(SSM_FAILURES)(
+    'answers the notify 500 FAIL with 0 DynamoDB calls on %s, and the next invocation reads SSM again and credits',
+    async (name) => {
+      // Prepare
+      ssm.on(GetParametersCommand).rejectsOnce(sdkError(name)).resolves(ssmAnswer());
+      // Act
+      const failed = await handler(notifyEvent(), context);
+      // Assess: WeChat retries; nothing was read or written
+      expect(failed.statusCode).toBe(500);
+      expect(failed.body).toContain('FAIL');
+      expect(failed.body).not.toContain(SUCCESS);
+      expect(ddb.calls()).toHaveLength(0);
+      // Act: WeChat's redelivery lands on the same (warm) container
+      const retried = await handler(notifyEvent(), context);
+      // Assess
+      expect(retried.statusCode).toBe(200);
+      expect(retried.body).toContain(SUCCESS);
+      expect(ssm.commandCalls(GetParametersCommand)).toHaveLength(2);
+      expect(writesTo(ddb)).toEqual(['TransactWriteCommand']);
+    },
+  );
+
+  it.each(MALFORMED_SECRETS)(
+    'fails closed on %s (%s): notify 500 FAIL, nothing written, the error names %s but not the value',
+    async (_name, version, parameter, value) => {
+      // Prepare
+      const logged = serveMalformedSecret(ssm, version, parameter, value);
+      // Act
+      const notified = await handler(notifyEvent(), context);
+      // Assess: nothing acknowledged, nothing written, WeChat never called
+      expect(notified.statusCode).toBe(500);
+      expect(notified.body).not.toContain(SUCCESS);
+      expect(ddb.calls()).toHaveLength(0);
+      expect(fetchMock).not.toHaveBeenCalled();
+      expectNamedNotShown(logged, parameter, value, notified.body);
+    },
+  );
 });

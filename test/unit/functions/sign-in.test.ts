@@ -1,13 +1,23 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetParametersCommand } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { marshall } from '@aws-sdk/util-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from 'vitest';
 import { handler } from '#functions/sign-in';
 import { verifySessionToken } from '#lib/auth';
 import { loadConfig, resetConfigCache } from '#lib/config';
-import { newUser, userIdForOpenid } from '#lib/users';
+import { userIdForOpenid } from '#lib/users';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
+import { aUser } from '#test/helpers/builders';
+import { conditionFailed } from '#test/helpers/dynamo';
+import {
+  expectNamedNotShown,
+  MALFORMED_SECRETS,
+  SSM_FAILURES,
+  sdkError,
+  secretsFromFakeSsm,
+  serveMalformedSecret,
+  ssmAnswer,
+} from '#test/helpers/ssm-answers';
 
 const OPENID = 'oUnitTestOpenid0000001';
 const SESSION_KEY = 'tiihtNczf5v6AKRyjwEUhQ==';
@@ -69,14 +79,8 @@ describe('sign-in handler', () => {
 
   it('costs exactly one DynamoDB command when a returning user signs in', async () => {
     // Prepare
-    const existing = { ...newUser(OPENID, undefined, '2025-01-01T00:00:00.000Z'), nickname: '老朋友' };
-    ddb.on(PutCommand).rejects(
-      new ConditionalCheckFailedException({
-        message: 'The conditional request failed',
-        $metadata: {},
-        Item: marshall(existing),
-      }),
-    );
+    const existing = aUser({ openid: OPENID, nickname: '老朋友', createdAt: '2025-01-01T00:00:00.000Z' });
+    ddb.on(PutCommand).rejects(conditionFailed(existing));
 
     // Act
     const result = await handler(signInEvent({ code: 'valid-code_02' }), context);
@@ -91,12 +95,8 @@ describe('sign-in handler', () => {
     // Prepare
     const unionid = 'oUnionUnitTest000000001';
     fetchMock.mockImplementation(wechat({ openid: OPENID, unionid, session_key: SESSION_KEY }));
-    const existing = newUser(OPENID, undefined, '2025-01-01T00:00:00.000Z');
-    ddb
-      .on(PutCommand)
-      .rejects(
-        new ConditionalCheckFailedException({ message: 'failed', $metadata: {}, Item: marshall(existing) }),
-      );
+    const existing = aUser({ openid: OPENID, createdAt: '2025-01-01T00:00:00.000Z' });
+    ddb.on(PutCommand).rejects(conditionFailed(existing));
     ddb.on(UpdateCommand).resolves({});
 
     // Act
@@ -202,5 +202,51 @@ describe('sign-in handler', () => {
     expect(result.statusCode).toBe(500);
     expect(envelope(result)).toEqual({ success: false, message: '服务器内部错误', code: 'INTERNAL_ERROR' });
     expect(result.body).not.toContain('boom');
+  });
+
+  describe('when its configuration fails (research/reliability.md §3.2 F17, F18)', () => {
+    const ssm = secretsFromFakeSsm();
+    const faultEvent = () => signInEvent({ code: 'fault-suite-code_01' });
+
+    beforeEach(() => ddb.on(PutCommand).resolves({}));
+    afterEach(() => vi.restoreAllMocks());
+
+    it.each(SSM_FAILURES)(
+      'answers 500 without a token, a WeChat call or a write on %s, and the next invocation signs in',
+      async (name) => {
+        // Prepare
+        ssm.on(GetParametersCommand).rejectsOnce(sdkError(name)).resolves(ssmAnswer());
+        // Act
+        const failed = await handler(faultEvent(), context);
+        // Assess
+        expect(failed.statusCode).toBe(500);
+        expect(envelope(failed)).toMatchObject({ success: false, code: 'INTERNAL_ERROR' });
+        expect(envelope(failed).data).toBeUndefined();
+        expect(fetchMock).not.toHaveBeenCalled();
+        expect(ddb.calls()).toHaveLength(0);
+        // Act
+        const retried = await handler(faultEvent(), context);
+        // Assess
+        expect(retried.statusCode).toBe(200);
+        expect(envelope(retried).data?.token).toEqual(expect.any(String));
+        expect(ssm.commandCalls(GetParametersCommand)).toHaveLength(2);
+      },
+    );
+
+    it.each(MALFORMED_SECRETS)(
+      'fails closed on %s (%s): 500 without a token, the error names %s but not the value',
+      async (_name, version, parameter, value) => {
+        // Prepare
+        const logged = serveMalformedSecret(ssm, version, parameter, value);
+        // Act
+        const signedIn = await handler(faultEvent(), context);
+        // Assess: nothing signed, nothing written, WeChat never called
+        expect(signedIn.statusCode).toBe(500);
+        expect(envelope(signedIn).data).toBeUndefined();
+        expect(ddb.calls()).toHaveLength(0);
+        expect(fetchMock).not.toHaveBeenCalled();
+        expectNamedNotShown(logged, parameter, value, signedIn.body);
+      },
+    );
   });
 });

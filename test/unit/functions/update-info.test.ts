@@ -5,8 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { handler } from '#functions/update-info';
 import { issueSessionToken } from '#lib/auth';
 import { loadConfig, resetConfigCache } from '#lib/config';
-import { newUser, userIdForOpenid } from '#lib/users';
+import { userIdForOpenid } from '#lib/users';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
+import { aUser } from '#test/helpers/builders';
 
 const OPENID = 'oUnitTestOpenid0000001';
 const USER_ID = userIdForOpenid(OPENID);
@@ -21,7 +22,7 @@ async function validToken(): Promise<string> {
 
 describe('update-info handler', () => {
   const ddb = mockClient(DynamoDBDocumentClient);
-  const stored = newUser(OPENID, undefined, '2026-01-01T00:00:00.000Z');
+  const stored = aUser({ openid: OPENID });
 
   beforeEach(() => {
     resetConfigCache();

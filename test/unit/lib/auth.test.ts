@@ -346,3 +346,44 @@ describe('authenticate', () => {
     expect(error).toBeInstanceOf(UnauthorizedError);
   });
 });
+
+describe('verifySessionToken under clock skew (30 s tolerance; research/reliability.md §3.2 F20)', () => {
+  const ISSUED = new Date('2026-11-21T08:00:00.000Z');
+  const at = (seconds: number) => new Date(ISSUED.getTime() + seconds * 1000);
+
+  it.each<[string, 'accepted' | 'TOKEN_EXPIRED', number]>([
+    ['1 s before expiry', 'accepted', -1],
+    ['at expiry', 'accepted', 0],
+    ['29 s after expiry', 'accepted', 29],
+    ['30 s after expiry', 'TOKEN_EXPIRED', 30],
+    ['31 s after expiry', 'TOKEN_EXPIRED', 31],
+    ['6 min after expiry', 'TOKEN_EXPIRED', 360],
+  ])('a token checked %s is %s', async (_name, outcome, afterExpiry) => {
+    // Prepare
+    const token = await issueSessionToken(USER_ID, config, ISSUED);
+    // Act
+    const result = await verifySessionToken(token, config, at(config.jwtTtlSeconds + afterExpiry)).catch(
+      (error: unknown) => error,
+    );
+    // Assess
+    if (outcome === 'accepted') expect(result).toBe(USER_ID);
+    else {
+      expect(result).toBeInstanceOf(UnauthorizedError);
+      expect((result as UnauthorizedError).code).toBe(outcome);
+    }
+  });
+
+  it.each<[string, 'accepted' | 'refused', number]>([
+    ['29 s ahead of the verifier', 'accepted', 29],
+    ['31 s ahead of the verifier', 'refused', 31],
+    ['4 min ahead of the verifier', 'refused', 240],
+  ])('a token from an issuer whose clock runs %s is %s', async (_name, outcome, skew) => {
+    // Prepare: signed by an instance whose clock is ahead
+    const token = await issueSessionToken(USER_ID, config, at(skew));
+    // Act
+    const result = await verifySessionToken(token, config, ISSUED).catch((error: unknown) => error);
+    // Assess
+    if (outcome === 'accepted') expect(result).toBe(USER_ID);
+    else expect(result).toBeInstanceOf(UnauthorizedError);
+  });
+});

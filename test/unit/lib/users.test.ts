@@ -1,18 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { BadRequestError } from '#lib/errors';
-import type { UserRecord } from '#lib/repositories/user-repository';
 import { newUser, parseProfileUpdate, toPublicUser, userIdForOpenid } from '#lib/users';
+import { aUser } from '#test/helpers/builders';
 
 const OPENID = 'oUnitTestOpenid0000001';
 const UNIONID = 'oUnionUnitTest000000001';
 const NOW = new Date('2026-11-21T08:00:00.000Z');
-
-function stored(overrides: Partial<UserRecord> = {}): UserRecord {
-  return {
-    ...newUser(OPENID, UNIONID, NOW.toISOString()),
-    ...overrides,
-  };
-}
 
 /** Runs parseProfileUpdate and returns the BadRequestError it must throw. */
 function rejectionOf(body: unknown): BadRequestError {
@@ -83,7 +76,7 @@ describe('newUser', () => {
 describe('toPublicUser', () => {
   it('never exposes openid, unionid or version', () => {
     // Act
-    const user = toPublicUser(stored(), NOW);
+    const user = toPublicUser(aUser({ openid: OPENID, unionid: UNIONID }), NOW);
 
     // Assess
     expect(Object.keys(user).sort()).toEqual(
@@ -96,7 +89,7 @@ describe('toPublicUser', () => {
 
   it('shows role 1 when the membership runs past now', () => {
     // Act
-    const user = toPublicUser(stored({ role: 1, membershipExpiredAt: '2026-12-21T08:00:00.000Z' }), NOW);
+    const user = toPublicUser(aUser({ role: 1, membershipExpiredAt: '2026-12-21T08:00:00.000Z' }), NOW);
 
     // Assess
     expect(user.role).toBe(1);
@@ -108,7 +101,7 @@ describe('toPublicUser', () => {
     ['expires exactly now', '2026-11-21T08:00:00.000Z'],
   ])('shows role 0 when the membership %s', (_label, membershipExpiredAt) => {
     // Act
-    const user = toPublicUser(stored({ role: 1, membershipExpiredAt }), NOW);
+    const user = toPublicUser(aUser({ role: 1, membershipExpiredAt }), NOW);
 
     // Assess
     expect(user.role).toBe(0);
@@ -117,7 +110,7 @@ describe('toPublicUser', () => {
 
   it('shows role 0 when role is 1 but there is no expiry', () => {
     // Act
-    const user = toPublicUser(stored({ role: 1 }), NOW);
+    const user = toPublicUser(aUser({ role: 1 }), NOW);
 
     // Assess
     expect(user.role).toBe(0);

@@ -1,7 +1,5 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '#lib/clients/payment-provider';
 import { type V3ClientConfig, WechatPayV3 } from '#lib/clients/wechat-pay-v3';
@@ -22,6 +20,8 @@ import {
   v3Transaction,
 } from '#local/sandbox/pay-v3';
 import { Sandbox } from '#local/sandbox/server';
+import { rejection, thrown } from '#test/helpers/outcomes';
+import { type Captured, type ScriptedServer, startScripted } from '#test/helpers/scripted-server';
 
 /** What the tests vary: the client config, plus the PEMs the verifier is built from. */
 type ConfigOverrides = Partial<Omit<V3ClientConfig, 'payVerifier'>> & { platformCertPems?: string[] };
@@ -93,26 +93,6 @@ function prepayRequest(overrides: { outTradeNo?: string; totalFee?: number } = {
   };
 }
 
-/** Resolves with the error a promise rejects with (fails when it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
-
-/** Runs `act` and returns what it throws (fails when nothing is thrown). */
-function thrown(act: () => unknown): unknown {
-  try {
-    act();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to throw');
-}
-
 function rejectedStatus(act: () => unknown): number {
   const error = thrown(act);
   expect(error).toBeInstanceOf(NotifyRejectedError);
@@ -126,47 +106,6 @@ async function startSandbox(overrides: Partial<PayV3Settings> = {}) {
   registerPayV3(sandbox, store, { ...SETTINGS, ...overrides });
   const baseUrl = await sandbox.listen(0);
   return { sandbox, store, baseUrl };
-}
-
-interface Captured {
-  method: string;
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** A tiny HTTP server whose answers the test scripts; records every request. */
-async function startScripted() {
-  const requests: Captured[] = [];
-  const replies: ((response: ServerResponse) => void)[] = [];
-  const server: Server = createServer(async (req, response) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const captured = {
-      method: req.method ?? '',
-      url: req.url ?? '',
-      headers: req.headers,
-      body: Buffer.concat(chunks).toString('utf8'),
-    };
-    requests.push(captured);
-    const reply = replies.shift();
-    if (reply) reply(response);
-    else response.writeHead(204).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    url,
-    requests,
-    /** Queues the answer to the next request. */
-    next(status: number, body: string, headers: Record<string, string> = {}) {
-      replies.push((response) => response.writeHead(status, headers).end(body));
-    },
-    close: () => {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 /** A signed answer as WeChat Pay would send it. */
@@ -245,7 +184,7 @@ describe('WechatPayV3 against the sandbox', () => {
   let sandbox: Sandbox;
   let store: PayStore;
   let client: WechatPayV3;
-  let receiver: Awaited<ReturnType<typeof startScripted>>;
+  let receiver: ScriptedServer;
 
   beforeAll(async () => {
     receiver = await startScripted();
@@ -468,7 +407,7 @@ describe('WechatPayV3 key modes against the sandbox', () => {
 });
 
 describe('WechatPayV3 against forged, unsigned and failing answers', () => {
-  let upstream: Awaited<ReturnType<typeof startScripted>>;
+  let upstream: ScriptedServer;
   let client: WechatPayV3;
 
   beforeAll(async () => {
@@ -542,7 +481,8 @@ describe('WechatPayV3 against forged, unsigned and failing answers', () => {
     // Arrange
     const otherKeyHeaders = signed(prepayBody, { key: goKey });
     const staleHeaders = signed(prepayBody, { timestamp: now() - 301 });
-    const futureHeaders = signed(prepayBody, { timestamp: now() + 301 });
+    // +302: the client checks a moment later, and a second boundary in between must not bring it to 300.
+    const futureHeaders = signed(prepayBody, { timestamp: now() + 302 });
     const tampered = prepayBody.replace('wx2014', 'wx2015');
     const cases: [string, Record<string, string>, string][] = [
       ['unsigned', { 'content-type': 'application/json' }, 'missing_header'],

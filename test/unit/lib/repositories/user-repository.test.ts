@@ -1,57 +1,13 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { marshall } from '@aws-sdk/util-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
-import {
-  toHaveReceivedCommandTimes,
-  toHaveReceivedCommandWith,
-  toReceiveCommandTimes,
-  toReceiveCommandWith,
-} from 'aws-sdk-client-mock-vitest';
-import type {} from 'aws-sdk-client-mock-vitest/extend';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createUserIfAbsent,
-  getUser,
-  setUnionId,
-  type UserRecord,
-  updateProfile,
-} from '#lib/repositories/user-repository';
-
-expect.extend({
-  toReceiveCommandWith,
-  toHaveReceivedCommandWith,
-  toReceiveCommandTimes,
-  toHaveReceivedCommandTimes,
-});
+import { createUserIfAbsent, getUser, setUnionId, updateProfile } from '#lib/repositories/user-repository';
+import { aUser } from '#test/helpers/builders';
+import { conditionFailed } from '#test/helpers/dynamo';
 
 const TABLE = 'wechat-miniprogram-backend-test-users';
 const NOW = '2026-11-21T08:00:00.000Z';
-
-function user(overrides: Partial<UserRecord> = {}): UserRecord {
-  return {
-    id: 'uAbCdEfGhIjKlMnOpQrStUv',
-    openid: 'oUnitTestOpenid0000001',
-    nickname: '微信用户a1b2c3',
-    avatar: '',
-    sex: 2,
-    role: 0,
-    company: '',
-    introduce: '',
-    version: 0,
-    createdAt: NOW,
-    updatedAt: NOW,
-    ...overrides,
-  };
-}
-
-function conditionFailed(item?: UserRecord): ConditionalCheckFailedException {
-  return new ConditionalCheckFailedException({
-    message: 'The conditional request failed',
-    $metadata: {},
-    ...(item ? { Item: marshall(item, { removeUndefinedValues: true }) } : {}),
-  });
-}
 
 describe('user-repository', () => {
   const ddb = mockClient(DynamoDBDocumentClient);
@@ -62,7 +18,7 @@ describe('user-repository', () => {
   describe('createUserIfAbsent', () => {
     it('sends one conditional PutCommand returning ALL_OLD and reports created when the id is new', async () => {
       // Prepare
-      const fresh = user();
+      const fresh = aUser();
       ddb.on(PutCommand).resolves({});
 
       // Act
@@ -81,7 +37,7 @@ describe('user-repository', () => {
 
     it('returns the stored user with created false and sends nothing else when the id exists', async () => {
       // Prepare
-      const stored = user({
+      const stored = aUser({
         nickname: '老用户',
         role: 1,
         membershipExpiredAt: '2027-01-01T00:00:00.000Z',
@@ -92,7 +48,7 @@ describe('user-repository', () => {
       ddb.on(PutCommand).rejects(conditionFailed(stored));
 
       // Act
-      const result = await createUserIfAbsent(TABLE, user());
+      const result = await createUserIfAbsent(TABLE, aUser());
 
       // Assess
       expect(result).toEqual({ user: stored, created: false });
@@ -105,7 +61,7 @@ describe('user-repository', () => {
       ddb.on(PutCommand).rejects(conditionFailed());
 
       // Act
-      const error = await createUserIfAbsent(TABLE, user()).catch((caught: unknown) => caught);
+      const error = await createUserIfAbsent(TABLE, aUser()).catch((caught: unknown) => caught);
 
       // Assess
       expect(error).toBeInstanceOf(ConditionalCheckFailedException);
@@ -119,7 +75,7 @@ describe('user-repository', () => {
       ddb.on(PutCommand).rejects(throttled);
 
       // Act
-      const error = await createUserIfAbsent(TABLE, user()).catch((caught: unknown) => caught);
+      const error = await createUserIfAbsent(TABLE, aUser()).catch((caught: unknown) => caught);
 
       // Assess
       expect(error).toBe(throttled);
@@ -129,7 +85,7 @@ describe('user-repository', () => {
   describe('getUser', () => {
     it('reads by id with ConsistentRead and returns the item when it exists', async () => {
       // Prepare
-      const stored = user();
+      const stored = aUser();
       ddb.on(GetCommand).resolves({ Item: stored });
 
       // Act
@@ -159,7 +115,7 @@ describe('user-repository', () => {
   describe('updateProfile', () => {
     it('sets only placeholders in the expression and conditions on attribute_exists(id)', async () => {
       // Prepare
-      const updated = user({ nickname: '新昵称', company: 'ACME' });
+      const updated = aUser({ nickname: '新昵称', company: 'ACME' });
       ddb.on(UpdateCommand).resolves({ Attributes: updated });
 
       // Act
@@ -187,7 +143,7 @@ describe('user-repository', () => {
         company: 'c',
         introduce: 'i',
       };
-      ddb.on(UpdateCommand).resolves({ Attributes: user(changes) });
+      ddb.on(UpdateCommand).resolves({ Attributes: aUser(changes) });
 
       // Act
       await updateProfile(TABLE, 'uAbCdEfGhIjKlMnOpQrStUv', changes, NOW);
@@ -206,7 +162,7 @@ describe('user-repository', () => {
 
     it('skips undefined fields when a change is undefined', async () => {
       // Prepare
-      ddb.on(UpdateCommand).resolves({ Attributes: user() });
+      ddb.on(UpdateCommand).resolves({ Attributes: aUser() });
 
       // Act
       await updateProfile(TABLE, 'uAbCdEfGhIjKlMnOpQrStUv', { nickname: 'n', avatar: undefined }, NOW);

@@ -1,0 +1,105 @@
+import type {
+  CloseResult,
+  NotifyReply,
+  NotifyRequest,
+  NotifyResult,
+  OrderQueryResult,
+  PaymentProvider,
+  PayParams,
+  PrepayRequest,
+} from '#lib/clients/payment-provider';
+import type { PayVersion } from '#lib/wechat-pay/fields';
+
+/** What the fake answers next: a value, or an error to throw. */
+type Answer<T> = T | Error;
+
+/**
+ * An in-memory WeChat Pay for domain tests: records every call and answers from queues the test scripts
+ * (`answerPrepay`, `answerQuery`, `answerClose`, `answerNotify`). Unscripted, a prepay answers
+ * `wx_fake_prepay_<n>`, an order query NOTPAY and a close CLOSED; an unscripted notify throws.
+ */
+export class FakePaymentProvider implements PaymentProvider {
+  readonly prepays: PrepayRequest[] = [];
+  readonly queries: string[] = [];
+  readonly closes: string[] = [];
+  readonly notifies: NotifyRequest[] = [];
+  readonly fails: { status: number; message: string }[] = [];
+  private readonly prepayAnswers: Answer<string>[] = [];
+  private readonly queryAnswers: Answer<OrderQueryResult>[] = [];
+  private readonly closeAnswers: Answer<CloseResult>[] = [];
+  private readonly notifyAnswers: Answer<NotifyResult>[] = [];
+
+  constructor(readonly version: PayVersion = 'v2') {}
+
+  /** Queues the answers to the next prepay calls (a prepay_id, or an error to throw). */
+  answerPrepay(...answers: Answer<string>[]): this {
+    this.prepayAnswers.push(...answers);
+    return this;
+  }
+
+  /** Queues the answers to the next order queries. */
+  answerQuery(...answers: Answer<OrderQueryResult>[]): this {
+    this.queryAnswers.push(...answers);
+    return this;
+  }
+
+  /** Queues the answers to the next closeOrder calls. */
+  answerClose(...answers: Answer<CloseResult>[]): this {
+    this.closeAnswers.push(...answers);
+    return this;
+  }
+
+  /** Queues the answers to the next parseNotify calls. */
+  answerNotify(...answers: Answer<NotifyResult>[]): this {
+    this.notifyAnswers.push(...answers);
+    return this;
+  }
+
+  async prepay(request: PrepayRequest): Promise<string> {
+    this.prepays.push(request);
+    return settle(this.prepayAnswers.shift() ?? `wx_fake_prepay_${this.prepays.length}`);
+  }
+
+  payParams(prepayId: string): PayParams {
+    return {
+      timeStamp: '1763712000',
+      nonceStr: 'fakeNonce',
+      package: `prepay_id=${prepayId}`,
+      signType: this.version === 'v2' ? 'MD5' : 'RSA',
+      paySign: `fake-sign:${prepayId}`,
+    };
+  }
+
+  async queryOrder(outTradeNo: string): Promise<OrderQueryResult> {
+    this.queries.push(outTradeNo);
+    return settle(this.queryAnswers.shift() ?? { tradeState: 'NOTPAY' });
+  }
+
+  async closeOrder(outTradeNo: string): Promise<CloseResult> {
+    this.closes.push(outTradeNo);
+    return settle(this.closeAnswers.shift() ?? { tradeState: 'CLOSED' });
+  }
+
+  accepts(): boolean {
+    return true;
+  }
+
+  parseNotify(request: NotifyRequest): NotifyResult {
+    this.notifies.push(request);
+    return settle(this.notifyAnswers.shift() ?? new Error('no notify answer scripted'));
+  }
+
+  notifyAck(): NotifyReply {
+    return { statusCode: 200, headers: { 'content-type': 'text/plain' }, body: 'fake-ack' };
+  }
+
+  notifyFail(status: number, message: string): NotifyReply {
+    this.fails.push({ status, message });
+    return { statusCode: status, headers: { 'content-type': 'text/plain' }, body: `fake-fail: ${message}` };
+  }
+}
+
+function settle<T>(answer: Answer<T>): T {
+  if (answer instanceof Error) throw answer;
+  return answer;
+}

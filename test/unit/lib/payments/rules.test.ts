@@ -1,0 +1,215 @@
+import { describe, expect, it } from 'vitest';
+import type { PaymentReport } from '#lib/clients/payment-provider';
+import { PaymentRejectedError } from '#lib/errors';
+import {
+  assertOurMerchant,
+  continuesOrder,
+  extendMembership,
+  newOrder,
+  newOutTradeNo,
+  ORDER_LIFETIME_SECONDS,
+  orderDescription,
+  standingFor,
+  toPublicOrder,
+  truncateUtf8,
+} from '#lib/payments/rules';
+import { PLANS } from '#lib/plans';
+import { anOrder } from '#test/helpers/builders';
+
+describe('orderDescription', () => {
+  it('builds descriptions within 127 bytes', () => {
+    // Assess
+    for (const plan of PLANS) expect(Buffer.byteLength(orderDescription(plan))).toBeLessThanOrEqual(127);
+  });
+});
+
+describe('newOutTradeNo', () => {
+  it('makes 27-char ids from the allowed alphabet that differ each time', () => {
+    // Act
+    const ids = new Set(Array.from({ length: 1000 }, () => newOutTradeNo(new Date('2026-11-21T08:00:00Z'))));
+    // Assess
+    expect(ids.size).toBe(1000);
+    for (const id of ids) expect(id).toMatch(/^M20261121080000[0-9A-Za-z]{12}$/);
+  });
+});
+
+describe('truncateUtf8', () => {
+  it('never splits a character when cutting at a byte limit', () => {
+    // Prepare
+    const text = '会员😀'.repeat(30);
+    // Act
+    const cut = truncateUtf8(text, 127);
+    // Assess
+    expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(127);
+    expect(cut.isWellFormed()).toBe(true);
+    expect(text.startsWith(cut)).toBe(true);
+    expect(truncateUtf8('abc', 127)).toBe('abc');
+  });
+});
+
+describe('extendMembership', () => {
+  const now = new Date('2026-11-21T00:00:00Z');
+
+  it('starts from now when there is no membership or it has lapsed', () => {
+    // Assess
+    expect(extendMembership(undefined, now, 31)).toBe('2026-12-22T00:00:00.000Z');
+    expect(extendMembership('2026-01-01T00:00:00.000Z', now, 31)).toBe('2026-12-22T00:00:00.000Z');
+  });
+
+  it('adds to the current end when the membership is still running', () => {
+    // Assess
+    expect(extendMembership('2027-01-10T00:00:00.000Z', now, 92)).toBe('2027-04-12T00:00:00.000Z');
+  });
+
+  it('gives the same end whichever of two concurrent payments lands first', () => {
+    // Prepare
+    const start = '2031-01-31T10:00:00.000Z';
+    const at = new Date('2031-01-01T00:00:00Z');
+    // Act
+    const monthlyFirst = extendMembership(extendMembership(start, at, 31), at, 92);
+    const quarterlyFirst = extendMembership(extendMembership(start, at, 92), at, 31);
+    // Assess
+    expect(monthlyFirst).toBe(quarterlyFirst);
+  });
+
+  it('never gives less than the calendar months a plan is sold as', () => {
+    // Assess
+    for (const plan of PLANS) {
+      for (const day of ['2026-01-31', '2026-02-28', '2027-12-31', '2028-02-29']) {
+        const from = new Date(`${day}T00:00:00Z`);
+        const calendar = new Date(from);
+        calendar.setUTCMonth(calendar.getUTCMonth() + plan.months);
+        expect(new Date(extendMembership(undefined, from, plan.days)).getTime()).toBeGreaterThanOrEqual(
+          calendar.getTime(),
+        );
+      }
+    }
+  });
+});
+
+describe('newOrder', () => {
+  it('builds the claimed PENDING order at the catalog price, payable for ORDER_LIFETIME_SECONDS, reconciled after a minute', () => {
+    // Prepare
+    const now = new Date('2026-11-21T08:00:00.000Z');
+    const plan = PLANS[1] as (typeof PLANS)[number];
+    // Act
+    const order = newOrder({
+      outTradeNo: 'M20261121080000claimedCLAIM',
+      userId: 'uOwner',
+      openid: 'oOwner',
+      plan,
+      payVersion: 'v3',
+      clientIp: '::1',
+      now,
+    });
+    // Assess
+    expect(order).toEqual({
+      outTradeNo: 'M20261121080000claimedCLAIM',
+      userId: 'uOwner',
+      openid: 'oOwner',
+      planId: plan.id,
+      description: orderDescription(plan),
+      totalFee: plan.totalFee,
+      status: 'PENDING',
+      payVersion: 'v3',
+      clientIp: '::1',
+      createdAt: now.toISOString(),
+      timeExpire: new Date(now.getTime() + ORDER_LIFETIME_SECONDS * 1000).toISOString(),
+      reconcileAt: '2026-11-21T08:01:00.000Z',
+    });
+  });
+});
+
+describe('toPublicOrder', () => {
+  it('shows only the public fields, with null for an unpaid order’s payment', () => {
+    // Act
+    const shown = toPublicOrder(anOrder({ prepayId: 'wx_secret_prepay' }));
+    // Assess
+    expect(shown).toEqual({
+      outTradeNo: anOrder().outTradeNo,
+      planId: 'monthly',
+      description: '会员-月度会员',
+      totalFee: 1800,
+      status: 'PENDING',
+      createdAt: anOrder().createdAt,
+      paidAt: null,
+      transactionId: null,
+    });
+  });
+});
+
+describe('continuesOrder', () => {
+  const order = anOrder({ timeExpire: '2026-11-21T10:00:00.000Z' });
+  const at = (iso: string) => new Date(iso);
+
+  it('continues a PENDING order of the same plan and version with more than 10 minutes left', () => {
+    // Assess
+    expect(continuesOrder(order, 'monthly', 'v2', at('2026-11-21T09:49:59.000Z'))).toBe(true);
+  });
+
+  it('does not continue another plan, another version, a closed order or one within 10 minutes of expiry', () => {
+    // Assess
+    expect(continuesOrder(order, 'yearly', 'v2', at('2026-11-21T08:00:00.000Z'))).toBe(false);
+    expect(continuesOrder(order, 'monthly', 'v3', at('2026-11-21T08:00:00.000Z'))).toBe(false);
+    expect(
+      continuesOrder({ ...order, status: 'CLOSED' }, 'monthly', 'v2', at('2026-11-21T08:00:00.000Z')),
+    ).toBe(false);
+    expect(continuesOrder(order, 'monthly', 'v2', at('2026-11-21T09:50:00.000Z'))).toBe(false);
+  });
+});
+
+describe('standingFor and assertOurMerchant', () => {
+  const report: PaymentReport = {
+    outTradeNo: anOrder().outTradeNo,
+    transactionId: '4200000215201811190261405420',
+    totalFee: 1800,
+    currency: 'CNY',
+    paidAt: '2026-11-21T08:04:59.000Z',
+    appId: 'wxAppId',
+    mchId: '1900000109',
+    paidVia: 'notify-v3',
+  };
+  const rejection = (act: () => unknown) => {
+    try {
+      act();
+    } catch (error) {
+      expect(error).toBeInstanceOf(PaymentRejectedError);
+      return (error as PaymentRejectedError).reason;
+    }
+    throw new Error('expected a PaymentRejectedError');
+  };
+
+  it('answers pending for a PENDING order of the same amount, duplicate when PAID by the same transaction', () => {
+    // Assess
+    expect(standingFor(anOrder(), report)).toBe('pending');
+    expect(standingFor(anOrder({ status: 'PAID', transactionId: report.transactionId }), report)).toBe(
+      'duplicate',
+    );
+  });
+
+  it('refuses what must never be credited, naming the reason', () => {
+    // Assess
+    expect(rejection(() => standingFor(undefined, report))).toBe('unknown_order');
+    expect(rejection(() => standingFor(anOrder({ totalFee: 1801 }), report))).toBe('amount_mismatch');
+    expect(
+      rejection(() => standingFor(anOrder({ status: 'PAID', transactionId: '4200other' }), report)),
+    ).toBe('paid_by_other');
+    expect(rejection(() => standingFor(anOrder({ status: 'CLOSED' }), report))).toBe('not_pending');
+  });
+
+  it('accepts our appid, mchid and CNY and refuses anything else', () => {
+    // Prepare
+    const ours = { appId: 'wxAppId', mchId: '1900000109' };
+    // Assess
+    expect(() => assertOurMerchant(report, ours)).not.toThrow();
+    expect(rejection(() => assertOurMerchant({ ...report, appId: 'wxOther' }, ours))).toBe(
+      'merchant_mismatch',
+    );
+    expect(rejection(() => assertOurMerchant({ ...report, mchId: '1900000000' }, ours))).toBe(
+      'merchant_mismatch',
+    );
+    expect(rejection(() => assertOurMerchant({ ...report, currency: 'USD' }, ours))).toBe(
+      'currency_mismatch',
+    );
+  });
+});
