@@ -250,11 +250,12 @@ describe('the admin routes', () => {
     const stray = `M20990101000000admin${String(Date.now()).slice(-6)}`;
     await notify(stray, '4200000000202611300000000001');
     // Act
-    const ran = await invoke(adminReconcileHandler, {
-      method: 'POST',
-      path: '/admin/reconcile',
-      body: { all: true },
-    });
+    const lambda = { ...context, getRemainingTimeInMillis: () => 25_000 };
+    const result = await adminReconcileHandler(
+      httpEvent({ method: 'POST', path: '/admin/reconcile', body: { all: true } }),
+      lambda,
+    );
+    const ran = { status: result.statusCode, ...envelope(result) };
     const order = await invoke(adminGetOrderHandler, {
       path: `/admin/orders/${outTradeNo}`,
       pathParameters: { outTradeNo },
