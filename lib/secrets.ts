@@ -79,8 +79,7 @@ export function secretNamesFor(payVersion: PayVersion): SecretName[] {
  */
 export function neededSecretNames(env: NodeJS.ProcessEnv, settings: Settings): SecretName[] {
   if (env.SECRET_NAMES === undefined) return secretNamesFor(settings.payVersion);
-  const listed = env.SECRET_NAMES
-    .split(',')
+  const listed = env.SECRET_NAMES.split(',')
     .map((name) => name.trim())
     .filter(Boolean);
   for (const name of listed) {
