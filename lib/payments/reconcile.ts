@@ -27,6 +27,8 @@ export interface ReconcileSummary {
 
 /** Orders read from the byReconcile index per page. */
 const PAGE = 25;
+/** How often an order of the other pay version is looked at again, milliseconds. */
+const OTHER_VERSION_RECHECK_MS = 3_600_000;
 /** What one order's check may take at most (a WeChat close and query with their retries), milliseconds. */
 const PER_ORDER_MS = 12_000;
 
@@ -91,8 +93,14 @@ async function checkOrder(
   summary: ReconcileSummary,
 ): Promise<void> {
   if (order.payVersion !== provider.version) {
-    // Only this version's client can query or close it: look again at its next step (see the README).
-    await orders.scheduleReconcile(config.ordersTable, order.outTradeNo, nextReconcileAt(order, now));
+    // Only a client of the order's own pay version can query or close it (the stage switched versions):
+    // it stays PENDING, in the index, checked hourly and logged for an operator (see the README).
+    logger.warn('reconcile: order of the other pay version left PENDING', {
+      outTradeNo: order.outTradeNo,
+      payVersion: order.payVersion,
+    });
+    const later = new Date(now.getTime() + OTHER_VERSION_RECHECK_MS).toISOString();
+    await orders.scheduleReconcile(config.ordersTable, order.outTradeNo, later);
     summary.stillPending++;
     return;
   }
