@@ -52,8 +52,3 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<Config
 export function resetConfigCache(): void {
   cached = undefined;
 }
-
-/** Local tooling (sandbox, runner, tests) reads the same names; this keeps process.env access here. */
-export function envValue(name: string, fallback = ''): string {
-  return process.env[name] ?? fallback;
-}

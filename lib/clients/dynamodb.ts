@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { envValue } from '#lib/config';
+import { envValue } from '#lib/env';
 
 let client: DynamoDBDocumentClient | undefined;
 

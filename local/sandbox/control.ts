@@ -1,4 +1,4 @@
-import { envValue } from '#lib/config';
+import { envValue } from '#lib/env';
 import { newTransactionId } from '#lib/wechat-pay/fields';
 import type { LoginCodes } from './login';
 import { NotifyDeliverer } from './notify-deliverer';

@@ -1,4 +1,4 @@
-import { envValue } from '#lib/config';
+import { envValue } from '#lib/env';
 import { registerFaultControl, registerLoginControl, registerPayControl } from './control';
 import { LoginCodes, registerLogin } from './login';
 import { PayStore } from './pay-store';

@@ -1,4 +1,4 @@
-import { envValue } from '#lib/config';
+import { envValue } from '#lib/env';
 import { applyLocalEnv } from '#local/env';
 import { createConfiguredSandbox } from './index';
 

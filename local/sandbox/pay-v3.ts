@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, type KeyObject, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { envValue } from '#lib/config';
+import { envValue } from '#lib/env';
 import { splitPems } from '#lib/secrets';
 import { isIp, newPrepayId, OUT_TRADE_NO } from '#lib/wechat-pay/fields';
 import { buildV3Notify } from '#lib/wechat-pay/notify-builders';
