@@ -16,7 +16,14 @@ import * as orders from '#lib/repositories/order-repository';
 import type { OrderClaim } from '#lib/repositories/user-repository';
 import * as users from '#lib/repositories/user-repository';
 import { OUT_TRADE_NO } from '#lib/wechat-pay/fields';
-import { continuesOrder, newOrder, newOutTradeNo, type PublicOrder, toPublicOrder } from './rules';
+import {
+  continuesOrder,
+  newOrder,
+  newOutTradeNo,
+  type PublicOrder,
+  prepayRequestOf,
+  toPublicOrder,
+} from './rules';
 
 export const CreatePaymentBody = v.union(
   [
@@ -49,14 +56,7 @@ async function payPendingOrder(
   let prepayId = order.prepayId;
   if (!prepayId) {
     // Re-requests carry exactly the stored parameters, so WeChat treats them as the same order.
-    prepayId = await provider.prepay({
-      outTradeNo: order.outTradeNo,
-      description: order.description,
-      totalFee: order.totalFee,
-      openid: order.openid,
-      clientIp: order.clientIp,
-      timeExpire: new Date(order.timeExpire),
-    });
+    prepayId = await provider.prepay(prepayRequestOf(order));
     const saved = await orders.savePrepayId(
       config.ordersTable,
       order.outTradeNo,
@@ -91,14 +91,7 @@ async function openClaimedOrder(
 ): Promise<PaymentStart> {
   let prepayId: string;
   try {
-    prepayId = await provider.prepay({
-      outTradeNo: order.outTradeNo,
-      description: order.description,
-      totalFee: order.totalFee,
-      openid: order.openid,
-      clientIp: order.clientIp,
-      timeExpire: new Date(order.timeExpire),
-    });
+    prepayId = await provider.prepay(prepayRequestOf(order));
   } catch (error) {
     await orders.createOrder(config.ordersTable, order);
     throw error;

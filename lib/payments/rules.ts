@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { PaymentReport } from '#lib/clients/payment-provider';
+import type { PaymentReport, PrepayRequest } from '#lib/clients/payment-provider';
 import { PaymentRejectedError } from '#lib/errors';
 import type { Plan } from '#lib/plans';
 import type { OrderRecord } from '#lib/repositories/order-repository';
@@ -98,6 +98,21 @@ export function newOrder(input: {
     createdAt: now.toISOString(),
     timeExpire: new Date(now.getTime() + ORDER_LIFETIME_SECONDS * 1000).toISOString(),
     reconcileAt: new Date(now.getTime() + RECONCILE_STEPS_MINUTES[0] * 60_000).toISOString(),
+  };
+}
+
+/**
+ * The prepay request for a stored order: exactly its stored parameters, so a re-request is the same order
+ * to WeChat (which then answers the same prepay_id).
+ */
+export function prepayRequestOf(order: OrderRecord): PrepayRequest {
+  return {
+    outTradeNo: order.outTradeNo,
+    description: order.description,
+    totalFee: order.totalFee,
+    openid: order.openid,
+    clientIp: order.clientIp,
+    timeExpire: new Date(order.timeExpire),
   };
 }
 
