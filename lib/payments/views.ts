@@ -10,7 +10,7 @@ import { settlePayment } from './settle';
 
 /**
  * `GET /wechat/orders/{outTradeNo}`: the caller's order; a PENDING one is first checked with WeChat's order
- * query, and a SUCCESS there goes through the same exactly-once settle as a notify. Throws NotFoundError
+ * query: a SUCCESS there goes through the same exactly-once settle as a notify, a CLOSED one closes it here. Throws NotFoundError
  * for someone else's order. A failing order query or settle leaves the order PENDING (logged, not thrown).
  */
 export async function getOrderForUser(
@@ -30,6 +30,10 @@ export async function getOrderForUser(
   } catch (error) {
     logger.warn('order query failed; order stays PENDING', { outTradeNo, error: (error as Error).message });
     return toPublicOrder(order);
+  }
+  if (query.tradeState === 'CLOSED') {
+    await orders.markOrderClosed(config.ordersTable, outTradeNo, new Date().toISOString());
+    return toPublicOrder((await orders.getOrder(config.ordersTable, outTradeNo)) ?? order);
   }
   if (query.tradeState !== 'SUCCESS' || !('report' in query)) return toPublicOrder(order);
   try {

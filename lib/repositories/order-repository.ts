@@ -34,6 +34,7 @@ export interface OrderRecord {
   bankType?: string;
   cashFee?: number;
   paidVia?: string;
+  closedAt?: string;
 }
 
 /** The facts of a reported payment that the exactly-once transition writes onto the order. */
@@ -47,6 +48,29 @@ export async function createOrder(table: string, order: OrderRecord): Promise<bo
         TableName: table,
         Item: order,
         ConditionExpression: 'attribute_not_exists(outTradeNo)',
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+/**
+ * PENDING → CLOSED once WeChat reports the order closed (its order query answers CLOSED); stamps `closedAt`.
+ * False when the order is no longer PENDING (a payment committed first): nothing is written.
+ */
+export async function markOrderClosed(table: string, outTradeNo: string, closedAt: string): Promise<boolean> {
+  try {
+    await dynamo().send(
+      new UpdateCommand({
+        TableName: table,
+        Key: { outTradeNo },
+        UpdateExpression: 'SET #s = :closed, closedAt = :at',
+        ConditionExpression: '#s = :pending',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':closed': 'CLOSED', ':pending': 'PENDING', ':at': closedAt },
       }),
     );
     return true;
