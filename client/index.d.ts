@@ -111,7 +111,10 @@ export interface Client {
   /** Resolves with the PAID order; rejects with PAY_CANCELLED / PAY_FAILED / PAY_PENDING / ORDER_CLOSED. */
   pay(target: string | { planId: string } | { outTradeNo: string }): Promise<Order>;
   order(outTradeNo: string): Promise<Order>;
-  orders(query?: { cursor?: string; limit?: number }): Promise<{ orders: Order[]; nextCursor: string | null }>;
+  orders(query?: {
+    cursor?: string;
+    limit?: number;
+  }): Promise<{ orders: Order[]; nextCursor: string | null }>;
   closeOrder(outTradeNo: string): Promise<Order>;
   token(): string;
   signOut(): void;

@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import {
   CreateTableCommand,
   type CreateTableCommandInput,
@@ -8,9 +6,7 @@ import {
   ListTablesCommand,
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
-import { parseDocument } from 'yaml';
-
-const ROOT = resolve(import.meta.dirname, '..');
+import { readServerlessYml } from './serverless-routes';
 
 interface TableResource {
   Type: string;
@@ -22,11 +18,7 @@ interface TableResource {
  * (UsersTable, OrdersTable). CloudFormation-only properties are dropped; names come from `names`.
  */
 export function tableDefinitions(names: Record<string, string>): CreateTableCommandInput[] {
-  // Custom tags such as !Sub are irrelevant to tables; keep them as plain values.
-  const doc = parseDocument(readFileSync(resolve(ROOT, 'serverless.yml'), 'utf8'), {
-    customTags: [{ tag: '!Sub', resolve: (value: string) => value }],
-  });
-  const resources = (doc.toJS().resources?.Resources ?? {}) as Record<string, TableResource>;
+  const resources = (readServerlessYml().resources?.Resources ?? {}) as Record<string, TableResource>;
   return Object.entries(resources)
     .filter(([, resource]) => resource.Type === 'AWS::DynamoDB::Table')
     .map(([logicalId, { Properties: p }]) => {

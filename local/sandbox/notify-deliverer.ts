@@ -76,7 +76,11 @@ export class NotifyDeliverer {
     try {
       const sent = notifier
         ? notifier(order, variant)
-        : Promise.resolve({ status: null, reply: `no ${order.version} notifier registered`, accepted: false });
+        : Promise.resolve({
+            status: null,
+            reply: `no ${order.version} notifier registered`,
+            accepted: false,
+          });
       if (!sent) return undefined;
       result = await sent;
     } catch (error) {

@@ -222,7 +222,11 @@ function closeByOutTradeNo(merchant: V3Merchant, request: SandboxRequest): Sandb
  * The signed, encrypted TRANSACTION.SUCCESS notify (支付通知) for a paid order, POSTed to its notify_url, or one of
  * the probes a merchant must refuse (NotifyVariant); accepted on any 2xx.
  */
-function notifyV3(merchant: V3Merchant, order: SandboxOrder, variant: NotifyVariant = 'genuine'): Promise<NotifyResult> {
+function notifyV3(
+  merchant: V3Merchant,
+  order: SandboxOrder,
+  variant: NotifyVariant = 'genuine',
+): Promise<NotifyResult> {
   const build = () => {
     const notify = buildV3Notify({
       transaction: v3Transaction(order),
