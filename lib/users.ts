@@ -98,7 +98,7 @@ export async function getCurrentUser(config: Config, userId: string): Promise<Us
 const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]/;
 /** Blanks and fillers that render as nothing: a value made only of these is refused. */
 const BLANK = /^[\s\u115f\u1160\u200b-\u200d\u2060\u2800\u3164\uffa0\ufeff]*$/u;
-/** More than 8 combining marks on one character ("zalgo" text). */
+/** More than 8 combining marks on one character ("zalgo" text), counted in NFD (precomposed letters included). */
 const MARK_PILE = /\p{M}{9,}/u;
 
 function text(field: string, min: number, max: number) {
@@ -106,7 +106,7 @@ function text(field: string, min: number, max: number) {
     v.string(`${field}必须是字符串`),
     v.check((s) => s.isWellFormed() && !UNSAFE_TEXT.test(s), `${field}包含不允许的字符`),
     v.normalize('NFC'),
-    v.check((s) => !MARK_PILE.test(s), `${field}包含过多的组合符号`),
+    v.check((s) => !MARK_PILE.test(s.normalize('NFD')), `${field}包含过多的组合符号`),
     v.check((s) => [...s].length >= min && [...s].length <= max, `${field}长度应为 ${min}–${max} 个字符`),
     v.check((s) => s === '' || !BLANK.test(s), `${field}不能为空白`),
   );

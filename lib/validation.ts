@@ -25,20 +25,31 @@ const FIELD_CODES: Record<string, string> = {
 /** The `{field, code}` of one issue: a missing key is REQUIRED; `body` names the body itself. */
 function fieldError(issue: v.BaseIssue<unknown>): FieldError {
   const field = v.getDotPath(issue) ?? 'body';
-  if (issue.kind === 'schema' && issue.input === undefined && field !== 'body') return { field, code: 'REQUIRED' };
+  if (issue.kind === 'schema' && issue.input === undefined && field !== 'body')
+    return { field, code: 'REQUIRED' };
   return { field, code: FIELD_CODES[issue.type] ?? 'INVALID_VALUE' };
 }
 
 /**
  * Validates input against a valibot schema; throws ValidationError (400 VALIDATION_ERROR) whose message is the
- * first issue's own Chinese message (or INVALID_INPUT_MESSAGE) and whose `errors` lists every `{field, code}`.
+ * first issue's own Chinese message (or INVALID_INPUT_MESSAGE) and whose `errors` lists each refused field once
+ * (its first failing check).
  */
 export function validate<S extends v.GenericSchema>(schema: S, input: unknown): v.InferOutput<S> {
-  const result = v.safeParse(schema, input, { message: INVALID_INPUT_MESSAGE });
+  const result = v.safeParse(schema, input, { message: INVALID_INPUT_MESSAGE, abortPipeEarly: true });
   if (!result.success) {
     const errors = result.issues.map(fieldError);
-    const unique = errors.filter((e, i) => errors.findIndex((o) => o.field === e.field && o.code === e.code) === i);
-    throw new ValidationError(result.issues[0]?.message ?? INVALID_INPUT_MESSAGE, unique);
+    const unique = errors.filter(
+      (e, i) => errors.findIndex((o) => o.field === e.field && o.code === e.code) === i,
+    );
+    const [first] = unique;
+    const own = result.issues[0]?.message;
+    // A missing field without a message of its own says which field.
+    const message =
+      first?.code === 'REQUIRED' && own === INVALID_INPUT_MESSAGE
+        ? `缺少参数 ${first.field}`
+        : (own ?? INVALID_INPUT_MESSAGE);
+    throw new ValidationError(message, unique);
   }
   return result.output;
 }

@@ -1,5 +1,5 @@
-import { exitCode, runScript, startStack } from './stack-process';
 import { localEnv } from './env';
+import { exitCode, runScript, startStack } from './stack-process';
 
 /**
  * `npm run test:e2e [v2|v3 …]`: for each WeChat Pay version, starts the whole local stack (`npm start`), runs
@@ -21,7 +21,10 @@ for (const version of versions) {
     if (code !== 0) throw new Error(`demo failed on ${version} (exit ${code})`);
     const suite = runScript(
       'node_modules/vitest/vitest.mjs',
-      { STACK_API_URL: `http://127.0.0.1:${env.PORT}`, STACK_SANDBOX_URL: `http://127.0.0.1:${env.SANDBOX_PORT}` },
+      {
+        STACK_API_URL: `http://127.0.0.1:${env.PORT}`,
+        STACK_SANDBOX_URL: `http://127.0.0.1:${env.SANDBOX_PORT}`,
+      },
       { args: ['run', '--project', 'stack'] },
     );
     suite.stdout?.pipe(process.stdout);

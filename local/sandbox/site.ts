@@ -23,7 +23,11 @@ const TYPES: Record<string, string> = {
 /** A file from an allow-listed directory, read on every request (edits show on reload). */
 function file(directory: string, name: string): SandboxReply {
   const type = TYPES[name.split('.').pop() ?? ''] ?? 'text/plain; charset=utf-8';
-  return { status: 200, headers: { 'content-type': type }, body: readFileSync(resolve(directory, name), 'utf8') };
+  return {
+    status: 200,
+    headers: { 'content-type': type },
+    body: readFileSync(resolve(directory, name), 'utf8'),
+  };
 }
 
 /** client/index.js (CommonJS) wrapped as a browser script that sets `window.MiniProgramClient`. */
@@ -69,7 +73,12 @@ async function forward(apiBase: string, request: SandboxRequest): Promise<Sandbo
     };
   } catch (error) {
     const reason = (error as Error).name;
-    return json(502, { success: false, message: `本地 API 未响应（${apiBase}）`, code: 'API_UNREACHABLE', reason });
+    return json(502, {
+      success: false,
+      message: `本地 API 未响应（${apiBase}）`,
+      code: 'API_UNREACHABLE',
+      reason,
+    });
   }
 }
 
@@ -83,7 +92,11 @@ export function registerSite(sandbox: Sandbox, apiBase: string): void {
   sandbox.site('GET', '/openapi.json', () =>
     json(200, openApiDocument([{ url: '/', description: 'this local stack, through the sandbox' }])),
   );
-  sandbox.site('GET', '/docs', () => ({ status: 200, headers: { 'content-type': TYPES.html as string }, body: DOCS_PAGE }));
+  sandbox.site('GET', '/docs', () => ({
+    status: 200,
+    headers: { 'content-type': TYPES.html as string },
+    body: DOCS_PAGE,
+  }));
   for (const name of ['swagger-ui.css', 'swagger-ui-bundle.js']) {
     sandbox.site('GET', `/docs/${name}`, () => file(SWAGGER_UI, name));
   }

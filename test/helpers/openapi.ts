@@ -25,7 +25,8 @@ export function specPath(path: string): string | undefined {
   return templates.find(({ pattern }) => pattern.test(path))?.template;
 }
 
-const pointer = (...parts: string[]) => parts.map((p) => p.replaceAll('~', '~0').replaceAll('/', '~1')).join('/');
+const pointer = (...parts: string[]) =>
+  parts.map((p) => p.replaceAll('~', '~0').replaceAll('/', '~1')).join('/');
 
 /** Validates one JSON response against the spec; throws when the route, status or body is not as declared. */
 export function checkResponse(method: string, path: string, status: number, body: unknown): void {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, inject, it } from 'vitest';
-import { type ApiError, type Client, createClient } from '../../client/index.js';
 import { createWxShim, type WxShim } from '#test/helpers/wx-shim';
+import { type ApiError, type Client, createClient } from '../../client/index.js';
 
 /** The mini-program client helper against the real local stack, with a `wx` shim (every answer checked by the spec). */
 const { apiUrl, sandboxUrl } = inject('stack');
@@ -68,7 +68,13 @@ describe('client helper', () => {
 
     // Assess
     expect(order).toMatchObject({ planId: plan?.id, status: 'PAID' });
-    expect(Object.keys(wx.payments[0] ?? {}).sort()).toEqual(['nonceStr', 'package', 'paySign', 'signType', 'timeStamp']);
+    expect(Object.keys(wx.payments[0] ?? {}).sort()).toEqual([
+      'nonceStr',
+      'package',
+      'paySign',
+      'signType',
+      'timeStamp',
+    ]);
     expect(me.role).toBe(1);
     expect(me.membershipExpiredAt).not.toBeNull();
     expect((await api.orders()).orders[0]?.outTradeNo).toBe(order.outTradeNo);

@@ -14,11 +14,17 @@ type Res = { statusCode: number; data: any };
 it('replays the seed client: sign in → data.token, me, info, pay → data.result into wx.requestPayment', async () => {
   // Arrange
   const wx = createWxShim(sandboxUrl, `oSeed${randomBytes(9).toString('base64url')}`);
-  const request = (options: { url: string; method: string; data?: unknown; header?: Record<string, string> }) =>
+  const request = (options: {
+    url: string;
+    method: string;
+    data?: unknown;
+    header?: Record<string, string>;
+  }) =>
     new Promise<Res>((resolve, reject) =>
       wx.request({ header: {}, ...options, url: `${apiUrl}${options.url}`, success: resolve, fail: reject }),
     );
-  const login = () => new Promise<{ code: string }>((resolve, reject) => wx.login({ success: resolve, fail: reject }));
+  const login = () =>
+    new Promise<{ code: string }>((resolve, reject) => wx.login({ success: resolve, fail: reject }));
 
   // Act: the seed's calls, as its mini-program makes them.
   const { code } = await login();
@@ -31,7 +37,13 @@ it('replays the seed client: sign in → data.token, me, info, pay → data.resu
     url: '/wechat/info',
     method: 'PUT',
     header,
-    data: { nickname: 'Nov.望', avatar: 'https://thirdwx.qlogo.cn/mmopen/vi_32/x/132', sex: 1, company: '', introduce: '你好' },
+    data: {
+      nickname: 'Nov.望',
+      avatar: 'https://thirdwx.qlogo.cn/mmopen/vi_32/x/132',
+      sex: 1,
+      company: '',
+      introduce: '你好',
+    },
   });
   const opened = await request({ url: '/wechat/pay', method: 'POST', header, data: { planId: 'monthly' } });
   const again = await request({

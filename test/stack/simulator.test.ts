@@ -16,7 +16,9 @@ let consoleErrors: string[];
 
 beforeAll(async () => {
   if (!existsSync(CHROME)) {
-    throw new Error(`no Chrome at ${CHROME}: apt-get install chromium, or set CHROME_PATH to a Chrome or Chromium`);
+    throw new Error(
+      `no Chrome at ${CHROME}: apt-get install chromium, or set CHROME_PATH to a Chrome or Chromium`,
+    );
   }
   // Playwright gives every launch a fresh temporary profile (--user-data-dir) and removes it on close.
   browser = await chromium.launch({
