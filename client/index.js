@@ -52,20 +52,20 @@ function createClient(options) {
 
   async function send(method, path, data, bearer) {
     const header = { 'content-type': 'application/json' };
-    if (bearer) header.authorization = 'Bearer ' + bearer;
+    if (bearer) header.authorization = `Bearer ${bearer}`;
     const request = { url: baseUrl + path, method: method, header: header, dataType: 'json' };
     if (data !== undefined) request.data = data;
     let response;
     try {
       response = await callWx(wxApi, 'request', request);
-    } catch (failure) {
+    } catch (_failure) {
       throw new ApiError('网络异常，请稍后再试', 'NETWORK_ERROR', 0);
     }
     const body = response.data && typeof response.data === 'object' ? response.data : {};
     if (response.statusCode >= 200 && response.statusCode < 300 && body.success === true) return body.data;
     throw new ApiError(
       body.message || '服务暂时不可用，请稍后再试',
-      body.code || 'HTTP_' + response.statusCode,
+      body.code || `HTTP_${response.statusCode}`,
       response.statusCode,
       body.errors,
     );
@@ -93,7 +93,7 @@ function createClient(options) {
 
   /** GET /wechat/orders/{outTradeNo}: the backend asks WeChat about a PENDING order before it answers. */
   async function order(outTradeNo) {
-    return (await call('GET', '/wechat/orders/' + encodeURIComponent(outTradeNo))).order;
+    return (await call('GET', `/wechat/orders/${encodeURIComponent(outTradeNo)}`)).order;
   }
 
   /** Polls the order until it leaves PENDING; throws PAY_PENDING (with the order) after pollTimeoutMs. */
@@ -161,13 +161,13 @@ function createClient(options) {
     orders: async (query) => {
       const q = query || {};
       const params = [];
-      if (q.cursor) params.push('cursor=' + encodeURIComponent(q.cursor));
-      if (q.limit) params.push('limit=' + encodeURIComponent(String(q.limit)));
-      return call('GET', '/wechat/orders' + (params.length ? '?' + params.join('&') : ''));
+      if (q.cursor) params.push(`cursor=${encodeURIComponent(q.cursor)}`);
+      if (q.limit) params.push(`limit=${encodeURIComponent(String(q.limit))}`);
+      return call('GET', `/wechat/orders${params.length ? `?${params.join('&')}` : ''}`);
     },
     /** POST /wechat/orders/{outTradeNo}/close → the CLOSED order. */
     closeOrder: async (outTradeNo) =>
-      (await call('POST', '/wechat/orders/' + encodeURIComponent(outTradeNo) + '/close')).order,
+      (await call('POST', `/wechat/orders/${encodeURIComponent(outTradeNo)}/close`)).order,
     /** The stored session token ('' when signed out). */
     token: token,
     /** Forgets the session token on this device. */

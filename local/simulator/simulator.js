@@ -1,18 +1,17 @@
-'use strict';
 /**
  * The simulator page: a mini-program that runs the real flow through the same client helper a mini-program
  * requires (client/index.js, loaded as /client.js), on a `wx` shim the sandbox plays — wx.request → fetch (the
  * sandbox forwards /wechat/* to the local API), wx.login → POST /sandbox/login, wx.requestPayment → the cashier
  * sheet and POST /sandbox/cashier — and, on the right, what WeChat's side saw.
  */
-(function () {
+(() => {
   const $ = (id) => document.getElementById(id);
   const yuan = (fen) => `¥${(fen / 100).toFixed(2)}`;
   const time = (iso) => new Date(iso).toLocaleTimeString('zh-CN', { hour12: false });
   const STATUS_TEXT = { PENDING: '待支付', PAID: '已支付', CLOSED: '已关闭', REFUNDED: '已退款' };
   const VARIANT_TEXT = { genuine: '正常', forged: '伪造签名', stale: '过期时间戳', signtest: 'SIGNTEST' };
 
-  function escape(text) {
+  function html(text) {
     const div = document.createElement('div');
     div.textContent = String(text);
     return div.innerHTML;
@@ -90,7 +89,12 @@
     $('cashier-desc').textContent = order.description;
     $('cashier-amount').textContent = yuan(order.totalFee);
     $('cashier-sign').textContent = `${params.signType} · API ${order.version}`;
-    showOrder({ outTradeNo: order.outTradeNo, description: order.description, totalFee: order.totalFee, status: 'PENDING' });
+    showOrder({
+      outTradeNo: order.outTradeNo,
+      description: order.description,
+      totalFee: order.totalFee,
+      status: 'PENDING',
+    });
     $('cashier').hidden = false;
     const action = await new Promise((resolve) => {
       cashier.resolve = resolve;
@@ -103,7 +107,7 @@
   }
 
   for (const button of document.querySelectorAll('#cashier [data-action]')) {
-    button.addEventListener('click', () => cashier.resolve && cashier.resolve(button.dataset.action));
+    button.addEventListener('click', () => cashier.resolve?.(button.dataset.action));
   }
 
   const api = window.MiniProgramClient.createClient({
@@ -128,7 +132,9 @@
     $('avatar').textContent = [...user.nickname][0] || '?';
     const member = user.role === 1 && user.membershipExpiredAt;
     const membership = $('membership');
-    membership.textContent = member ? `会员 · 有效期至 ${user.membershipExpiredAt.slice(0, 10)}` : '普通用户 · 尚未开通会员';
+    membership.textContent = member
+      ? `会员 · 有效期至 ${user.membershipExpiredAt.slice(0, 10)}`
+      : '普通用户 · 尚未开通会员';
     membership.classList.toggle('member', Boolean(member));
     $('sign-in').textContent = '重新登录';
     const form = $('profile-form');
@@ -138,10 +144,10 @@
   function showOrder(order) {
     $('order').innerHTML = `
       <div class="order-head">
-        <strong>${escape(order.description)}</strong>
+        <strong>${html(order.description)}</strong>
         <span class="status ${order.status}" data-testid="order-status">${STATUS_TEXT[order.status] || ''} ${order.status}</span>
       </div>
-      <div class="order-no">${escape(order.outTradeNo)} · ${yuan(order.totalFee)}</div>`;
+      <div class="order-no">${html(order.outTradeNo)} · ${yuan(order.totalFee)}</div>`;
   }
 
   async function loadPlans() {
@@ -151,16 +157,16 @@
         .map(
           (plan) => `
           <div class="plan">
-            <div><div class="plan-name">${escape(plan.name)}</div><div class="plan-meta">${plan.days} 天会员</div></div>
+            <div><div class="plan-name">${html(plan.name)}</div><div class="plan-meta">${plan.days} 天会员</div></div>
             <div class="plan-buy"><span class="price">${yuan(plan.totalFee)}</span>
-              <button class="primary" data-plan="${escape(plan.id)}" data-testid="plan-${escape(plan.id)}">开通</button></div>
+              <button class="primary" data-plan="${html(plan.id)}" data-testid="plan-${html(plan.id)}">开通</button></div>
           </div>`,
         )
         .join('');
       $('stack-state').textContent = 'API 已连接';
       $('stack-state').className = 'pill ok';
     } catch (error) {
-      $('plans').innerHTML = `<div class="empty">${escape(error.message)}</div>`;
+      $('plans').innerHTML = `<div class="empty">${html(error.message)}</div>`;
       $('stack-state').textContent = 'API 未连接';
       $('stack-state').className = 'pill bad';
     }
@@ -172,7 +178,7 @@
     $('orders').innerHTML = orders.length
       ? orders
           .map(
-            (order) => `<div class="row"><span>${escape(order.description)} · ${yuan(order.totalFee)}</span>
+            (order) => `<div class="row"><span>${html(order.description)} · ${yuan(order.totalFee)}</span>
               <span class="status ${order.status}">${STATUS_TEXT[order.status] || order.status}</span></div>`,
           )
           .join('')
@@ -230,7 +236,8 @@
         toast('资料已保存');
       } catch (error) {
         if (error.errors) {
-          $('profile-errors').textContent = `${error.message}（${error.errors.map((e) => `${e.field}: ${e.code}`).join('，')}）`;
+          $('profile-errors').textContent =
+            `${error.message}（${error.errors.map((e) => `${e.field}: ${e.code}`).join('，')}）`;
         }
         throw error;
       }
@@ -270,7 +277,10 @@
   let shownCalls = -1;
 
   async function refreshWeChatSide() {
-    const [{ data: n }, { data: c }] = await Promise.all([sandbox('/sandbox/notifications'), sandbox('/sandbox/calls')]);
+    const [{ data: n }, { data: c }] = await Promise.all([
+      sandbox('/sandbox/notifications'),
+      sandbox('/sandbox/calls'),
+    ]);
     if (n.notifications.length !== shownDeliveries) {
       shownDeliveries = n.notifications.length;
       $('deliveries').innerHTML = shownDeliveries
@@ -280,10 +290,10 @@
             .map(
               (d) => `<tr>
                 <td>${time(d.at)}</td>
-                <td class="mono">${escape(d.outTradeNo.slice(-10))}</td>
+                <td class="mono">${html(d.outTradeNo.slice(-10))}</td>
                 <td><span class="tag ${d.variant}">${VARIANT_TEXT[d.variant] || d.variant}</span> <span class="muted">${d.version}</span></td>
                 <td>${d.attempt}</td>
-                <td class="mono reply" title="${escape(d.reply)}">${d.status === null ? '无应答' : `HTTP ${d.status}`} ${escape(d.reply)}</td>
+                <td class="mono reply" title="${html(d.reply)}">${d.status === null ? '无应答' : `HTTP ${d.status}`} ${html(d.reply)}</td>
                 <td class="verdict ${d.accepted ? 'accepted' : 'refused'}">${d.accepted ? '已确认' : '已拒绝'}</td>
               </tr>`,
             )
@@ -297,7 +307,8 @@
             .slice(-40)
             .reverse()
             .map(
-              (call) => `<tr><td>${time(call.at)}</td><td>${call.method}</td><td class="mono">${escape(call.path)}</td></tr>`,
+              (call) =>
+                `<tr><td>${time(call.at)}</td><td>${call.method}</td><td class="mono">${html(call.path)}</td></tr>`,
             )
             .join('')
         : '<tr><td colspan="3" class="empty">还没有调用</td></tr>';
