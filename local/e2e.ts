@@ -3,7 +3,7 @@ import { exitCode, runScript, startStack } from './stack-process';
 
 /**
  * `npm run test:e2e [v2|v3 …]`: for each WeChat Pay version, starts the whole local stack (`npm start`), runs
- * `npm run demo` and then the stack suite (the mini-program client helper, seed 000's calls and the simulator
+ * `npm run demo`, `npm run doctor` and then the stack suite (the mini-program client helper, seed 000's calls and the simulator
  * page in headless Chromium) against it, and stops the stack. Exits non-zero if any of them fails.
  */
 const versions = process.argv.slice(2).length ? process.argv.slice(2) : ['v2', 'v3'];
@@ -19,6 +19,9 @@ for (const version of versions) {
     demo.stdout?.pipe(process.stdout);
     const code = await exitCode(demo);
     if (code !== 0) throw new Error(`demo failed on ${version} (exit ${code})`);
+    const doctor = runScript('local/doctor-cli.ts', { WECHAT_PAY_VERSION: version });
+    doctor.stdout?.pipe(process.stdout);
+    if ((await exitCode(doctor)) !== 0) throw new Error(`doctor failed on ${version}`);
     const suite = runScript(
       'node_modules/vitest/vitest.mjs',
       {
