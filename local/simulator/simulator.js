@@ -273,46 +273,41 @@
     });
   });
 
-  let shownDeliveries = -1;
-  let shownCalls = -1;
+  /** Fills a log table with the newest `limit` rows, newest first, when its length changed. */
+  function fillLog(id, list, shown, limit, row, empty) {
+    if (list.length === shown[id]) return;
+    shown[id] = list.length;
+    $(id).innerHTML = list.length ? list.slice(-limit).reverse().map(row).join('') : empty;
+  }
+
+  const shown = {};
+
+  const deliveryRow = (d) => `<tr>
+    <td>${time(d.at)}</td>
+    <td class="mono">${html(d.outTradeNo.slice(-10))}</td>
+    <td><span class="tag ${d.variant}">${VARIANT_TEXT[d.variant] || d.variant}</span> <span class="muted">${d.version}</span></td>
+    <td>${d.attempt}</td>
+    <td class="mono reply" title="${html(d.reply)}">${d.status === null ? '无应答' : `HTTP ${d.status}`} ${html(d.reply)}</td>
+    <td class="verdict ${d.accepted ? 'accepted' : 'refused'}">${d.accepted ? '已确认' : '已拒绝'}</td>
+  </tr>`;
+
+  const callRow = (call) =>
+    `<tr><td>${time(call.at)}</td><td>${call.method}</td><td class="mono">${html(call.path)}</td></tr>`;
 
   async function refreshWeChatSide() {
     const [{ data: n }, { data: c }] = await Promise.all([
       sandbox('/sandbox/notifications'),
       sandbox('/sandbox/calls'),
     ]);
-    if (n.notifications.length !== shownDeliveries) {
-      shownDeliveries = n.notifications.length;
-      $('deliveries').innerHTML = shownDeliveries
-        ? n.notifications
-            .slice(-30)
-            .reverse()
-            .map(
-              (d) => `<tr>
-                <td>${time(d.at)}</td>
-                <td class="mono">${html(d.outTradeNo.slice(-10))}</td>
-                <td><span class="tag ${d.variant}">${VARIANT_TEXT[d.variant] || d.variant}</span> <span class="muted">${d.version}</span></td>
-                <td>${d.attempt}</td>
-                <td class="mono reply" title="${html(d.reply)}">${d.status === null ? '无应答' : `HTTP ${d.status}`} ${html(d.reply)}</td>
-                <td class="verdict ${d.accepted ? 'accepted' : 'refused'}">${d.accepted ? '已确认' : '已拒绝'}</td>
-              </tr>`,
-            )
-            .join('')
-        : '<tr><td colspan="6" class="empty">还没有通知</td></tr>';
-    }
-    if (c.calls.length !== shownCalls) {
-      shownCalls = c.calls.length;
-      $('calls').innerHTML = shownCalls
-        ? c.calls
-            .slice(-40)
-            .reverse()
-            .map(
-              (call) =>
-                `<tr><td>${time(call.at)}</td><td>${call.method}</td><td class="mono">${html(call.path)}</td></tr>`,
-            )
-            .join('')
-        : '<tr><td colspan="3" class="empty">还没有调用</td></tr>';
-    }
+    fillLog(
+      'deliveries',
+      n.notifications,
+      shown,
+      30,
+      deliveryRow,
+      '<tr><td colspan="6" class="empty">还没有通知</td></tr>',
+    );
+    fillLog('calls', c.calls, shown, 40, callRow, '<tr><td colspan="3" class="empty">还没有调用</td></tr>');
   }
 
   function poll() {

@@ -9,7 +9,7 @@ const UNREACHABLE = 'http://127.0.0.1:9';
 describe('doctor', () => {
   it('names each failing check and prints no secret', async () => {
     // Arrange
-    const env = {
+    const env: Record<string, string> = {
       ...localEnv({}),
       SECRETS_SOURCE: 'env',
       WECHAT_PAY_VERSION: 'v3',
