@@ -182,6 +182,7 @@ function namedOrder(store: PayStore, body: Record<string, unknown>): SandboxOrde
 function paidAnswer(order: SandboxOrder, delivery: Delivery | undefined): SandboxReply {
   return json(200, {
     outTradeNo: order.outTradeNo,
+    version: order.version,
     transactionId: order.transactionId,
     delivered: delivery?.accepted ?? false,
     status: delivery?.status ?? null,
