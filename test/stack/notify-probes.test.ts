@@ -17,7 +17,7 @@ async function notifyAgain(outTradeNo: string, variant: string) {
   });
   return {
     status: response.status,
-    body: (await response.json()) as { delivered?: boolean; error?: string },
+    body: (await response.json()) as { version?: string; delivered?: boolean; error?: string },
   };
 }
 
@@ -39,7 +39,8 @@ it('acknowledges a duplicate and refuses forged, stale and SIGNTEST notifies wit
   expect(forged.body.delivered).toBe(false);
   for (const probe of [stale, signtest]) {
     // v3 refuses them; a v2 notify has no timestamp or serial, so the sandbox has no such probe (400).
-    if (duplicate.body.version === 'v3') expect(probe).toMatchObject({ status: 200, body: { delivered: false } });
+    if (duplicate.body.version === 'v3')
+      expect(probe).toMatchObject({ status: 200, body: { delivered: false } });
     else expect(probe.body.error).toMatch(/has no (stale|signtest) variant/);
   }
   expect((await api.me()).membershipExpiredAt).toBe(paidUntil);
