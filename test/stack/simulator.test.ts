@@ -9,6 +9,8 @@ import { afterAll, beforeAll, beforeEach, expect, inject, it } from 'vitest';
  */
 const { sandboxUrl } = inject('stack');
 const CHROME = process.env.CHROME_PATH || '/usr/bin/chromium';
+/** How long the page may take to show a state (a cold function on a busy machine takes seconds). */
+const WAIT = { timeout: 20_000, interval: 100 };
 
 let browser: Browser;
 let page: Page;
@@ -49,7 +51,7 @@ beforeEach(async () => {
   page.on('pageerror', (error) => consoleErrors.push(error.message));
   await page.goto(sandboxUrl);
   await page.getByTestId('sign-in').click();
-  await expect.poll(() => page.getByTestId('membership').textContent()).toContain('尚未开通会员');
+  await expect.poll(() => page.getByTestId('membership').textContent(), WAIT).toContain('尚未开通会员');
 });
 
 it('signs in, buys a plan, pays in the cashier and shows the membership expiry', async () => {
@@ -58,8 +60,10 @@ it('signs in, buys a plan, pays in the cashier and shows the membership expiry',
   await page.getByTestId('pay-confirm').click();
 
   // Assess
-  await expect.poll(() => page.getByTestId('order-status').textContent()).toContain('PAID');
-  await expect.poll(() => page.getByTestId('membership').textContent()).toMatch(/有效期至 \d{4}-\d{2}-\d{2}/);
+  await expect.poll(() => page.getByTestId('order-status').textContent(), WAIT).toContain('PAID');
+  await expect
+    .poll(() => page.getByTestId('membership').textContent(), WAIT)
+    .toMatch(/有效期至 \d{4}-\d{2}-\d{2}/);
   if (process.env.SIMULATOR_SCREENSHOT) await page.screenshot({ path: process.env.SIMULATOR_SCREENSHOT });
   expect(consoleErrors).toEqual([]);
 });
@@ -70,7 +74,7 @@ it('buys a plan, cancels in the cashier and shows the order CLOSED', async () =>
   await page.getByTestId('pay-cancel').click();
 
   // Assess
-  await expect.poll(() => page.getByTestId('order-status').textContent()).toContain('CLOSED');
+  await expect.poll(() => page.getByTestId('order-status').textContent(), WAIT).toContain('CLOSED');
   expect(await page.getByTestId('membership').textContent()).toContain('尚未开通会员');
   expect(consoleErrors).toEqual([]);
 });
