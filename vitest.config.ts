@@ -21,6 +21,17 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        test: {
+          // The whole local stack over HTTP: the client helper, seed 000's calls, the simulator in Chromium.
+          name: 'stack',
+          include: ['test/stack/**/*.test.ts'],
+          globalSetup: ['test/stack/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 200_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

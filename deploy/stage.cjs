@@ -159,11 +159,13 @@ async function context(resolveVariable, options) {
   return { stage, service, local, values, region };
 }
 
+/** payNotify's HTTP API route: locally, and on the custom domain with NOTIFY_ON_DOMAIN. */
+const NOTIFY_EVENTS = [{ httpApi: 'POST /wechat/notify' }];
+
 /** `${file(./deploy/stage.cjs):settings}`: the resolved settings serverless.yml uses. */
 async function settings({ resolveVariable, options }) {
   const { stage, service, local, values, region } = await context(resolveVariable, options);
   const onDomain = values.NOTIFY_ON_DOMAIN === 'true';
-  const notifyRoute = [{ httpApi: 'POST /wechat/notify' }];
   let notifyUrl = { 'Fn::GetAtt': ['PayNotifyLambdaFunctionUrl', 'FunctionUrl'] };
   if (local) notifyUrl = process.env.WECHAT_NOTIFY_URL || 'http://127.0.0.1:3000/wechat/notify';
   else if (onDomain) notifyUrl = `https://${values.DOMAIN_NAME}/wechat/notify`;
@@ -174,7 +176,7 @@ async function settings({ resolveVariable, options }) {
     secretsSource: local ? 'env' : 'ssm',
     roleNamePrefix: roleNamePrefix(service, stage, region),
     notifyUrl,
-    notifyEvents: local || onDomain ? notifyRoute : [],
+    notifyEvents: local || onDomain ? NOTIFY_EVENTS : [],
     tracing: values.TRACING === 'true',
     // X-Ray accepts no resource-level permissions, hence '*' (only when TRACING is on).
     roleStatements:
@@ -287,4 +289,4 @@ async function resources({ resolveVariable, resolveConfigurationProperty, option
   return { Resources: out, Outputs: outputs };
 }
 
-module.exports = { settings, resources, readStageFile, roleNamePrefix, SETTINGS, MAX_STAGE_LENGTH };
+module.exports = { settings, resources, readStageFile, roleNamePrefix, SETTINGS, MAX_STAGE_LENGTH, NOTIFY_EVENTS };

@@ -11,7 +11,8 @@ export const handler = httpHandler(
     const userId = await authenticate(event, config);
     const body = validate(CreatePaymentBody, event.body);
     const result = await createPayment(config, paymentProvider(config), userId, body, clientIp(event));
-    return ok(result, '下单成功');
+    // `result` is seed 000's shape (node-tenpay's getPayParams): mini-programs written for it spread it as is.
+    return ok({ ...result, result: { appId: config.appId, ...result.payParams } }, '下单成功');
   },
   { jsonBody: true, maxBodyBytes: 4096 },
 );

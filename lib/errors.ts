@@ -22,6 +22,25 @@ export class BadRequestError extends AppError {
   }
 }
 
+/** One refused input field: its dot path (`body` for the body itself) and a stable code (REQUIRED, TOO_LONG, …). */
+export interface FieldError {
+  field: string;
+  code: string;
+}
+
+/**
+ * A request body or parameter that fails its schema (400 VALIDATION_ERROR); `errors` lists every refused field
+ * (the first one's path is the logged detail).
+ */
+export class ValidationError extends BadRequestError {
+  constructor(
+    message: string,
+    readonly errors: FieldError[],
+  ) {
+    super(message, 'VALIDATION_ERROR', errors[0]?.field);
+  }
+}
+
 export class UnauthorizedError extends AppError {
   constructor(message = '请先登录', code = 'UNAUTHORIZED', detail?: string) {
     super(401, code, message, detail);

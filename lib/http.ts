@@ -8,11 +8,13 @@ import { paymentProvider } from '#lib/clients/wechat-pay';
 import { type Config, loadConfig } from '#lib/config';
 import {
   AppError,
+  type FieldError,
   NotifyRejectedError,
   PayloadTooLargeError,
   PaymentRejectedError,
   type PaymentRejection,
   TooManyRequestsError,
+  ValidationError,
 } from '#lib/errors';
 import { logger } from '#lib/logger';
 
@@ -27,17 +29,18 @@ export function ok(data: Record<string, unknown>, message = '操作成功', stat
   return { statusCode, headers: JSON_HEADERS, body: JSON.stringify({ success: true, message, data }) };
 }
 
-/** A failure envelope `{success: false, message, code}`. */
+/** A failure envelope `{success: false, message, code}`, plus `errors: [{field, code}]` for a validation failure. */
 export function failure(
   statusCode: number,
   code: string,
   message: string,
   headers: Record<string, string> = {},
+  errors?: FieldError[],
 ): HttpResult {
   return {
     statusCode,
     headers: { ...JSON_HEADERS, ...headers },
-    body: JSON.stringify({ success: false, message, code }),
+    body: JSON.stringify({ success: false, message, code, ...(errors ? { errors } : {}) }),
   };
 }
 
@@ -51,7 +54,8 @@ export function errorToResponse(error: unknown): HttpResult {
     }
     const headers: Record<string, string> =
       error instanceof TooManyRequestsError ? { 'retry-after': String(error.retryAfterSeconds) } : {};
-    return failure(error.status, error.code, error.message, headers);
+    const errors = error instanceof ValidationError ? error.errors : undefined;
+    return failure(error.status, error.code, error.message, headers, errors);
   }
   // middy's own http errors (json body parser): 415 unsupported media type, 422 malformed JSON.
   const status = (error as { statusCode?: unknown })?.statusCode;

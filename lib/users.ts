@@ -92,31 +92,47 @@ export async function getCurrentUser(config: Config, userId: string): Promise<Us
   return user;
 }
 
-// Text people type: no control characters, no bidi overrides, well-formed UTF-16, not only invisible characters.
+// Text people type (nickname, company, introduce): well-formed UTF-16, NFC, and none of the characters that
+// hide, reorder or break text: C0/C1 controls, U+2028/U+2029, bidi controls and marks.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point.
-const UNSAFE_TEXT = /[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069]/;
-const INVISIBLE = /^[\s\u200b-\u200d\u2060\ufeff]*$/u;
+const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]/;
+/** Blanks and fillers that render as nothing: a value made only of these is refused. */
+const BLANK = /^[\s\u115f\u1160\u200b-\u200d\u2060\u2800\u3164\uffa0\ufeff]*$/u;
+/** More than 8 combining marks on one character ("zalgo" text), counted in NFD (precomposed letters included). */
+const MARK_PILE = /\p{M}{9,}/u;
 
 function text(field: string, min: number, max: number) {
   return v.pipe(
     v.string(`${field}必须是字符串`),
     v.check((s) => s.isWellFormed() && !UNSAFE_TEXT.test(s), `${field}包含不允许的字符`),
+    v.normalize('NFC'),
+    v.check((s) => !MARK_PILE.test(s.normalize('NFD')), `${field}包含过多的组合符号`),
     v.check((s) => [...s].length >= min && [...s].length <= max, `${field}长度应为 ${min}–${max} 个字符`),
-    v.check((s) => min === 0 || !INVISIBLE.test(s), `${field}不能为空`),
+    v.check((s) => s === '' || !BLANK.test(s), `${field}不能为空白`),
   );
 }
 
-/** An https URL with a DNS host name (no credentials, no IP literal); '' clears the avatar. */
+/** Host names that never name a public server. */
+const PRIVATE_HOST = /(^|\.)(localhost|local|internal|localdomain|home\.arpa)$/;
+
+/**
+ * An https URL on a public DNS host name (no credentials, no IP literal, no localhost / .local / .internal);
+ * '' clears the avatar.
+ */
 function isAvatarUrl(value: string): boolean {
   if (value === '') return true;
-  try {
-    const url = new URL(value);
-    const host = url.hostname;
-    const ipLiteral = /^[\d.]+$/.test(host) || host.startsWith('[');
-    return url.protocol === 'https:' && !url.username && !url.password && host.includes('.') && !ipLiteral;
-  } catch {
-    return false;
-  }
+  if (!URL.canParse(value)) return false;
+  const url = new URL(value);
+  const host = url.hostname.replace(/\.$/, '');
+  const ipLiteral = /^[\d.]+$/.test(host) || host.startsWith('[');
+  return (
+    url.protocol === 'https:' &&
+    !url.username &&
+    !url.password &&
+    host.includes('.') &&
+    !ipLiteral &&
+    !PRIVATE_HOST.test(host)
+  );
 }
 
 /** Allow-listed profile fields; anything else in the body is ignored, never stored. */
@@ -126,7 +142,9 @@ export const ProfileUpdateBody = v.object({
     v.pipe(
       v.string('头像必须是字符串'),
       v.maxLength(512, '头像地址过长'),
-      v.check(isAvatarUrl, '头像必须是 https 地址'),
+      v.check(isAvatarUrl, '头像必须是公网 https 地址'),
+      // Stored as the parsed URL's href: one canonical spelling, whatever the client sent.
+      v.transform((value) => (value === '' ? '' : new URL(value).href)),
     ),
   ),
   sex: v.optional(v.picklist([0, 1, 2], '性别只能是 0、1 或 2')),

@@ -1,62 +1,43 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import { localEnv } from './env';
+import { exitCode, runScript, startStack } from './stack-process';
 
 /**
- * `npm run test:e2e [v2|v3 …]`: for each WeChat Pay version, starts the whole local stack (`npm start`),
- * runs `npm run demo` against it, and stops the stack. Exits non-zero if any demo fails.
+ * `npm run test:e2e [v2|v3 …]`: for each WeChat Pay version, starts the whole local stack (`npm start`), runs
+ * `npm run demo`, `npm run doctor` and then the stack suite (the mini-program client helper, seed 000's calls and the simulator
+ * page in headless Chromium) against it, and stops the stack. Exits non-zero if any of them fails.
  */
-const ROOT = resolve(import.meta.dirname, '..');
 const versions = process.argv.slice(2).length ? process.argv.slice(2) : ['v2', 'v3'];
-
-function run(script: string, env: NodeJS.ProcessEnv, detached = false): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, script)], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-    detached,
-  });
-}
-
-function waitForReady(child: ChildProcess, timeoutMs: number): Promise<void> {
-  return new Promise((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error('stack did not print ready in time')), timeoutMs);
-    let buffered = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      process.stdout.write(chunk);
-      buffered += chunk.toString();
-      if (/^ready$/m.test(buffered)) {
-        clearTimeout(timer);
-        resolveReady();
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`stack exited early (${code})`));
-    });
-  });
-}
-
-function exitCode(child: ChildProcess): Promise<number> {
-  return new Promise((done) => child.on('exit', (code) => done(code ?? 1)));
-}
+const env = localEnv();
 
 let failed = false;
 for (const version of versions) {
   console.log(`\n=== e2e: WECHAT_PAY_VERSION=${version} ===`);
-  const stack = run('local/start.ts', { WECHAT_PAY_VERSION: version }, true);
-  const stopped = exitCode(stack);
+  let stack: { stop: () => Promise<void> } | undefined;
   try {
-    await waitForReady(stack, 180_000);
-    const demo = run('local/demo.ts', { WECHAT_PAY_VERSION: version });
+    stack = await startStack({ WECHAT_PAY_VERSION: version });
+    const demo = runScript('local/demo.ts', { WECHAT_PAY_VERSION: version });
     demo.stdout?.pipe(process.stdout);
     const code = await exitCode(demo);
     if (code !== 0) throw new Error(`demo failed on ${version} (exit ${code})`);
+    const doctor = runScript('local/doctor-cli.ts', { WECHAT_PAY_VERSION: version });
+    doctor.stdout?.pipe(process.stdout);
+    if ((await exitCode(doctor)) !== 0) throw new Error(`doctor failed on ${version}`);
+    const suite = runScript(
+      'node_modules/vitest/vitest.mjs',
+      {
+        STACK_API_URL: `http://127.0.0.1:${env.PORT}`,
+        STACK_SANDBOX_URL: `http://127.0.0.1:${env.SANDBOX_PORT}`,
+      },
+      { args: ['run', '--project', 'stack'] },
+    );
+    suite.stdout?.pipe(process.stdout);
+    const suiteCode = await exitCode(suite);
+    if (suiteCode !== 0) throw new Error(`stack suite failed on ${version} (exit ${suiteCode})`);
   } catch (error) {
     failed = true;
     console.error(`✘ ${(error as Error).message}`);
   } finally {
-    if (stack.pid && stack.exitCode === null) process.kill(stack.pid, 'SIGTERM');
-    await stopped;
+    await stack?.stop();
   }
 }
 process.exit(failed ? 1 : 0);

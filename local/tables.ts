@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import {
   CreateTableCommand,
   type CreateTableCommandInput,
@@ -8,9 +6,7 @@ import {
   ListTablesCommand,
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
-import { parseDocument } from 'yaml';
-
-const ROOT = resolve(import.meta.dirname, '..');
+import { readServerlessYml } from './serverless-routes';
 
 interface TableResource {
   Type: string;
@@ -22,12 +18,10 @@ interface TableResource {
  * (UsersTable, OrdersTable). CloudFormation-only properties are dropped; names come from `names`.
  */
 export function tableDefinitions(names: Record<string, string>): CreateTableCommandInput[] {
-  // Custom tags such as !Sub are irrelevant to tables; keep them as plain values.
-  const doc = parseDocument(readFileSync(resolve(ROOT, 'serverless.yml'), 'utf8'), {
-    customTags: [{ tag: '!Sub', resolve: (value: string) => value }],
-  });
   // `resources` is a list of fragments; the tables are in the one with `Resources`.
-  const fragments: { Resources?: Record<string, TableResource> }[] = [doc.toJS().resources ?? []].flat();
+  const fragments: { Resources?: Record<string, TableResource> }[] = [
+    readServerlessYml().resources ?? [],
+  ].flat();
   const resources = Object.assign({}, ...fragments.map((fragment) => fragment?.Resources ?? {}));
   return Object.entries(resources as Record<string, TableResource>)
     .filter(([, resource]) => resource.Type === 'AWS::DynamoDB::Table')

@@ -13,9 +13,9 @@ export const QUERY_COOLDOWN_SECONDS = 5;
 
 /**
  * `GET /wechat/orders/{outTradeNo}`: the caller's order; a PENDING one is first checked with WeChat's order
- * query (at most once per QUERY_COOLDOWN_SECONDS per order), and a SUCCESS there goes through the same
- * exactly-once settle as a notify. Throws NotFoundError for someone else's order. A failing order query or
- * settle leaves the order PENDING (logged, not thrown).
+ * query (at most once per QUERY_COOLDOWN_SECONDS per order): a SUCCESS there goes through the same
+ * exactly-once settle as a notify, a CLOSED one closes it here. Throws NotFoundError for someone else's
+ * order. A failing order query or settle leaves the order PENDING (logged, not thrown).
  */
 export async function getOrderForUser(
   config: Config,
@@ -39,6 +39,11 @@ export async function getOrderForUser(
   } catch (error) {
     logger.warn('order query failed; order stays PENDING', { outTradeNo, error: (error as Error).message });
     return toPublicOrder(order);
+  }
+  if (query.tradeState === 'CLOSED') {
+    return toPublicOrder(
+      (await orders.markOrderClosed(config.ordersTable, outTradeNo, now.toISOString())) ?? order,
+    );
   }
   if (query.tradeState !== 'SUCCESS' || !('report' in query)) return toPublicOrder(order);
   try {

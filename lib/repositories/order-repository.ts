@@ -48,24 +48,31 @@ const RECONCILE_SHARD = 'PENDING';
 /** The facts of a reported payment that the exactly-once transition writes onto the order. */
 export type PaidFacts = Pick<PaymentReport, 'transactionId' | 'paidAt' | 'bankType' | 'cashFee' | 'paidVia'>;
 
-/**
- * Creates a new order unless the out_trade_no is taken; false on a collision. An order with `reconcileAt`
- * enters the byReconcile index.
- */
-export async function createOrder(table: string, order: OrderRecord): Promise<boolean> {
+/** Runs a conditional write; false (nothing written) when its condition fails. */
+async function writeIf(send: () => Promise<unknown>): Promise<boolean> {
   try {
-    await dynamo().send(
-      new PutCommand({
-        TableName: table,
-        Item: order.reconcileAt ? { ...order, reconcileShard: RECONCILE_SHARD } : order,
-        ConditionExpression: 'attribute_not_exists(outTradeNo)',
-      }),
-    );
+    await send();
     return true;
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) return false;
     throw error;
   }
+}
+
+/**
+ * Creates a new order unless the out_trade_no is taken; false on a collision. An order with `reconcileAt`
+ * enters the byReconcile index.
+ */
+export function createOrder(table: string, order: OrderRecord): Promise<boolean> {
+  return writeIf(() =>
+    dynamo().send(
+      new PutCommand({
+        TableName: table,
+        Item: order.reconcileAt ? { ...order, reconcileShard: RECONCILE_SHARD } : order,
+        ConditionExpression: 'attribute_not_exists(outTradeNo)',
+      }),
+    ),
+  );
 }
 
 /** Reads an order by out_trade_no (strongly consistent). */
@@ -80,14 +87,14 @@ export async function getOrder(table: string, outTradeNo: string): Promise<Order
  * Stores a prepay_id on a PENDING order. Never touches `status`, so a notify that committed first
  * (PAID) is never reverted; returns false when the order is no longer PENDING.
  */
-export async function savePrepayId(
+export function savePrepayId(
   table: string,
   outTradeNo: string,
   prepayId: string,
   now: string,
 ): Promise<boolean> {
-  try {
-    await dynamo().send(
+  return writeIf(() =>
+    dynamo().send(
       new UpdateCommand({
         TableName: table,
         Key: { outTradeNo },
@@ -96,12 +103,8 @@ export async function savePrepayId(
         ExpressionAttributeNames: { '#s': 'status' },
         ExpressionAttributeValues: { ':p': prepayId, ':t': now, ':pending': 'PENDING' },
       }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+    ),
+  );
 }
 
 /** A page of one user's orders, newest first, from the byUser index (never a Scan). */

@@ -5,10 +5,12 @@ import { PayStore } from './pay-store';
 import { registerPayV2 } from './pay-v2';
 import { payV3SettingsFromEnv, registerPayV3 } from './pay-v3';
 import { Sandbox } from './server';
+import { registerSite } from './site';
 
 /**
  * A sandbox configured from the same names the app reads (WECHAT_APPID, WECHAT_SECRET, …): the WeChat endpoints,
- * then the /sandbox/ control routes.
+ * then the /sandbox/ control routes, then the site (simulator page, docs, `/wechat/*` forwarded to the local API at
+ * SANDBOX_API_BASE, default http://127.0.0.1:$PORT).
  */
 export function createConfiguredSandbox(): Sandbox {
   const sandbox = new Sandbox();
@@ -24,5 +26,6 @@ export function createConfiguredSandbox(): Sandbox {
   registerFaultControl(sandbox);
   registerLoginControl(sandbox, codes);
   registerPayControl(sandbox, store);
+  registerSite(sandbox, envValue('SANDBOX_API_BASE') || `http://127.0.0.1:${envValue('PORT', '3000')}`);
   return sandbox;
 }

@@ -1,4 +1,4 @@
-import type { Delivery, NotifyResult, PayStore, SandboxOrder } from './pay-store';
+import type { Delivery, NotifyResult, NotifyVariant, PayStore, SandboxOrder } from './pay-store';
 
 /**
  * Notify delivery, for both API versions: `sendNotify` POSTs one built notify to the order's notify_url (the v2 and
@@ -65,21 +65,31 @@ export class NotifyDeliverer {
     private readonly speedup: number,
   ) {}
 
-  /** One attempt through the order's version notifier, recorded with its attempt number. */
-  async deliver(order: SandboxOrder): Promise<Delivery> {
+  /**
+   * One attempt through the order's version notifier, recorded with its attempt number; undefined (nothing
+   * sent) when that version has no such variant.
+   */
+  async deliver(order: SandboxOrder, variant: NotifyVariant = 'genuine'): Promise<Delivery | undefined> {
     const at = new Date().toISOString();
     const notifier = this.store.notifiers[order.version];
     let result: NotifyResult;
     try {
-      result = notifier
-        ? await notifier(order)
-        : { status: null, reply: `no ${order.version} notifier registered`, accepted: false };
+      const sent = notifier
+        ? notifier(order, variant)
+        : Promise.resolve({
+            status: null,
+            reply: `no ${order.version} notifier registered`,
+            accepted: false,
+          });
+      if (!sent) return undefined;
+      result = await sent;
     } catch (error) {
       result = { status: null, reply: `notifier failed: ${(error as Error).message}`, accepted: false };
     }
     const delivery: Delivery = {
       outTradeNo: order.outTradeNo,
       version: order.version,
+      variant,
       attempt: this.store.deliveries.filter((d) => d.outTradeNo === order.outTradeNo).length + 1,
       at,
       status: result.status,
@@ -92,7 +102,7 @@ export class NotifyDeliverer {
 
   /** The first attempt now; when it is not accepted, retries follow on the schedule (unref'd timers) until one is. */
   async deliverUntilAccepted(order: SandboxOrder): Promise<Delivery> {
-    const first = await this.deliver(order);
+    const first = (await this.deliver(order)) as Delivery;
     if (!first.accepted) this.scheduleRetry(order.outTradeNo, 0);
     return first;
   }
@@ -114,7 +124,7 @@ export class NotifyDeliverer {
         const order = this.store.orders.get(outTradeNo);
         if (this.closed || !order) return;
         void this.deliver(order).then((delivery) => {
-          if (!delivery.accepted) this.scheduleRetry(outTradeNo, index + 1);
+          if (!delivery?.accepted) this.scheduleRetry(outTradeNo, index + 1);
         });
       },
       (delaySeconds * 1000) / this.speedup,

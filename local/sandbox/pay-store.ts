@@ -36,18 +36,49 @@ export interface NotifyResult {
   accepted: boolean;
 }
 
+/**
+ * Which notify to send: the genuine one, or a probe the merchant must refuse — `forged` (body altered after
+ * signing), `stale` (v3: Wechatpay-Timestamp 10 minutes old), `signtest` (v3: a WECHATPAY/SIGNTEST/ signature).
+ */
+export type NotifyVariant = 'genuine' | 'forged' | 'stale' | 'signtest';
+
+/** Every variant, for the control route's check. */
+export const NOTIFY_VARIANTS: readonly NotifyVariant[] = ['genuine', 'forged', 'stale', 'signtest'];
+
 export interface Delivery extends NotifyResult {
   outTradeNo: string;
+  variant: NotifyVariant;
   version: PayVersion;
   attempt: number;
   at: string;
 }
 
-/** Sends one signed notify for a paid order (built by the order's API version) and reports the merchant's reply. */
-export type Notifier = (order: SandboxOrder) => Promise<NotifyResult>;
+/**
+ * Sends one signed notify for a paid order (built by the order's API version) and reports the merchant's reply;
+ * undefined when this version has no such variant (v2 carries no timestamp or serial to probe).
+ */
+export type Notifier = (order: SandboxOrder, variant?: NotifyVariant) => Promise<NotifyResult> | undefined;
+
+/** The five `wx.requestPayment` fields (plus the appId the cashier knows), as the mini-program passes them. */
+export interface CashierParams {
+  appId: string;
+  timeStamp: string;
+  nonceStr: string;
+  package: string;
+  signType: string;
+  paySign: string;
+}
 
 export class PayStore {
   readonly orders = new Map<string, SandboxOrder>();
   readonly deliveries: Delivery[] = [];
   readonly notifiers: Partial<Record<PayVersion, Notifier>> = {};
+  /** Checks a `wx.requestPayment` paySign as WeChat's cashier does, per API version. */
+  readonly paySignCheckers: Partial<Record<PayVersion, (params: CashierParams) => boolean>> = {};
+
+  /** The order a prepay_id belongs to (what the cashier knows from `package`). */
+  byPrepayId(prepayId: string): SandboxOrder | undefined {
+    for (const order of this.orders.values()) if (order.prepayId === prepayId) return order;
+    return undefined;
+  }
 }

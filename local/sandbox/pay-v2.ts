@@ -69,6 +69,9 @@ class V2Refusal extends Error {
   }
 }
 
+/** The key a forged v2 notify is signed with. */
+const FORGED_KEY = 'forgedForgedForgedForgedForged00';
+
 /** Registers `POST /pay/unifiedorder`, `/pay/orderquery`, `/pay/closeorder` and `store.notifiers.v2`. */
 export function registerPayV2(sandbox: Sandbox, store: PayStore, settings: PayV2Settings): void {
   const merchant: V2Merchant = { settings, store, extras: new Map() };
@@ -76,7 +79,15 @@ export function registerPayV2(sandbox: Sandbox, store: PayStore, settings: PayV2
   sandbox.route('POST', '/pay/unifiedorder', checked(merchant, unifiedOrder), busy);
   sandbox.route('POST', '/pay/orderquery', checked(merchant, orderQuery), busy);
   sandbox.route('POST', '/pay/closeorder', checked(merchant, closeOrder), busy);
-  store.notifiers.v2 = (order) => notifyV2(merchant, order);
+  store.notifiers.v2 = (order, variant) => {
+    if (variant === 'stale' || variant === 'signtest') return undefined;
+    return notifyV2(merchant, order, variant === 'forged');
+  };
+  store.paySignCheckers.v2 = (params) =>
+    V2_SIGN_TYPES.includes(params.signType as V2SignType) &&
+    verifyV2Sign({ ...params, sign: params.paySign, paySign: '' }, settings.mchKey, [
+      params.signType as V2SignType,
+    ]);
 }
 
 /** `POST /pay/unifiedorder` (统一下单, JSAPI): a new order → its prepay_id; the same request again → the same id. */
@@ -157,10 +168,10 @@ function closeOrder(merchant: V2Merchant, params: Record<string, string>): Field
 }
 
 /**
- * The signed v2 payment notify (支付结果通知) for a paid order, POSTed to its notify_url; accepted on a SUCCESS XML
- * reply.
+ * The signed v2 payment notify (支付结果通知) for a paid order, POSTed to its notify_url (`forged`: signed with a key
+ * that is not the merchant's); accepted on a SUCCESS XML reply.
  */
-function notifyV2(merchant: V2Merchant, order: SandboxOrder): Promise<NotifyResult> {
+function notifyV2(merchant: V2Merchant, order: SandboxOrder, forged = false): Promise<NotifyResult> {
   const extra = merchant.extras.get(order.outTradeNo);
   return sendNotify(
     order,
@@ -169,7 +180,8 @@ function notifyV2(merchant: V2Merchant, order: SandboxOrder): Promise<NotifyResu
       body: v2NotifyXml({
         appId: order.appId,
         mchId: order.mchId,
-        key: merchant.settings.mchKey,
+        // A forged notify is signed by someone who does not hold the merchant key.
+        key: forged ? FORGED_KEY : merchant.settings.mchKey,
         signType: extra?.signType ?? 'MD5',
         outTradeNo: order.outTradeNo,
         deviceInfo: extra?.deviceInfo,

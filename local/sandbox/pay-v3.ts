@@ -9,10 +9,11 @@ import {
   V3SignatureError,
   type V3SignatureReason,
   verifyAuthorization,
+  verifyRsaSha256,
   wechatpayHeaders,
 } from '#lib/wechat-pay/v3-protocol';
 import { sendNotify } from './notify-deliverer';
-import type { NotifyResult, PayStore, SandboxOrder } from './pay-store';
+import type { NotifyResult, NotifyVariant, PayStore, SandboxOrder } from './pay-store';
 import type { RouteHandler, Sandbox, SandboxReply, SandboxRequest } from './server';
 
 /**
@@ -128,7 +129,14 @@ export function registerPayV3(sandbox: Sandbox, store: PayStore, settings: PayV3
   // `GET …/out-trade-no/{no}?mchid=` (query) and `POST …/out-trade-no/{no}/close`.
   sandbox.routePrefix('GET', TRANSACTIONS, guarded(merchant, queryByOutTradeNo));
   sandbox.routePrefix('POST', TRANSACTIONS, guarded(merchant, closeByOutTradeNo));
-  store.notifiers.v3 = (order) => notifyV3(merchant, order);
+  store.notifiers.v3 = (order, variant) => notifyV3(merchant, order, variant);
+  store.paySignCheckers.v3 = (params) =>
+    params.signType === 'RSA' &&
+    verifyRsaSha256(
+      settings.merchantPublicKey,
+      `${params.appId}\n${params.timeStamp}\n${params.nonceStr}\n${params.package}\n`,
+      params.paySign,
+    );
 }
 
 /** `POST /v3/pay/transactions/jsapi` (JSAPI/小程序下单): a new order → `{prepay_id}`; the same body again → the same id. */
@@ -207,22 +215,34 @@ function closeByOutTradeNo(merchant: V3Merchant, request: SandboxRequest): Sandb
 }
 
 /**
- * The signed, encrypted TRANSACTION.SUCCESS notify (支付通知) for a paid order, POSTed to its notify_url; accepted on
- * any 2xx.
+ * The signed, encrypted TRANSACTION.SUCCESS notify (支付通知) for a paid order, POSTed to its notify_url, or one of
+ * the probes a merchant must refuse (NotifyVariant); accepted on any 2xx.
  */
-function notifyV3(merchant: V3Merchant, order: SandboxOrder): Promise<NotifyResult> {
-  return sendNotify(
-    order,
-    () =>
-      buildV3Notify({
-        transaction: v3Transaction(order),
-        apiV3Key: merchant.settings.apiV3Key,
-        privateKey: merchant.settings.payPrivateKey,
-        serial: merchant.serial,
-      }),
-    (status) => status >= 200 && status < 300,
-  );
+function notifyV3(
+  merchant: V3Merchant,
+  order: SandboxOrder,
+  variant: NotifyVariant = 'genuine',
+): Promise<NotifyResult> {
+  const build = () => {
+    const notify = buildV3Notify({
+      transaction: v3Transaction(order),
+      apiV3Key: merchant.settings.apiV3Key,
+      privateKey: merchant.settings.payPrivateKey,
+      serial: merchant.serial,
+      ...(variant === 'stale' ? { timestamp: Math.floor(Date.now() / 1000) - STALE_SECONDS } : {}),
+    });
+    if (variant === 'forged') return { ...notify, body: notify.body.replace('"EV-', '"EV-forged-') };
+    if (variant === 'signtest') {
+      const probe = `WECHATPAY/SIGNTEST/${randomBytes(32).toString('base64')}`;
+      return { ...notify, headers: { ...notify.headers, 'Wechatpay-Signature': probe } };
+    }
+    return notify;
+  };
+  return sendNotify(order, build, (status) => status >= 200 && status < 300);
 }
+
+/** How old a stale notify's Wechatpay-Timestamp is, seconds (the merchant accepts 300). */
+const STALE_SECONDS = 600;
 
 /** Runs an endpoint behind the merchant Authorization check; anything unexpected answers a signed 500 SYSTEM_ERROR. */
 function guarded(

@@ -41,6 +41,8 @@ export interface Fault {
 export class Sandbox {
   private readonly routes = new Map<string, RouteHandler>();
   private readonly prefixRoutes: { method: string; prefix: string; handler: RouteHandler }[] = [];
+  private readonly siteRoutes: { method: string; path: string; prefix: boolean; handler: RouteHandler }[] =
+    [];
   private readonly busyReplies = new Map<string, (request: SandboxRequest) => SandboxReply>();
   private readonly closeHooks: (() => void)[] = [];
   readonly faults = new Map<string, Fault>();
@@ -68,8 +70,22 @@ export class Sandbox {
     this.prefixRoutes.push({ method, prefix, handler });
   }
 
+  /**
+   * Registers a route of the local site (the simulator page, the API docs, the API proxy): not a WeChat endpoint,
+   * so never logged in `calls` nor faulted. `method` '*' matches any; `prefix` matches every path under `path`.
+   */
+  site(method: string, path: string, handler: RouteHandler, prefix = false): void {
+    this.siteRoutes.push({ method, path, prefix, handler });
+  }
+
   async handle(request: SandboxRequest): Promise<SandboxReply | undefined> {
     const path = request.url.pathname;
+    const site = this.siteRoutes.find(
+      (r) =>
+        (r.method === '*' || r.method === request.method) &&
+        (r.prefix ? path.startsWith(r.path) : path === r.path),
+    );
+    if (site) return site.handler(request);
     if (!path.startsWith('/sandbox/')) {
       this.calls.push({ method: request.method, path, at: Date.now() });
       const fault = this.faults.get(path);

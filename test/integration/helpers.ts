@@ -8,6 +8,8 @@ import type { HttpEvent, HttpResult } from '#lib/http';
 import { listExceptions, type PaymentException } from '#lib/repositories/exception-repository';
 import type { PublicUser } from '#lib/users';
 import { context, envelope, type HttpEventInput, httpEvent } from '#local/fixtures/events';
+import { serverlessRoutes } from '#local/serverless-routes';
+import { checkResponse } from '#test/helpers/openapi';
 import { TEST_SANDBOX_PORT } from '#test/test-env';
 
 /** The WeChat sandbox the integration global setup started (real HTTP on loopback). */
@@ -73,10 +75,31 @@ export async function sandboxCallCount(path = CODE2SESSION): Promise<number> {
 
 type Handler = (event: HttpEvent, context: Context) => Promise<HttpResult>;
 
-/** Invokes a handler in-process with an HTTP API v2 event; returns the status, headers and parsed envelope. */
+let routesByHandler: Promise<Map<unknown, { method: string; path: string }>> | undefined;
+
+/** serverless.yml's route for each handler function (the modules are the ones the tests import). */
+function routeOf(handler: Handler): Promise<{ method: string; path: string } | undefined> {
+  routesByHandler ??= Promise.all(
+    serverlessRoutes().map(async (route) => {
+      const name = route.module.slice('functions/'.length);
+      const module = (await import(`#functions/${name}`)) as { handler: unknown };
+      return [module.handler, route] as const;
+    }),
+  ).then((entries) => new Map(entries));
+  return routesByHandler.then((routes) => routes.get(handler));
+}
+
+/**
+ * Invokes a handler in-process with an HTTP API v2 event; returns the status, headers and parsed envelope. Every
+ * answer is checked against the OpenAPI spec for the handler's route in serverless.yml (throws when it differs).
+ */
 export async function invoke(handler: Handler, input: HttpEventInput = {}) {
   const result = await handler(httpEvent(input), context);
-  return { status: result.statusCode, headers: result.headers ?? {}, ...envelope(result) };
+  const route = await routeOf(handler);
+  if (!route) throw new Error('invoke: this handler serves no route in serverless.yml');
+  const parsed = envelope(result);
+  checkResponse(route.method, route.path, result.statusCode ?? 200, parsed);
+  return { status: result.statusCode, headers: result.headers ?? {}, ...parsed };
 }
 
 /** Signs a user in through the real signIn handler (sandbox code → token). Throws unless it answers 200. */

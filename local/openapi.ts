@@ -1,0 +1,445 @@
+import { OUT_TRADE_NO } from '#lib/wechat-pay/fields';
+
+/**
+ * The OpenAPI 3.1 description of every route in serverless.yml, written by hand and held to the code by tests:
+ * test/unit/local/openapi.test.ts checks that the spec and serverless.yml name the same routes, and every
+ * response the integration and stack suites receive is validated against it (test/helpers/openapi.ts, ajv).
+ * The sandbox serves it at `GET /openapi.json` with a docs page at `GET /docs`.
+ */
+
+type Schema = Record<string, unknown>;
+
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const object = (properties: Record<string, Schema>, required = Object.keys(properties)): Schema => ({
+  type: 'object',
+  properties,
+  required,
+  additionalProperties: false,
+});
+const text = (description: string, extra: Schema = {}): Schema => ({ type: 'string', description, ...extra });
+const nullable = (schema: Schema): Schema => ({ oneOf: [schema, { type: 'null' }] });
+
+/** A success envelope around `data` (seed 000's `{success: true, message, data}`). */
+function success(description: string, data: Schema): Schema {
+  return {
+    description,
+    content: {
+      'application/json': {
+        schema: object({ success: { const: true }, message: text('给人看的中文提示'), data }),
+      },
+    },
+  };
+}
+
+/** What each failure status means in this API. */
+const FAILURE_STATUS: Record<number, string> = {
+  400: 'Validation failure (code VALIDATION_ERROR, with errors) or another bad request',
+  401: 'No, malformed or expired session token (UNAUTHORIZED, INVALID_TOKEN, USER_NOT_FOUND)',
+  404: 'Not found, or not the caller’s (ORDER_NOT_FOUND)',
+  409: 'Conflict with the order’s state (ORDER_PAID, ORDER_CLOSED, ORDER_IN_PROGRESS, …)',
+  413: 'Body too large (PAYLOAD_TOO_LARGE)',
+  415: 'Not application/json (UNSUPPORTED_MEDIA_TYPE)',
+  429: 'Too many orders this hour (ORDER_RATE_LIMITED); see retry-after',
+  500: 'A bug (INTERNAL_ERROR); details only in the logs',
+  502: 'WeChat answered something unusable (WECHAT_ERROR, …)',
+  503: 'WeChat busy or not answering (WECHAT_UNAVAILABLE, …)',
+};
+
+function failures(...statuses: number[]): Record<string, Schema> {
+  return Object.fromEntries(
+    statuses.map((status) => [
+      String(status),
+      {
+        description: FAILURE_STATUS[status],
+        content: { 'application/json': { schema: ref('Failure') } },
+      },
+    ]),
+  );
+}
+
+const json = (schema: Schema): Schema => ({ required: true, content: { 'application/json': { schema } } });
+const bearer = [{ session: [] }];
+/** Admin routes: the HTTP API's IAM authorizer (SigV4 with the operator's credentials); open locally. */
+const operator = [{ operator: [] }];
+const WECHAT = [502, 503, 500];
+
+const schemas: Record<string, Schema> = {
+  Failure: object(
+    {
+      success: { const: false },
+      message: text('给人看的中文句子（项目自己的，不含任何库的原文）'),
+      code: text('Stable machine code', { pattern: '^[A-Z][A-Z0-9_]*$' }),
+      errors: {
+        type: 'array',
+        description: 'Validation failures only: every refused field',
+        items: object({
+          field: text('Dot path of the field; `body` for the body itself'),
+          code: {
+            enum: [
+              'REQUIRED',
+              'INVALID_TYPE',
+              'INVALID_FORMAT',
+              'TOO_SHORT',
+              'TOO_LONG',
+              'NOT_ALLOWED',
+              'INVALID_VALUE',
+            ],
+          },
+        }),
+      },
+    },
+    ['success', 'message', 'code'],
+  ),
+  User: object(
+    {
+      id: text('Opaque user id'),
+      nickname: text('NFC, 1–32 characters'),
+      avatar: text('https URL on a public host, or empty'),
+      sex: { enum: [0, 1, 2], description: '0 male, 1 female, 2 unknown' },
+      role: { enum: [0, 1], description: '0 user, 1 member (a lapsed membership reads 0)' },
+      company: text('NFC, 0–64 characters'),
+      introduce: text('NFC, 0–256 characters'),
+      membershipExpiredAt: nullable(text('ISO 8601 UTC', { format: 'date-time' })),
+      phoneNumber: text('Bound phone number (after POST /wechat/phone)'),
+      countryCode: text('Its country code'),
+    },
+    ['id', 'nickname', 'avatar', 'sex', 'role', 'company', 'introduce', 'membershipExpiredAt'],
+  ),
+  Plan: object({
+    id: text('Plan id, the `planId` of POST /wechat/pay'),
+    name: text('Display name'),
+    months: { type: 'integer', minimum: 0, description: 'What the plan is sold as' },
+    days: { type: 'integer', minimum: 1, description: 'Days a payment adds to the membership' },
+    totalFee: { type: 'integer', minimum: 1, description: 'Price, integer fen' },
+  }),
+  Order: object(
+    {
+      outTradeNo: text('Our order number (out_trade_no)', { pattern: OUT_TRADE_NO.source }),
+      planId: text('The plan bought'),
+      description: text('What WeChat shows the payer'),
+      totalFee: { type: 'integer', minimum: 1, description: 'Integer fen' },
+      status: { enum: ['PENDING', 'PAID', 'CLOSED', 'REFUNDED'] },
+      createdAt: text('ISO 8601 UTC', { format: 'date-time' }),
+      paidAt: nullable(text('ISO 8601 UTC', { format: 'date-time' })),
+      transactionId: nullable(text('WeChat Pay transaction_id')),
+      refundedFee: { type: 'integer', minimum: 0, description: 'Refunded so far, integer fen' },
+    },
+    ['outTradeNo', 'planId', 'description', 'totalFee', 'status', 'createdAt', 'paidAt', 'transactionId'],
+  ),
+  PayParams: {
+    ...object({
+      timeStamp: text('Unix seconds', { pattern: '^\\d{1,10}$' }),
+      nonceStr: text('Random string'),
+      package: text('prepay_id=…', { pattern: '^prepay_id=' }),
+      signType: { enum: ['MD5', 'HMAC-SHA256', 'RSA'] },
+      paySign: text('Signature over the other fields'),
+    }),
+    description: 'Exactly what wx.requestPayment takes',
+  },
+  ReconcileSummary: object({
+    checked: { type: 'integer', minimum: 0, description: 'Orders looked at' },
+    credited: { type: 'integer', minimum: 0, description: 'Payments credited (lost notifies)' },
+    closed: { type: 'integer', minimum: 0, description: 'Orders closed at WeChat and here' },
+    stillPending: { type: 'integer', minimum: 0, description: 'Unpaid, not expired: checked again later' },
+    exceptions: { type: 'integer', minimum: 0, description: 'Payments recorded as payment exceptions' },
+    failed: { type: 'integer', minimum: 0, description: 'Checks that failed; due again next pass' },
+    more: { type: 'boolean', description: 'Due orders were left for the next pass (time budget)' },
+  }),
+  PaymentException: object(
+    {
+      outTradeNo: text('The out_trade_no WeChat reported'),
+      transactionId: text('WeChat Pay transaction_id'),
+      reason: {
+        enum: [
+          'merchant_mismatch',
+          'currency_mismatch',
+          'unknown_order',
+          'amount_mismatch',
+          'paid_by_other',
+          'not_pending',
+          'owner_missing',
+        ],
+      },
+      orderFee: { type: 'integer', description: 'Our order’s total_fee, integer fen' },
+      reportedFee: { type: 'integer', description: 'What WeChat reported, integer fen' },
+      source: { enum: ['notify-v2', 'notify-v3', 'orderquery-v2', 'orderquery-v3'] },
+      at: text('ISO 8601 UTC', { format: 'date-time' }),
+    },
+    ['outTradeNo', 'transactionId', 'reason', 'reportedFee', 'source', 'at'],
+  ),
+  SeedPayResult: {
+    ...object({
+      appId: text('The mini-program appid'),
+      timeStamp: text('Unix seconds'),
+      nonceStr: text('Random string'),
+      package: text('prepay_id=…'),
+      signType: { enum: ['MD5', 'HMAC-SHA256', 'RSA'] },
+      paySign: text('Signature'),
+    }),
+    description: 'Seed 000’s shape (node-tenpay getPayParams): spread into wx.requestPayment unchanged',
+  },
+};
+
+const outTradeNoParameter = {
+  name: 'outTradeNo',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: OUT_TRADE_NO.source },
+};
+
+const paths: Record<string, Record<string, Schema>> = {
+  '/wechat/sign_in': {
+    post: {
+      operationId: 'signIn',
+      tags: ['session'],
+      summary: 'Sign in with a wx.login code',
+      requestBody: json(
+        object({
+          code: text('The code from wx.login (single use, 5 minutes)', { pattern: '^[A-Za-z0-9_-]{1,128}$' }),
+        }),
+      ),
+      responses: {
+        '200': success('Signed in', object({ token: text('Bearer session token (JWT)'), user: ref('User') })),
+        ...failures(400, 401, 413, 415, ...WECHAT),
+      },
+    },
+  },
+  '/wechat/me': {
+    get: {
+      operationId: 'me',
+      tags: ['profile'],
+      summary: 'The signed-in user',
+      security: bearer,
+      responses: { '200': success('The user', object({ user: ref('User') })), ...failures(401, 500) },
+    },
+  },
+  '/wechat/info': {
+    put: {
+      operationId: 'updateInfo',
+      tags: ['profile'],
+      summary: 'Update any of nickname, avatar, sex, company, introduce (other fields are ignored)',
+      security: bearer,
+      requestBody: json({
+        type: 'object',
+        minProperties: 1,
+        properties: {
+          nickname: text('1–32 characters; no control, bidi or invisible-only text', { minLength: 1 }),
+          avatar: text('https URL on a public host; empty clears it'),
+          sex: { enum: [0, 1, 2] },
+          company: text('0–64 characters'),
+          introduce: text('0–256 characters'),
+        },
+      }),
+      responses: {
+        '200': success('Updated', object({ user: ref('User') })),
+        ...failures(400, 401, 413, 415, 500),
+      },
+    },
+  },
+  '/wechat/plans': {
+    get: {
+      operationId: 'plans',
+      tags: ['payments'],
+      summary: 'The membership plans for sale',
+      responses: { '200': success('The catalog', object({ plans: { type: 'array', items: ref('Plan') } })) },
+    },
+  },
+  '/wechat/pay': {
+    post: {
+      operationId: 'pay',
+      tags: ['payments'],
+      summary:
+        'Open (or continue) an order for a plan, or pay a PENDING order again; returns wx.requestPayment params',
+      security: bearer,
+      requestBody: json({
+        oneOf: [
+          object({ planId: text('A plan id from GET /wechat/plans') }),
+          object({ outTradeNo: text('A PENDING order') }),
+        ],
+      }),
+      responses: {
+        '200': success(
+          'The order and its payment parameters',
+          object({ order: ref('Order'), payParams: ref('PayParams'), result: ref('SeedPayResult') }),
+        ),
+        ...failures(400, 401, 404, 409, 413, 415, 429, ...WECHAT),
+      },
+    },
+  },
+  '/wechat/orders': {
+    get: {
+      operationId: 'orders',
+      tags: ['payments'],
+      summary: 'The caller’s orders, newest first',
+      security: bearer,
+      parameters: [
+        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 50, default: 20 } },
+        {
+          name: 'cursor',
+          in: 'query',
+          schema: { type: 'string' },
+          description: 'nextCursor of the previous page',
+        },
+      ],
+      responses: {
+        '200': success(
+          'A page of orders',
+          object({
+            orders: { type: 'array', items: ref('Order') },
+            nextCursor: nullable({ type: 'string' }),
+          }),
+        ),
+        ...failures(400, 401, 500),
+      },
+    },
+  },
+  '/wechat/orders/{outTradeNo}': {
+    get: {
+      operationId: 'order',
+      tags: ['payments'],
+      summary: 'One of the caller’s orders; a PENDING one is first checked with WeChat’s order query',
+      security: bearer,
+      parameters: [outTradeNoParameter],
+      responses: { '200': success('The order', object({ order: ref('Order') })), ...failures(401, 404, 500) },
+    },
+  },
+  '/wechat/orders/{outTradeNo}/close': {
+    post: {
+      operationId: 'closeOrder',
+      tags: ['payments'],
+      summary: 'The owner closes an unpaid order: at WeChat first, then here',
+      description:
+        'A closed order answers as it is; one WeChat says was paid is credited and answers 409 ORDER_PAID.',
+      security: bearer,
+      parameters: [outTradeNoParameter],
+      responses: {
+        '200': success('The order, CLOSED', object({ order: ref('Order') })),
+        ...failures(401, 404, 409, ...WECHAT),
+      },
+    },
+  },
+  '/admin/reconcile': {
+    post: {
+      operationId: 'adminReconcile',
+      tags: ['admin'],
+      summary: 'One reconcile pass now (IAM on AWS)',
+      security: operator,
+      requestBody: {
+        required: false,
+        content: { 'application/json': { schema: object({ all: { type: 'boolean' } }, []) } },
+      },
+      responses: {
+        '200': success('What the pass did', ref('ReconcileSummary')),
+        ...failures(400, 500),
+      },
+    },
+  },
+  '/admin/orders/{outTradeNo}': {
+    get: {
+      operationId: 'adminOrder',
+      tags: ['admin'],
+      summary: 'The whole stored order (IAM on AWS)',
+      security: operator,
+      parameters: [outTradeNoParameter],
+      responses: {
+        '200': success('The stored order', object({ order: { type: 'object' } })),
+        ...failures(404, 500),
+      },
+    },
+  },
+  '/admin/exceptions': {
+    get: {
+      operationId: 'adminExceptions',
+      tags: ['admin'],
+      summary: 'Payment exceptions, newest first (IAM on AWS)',
+      security: operator,
+      parameters: [
+        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 50 } },
+        {
+          name: 'cursor',
+          in: 'query',
+          schema: { type: 'string' },
+          description: 'nextCursor of the previous page',
+        },
+      ],
+      responses: {
+        '200': success(
+          'A page of payment exceptions',
+          object({
+            exceptions: { type: 'array', items: ref('PaymentException') },
+            nextCursor: nullable({ type: 'string' }),
+          }),
+        ),
+        ...failures(400, 500),
+      },
+    },
+  },
+  '/wechat/notify': {
+    post: {
+      operationId: 'payNotify',
+      tags: ['wechat'],
+      summary: 'WeChat Pay’s notify_url (a Lambda Function URL on AWS; this route locally)',
+      description:
+        'v2: signed XML, answered with WeChat’s XML (SUCCESS or FAIL, which WeChat retries). v3: Wechatpay-* ' +
+        'signed JSON with an AES-256-GCM resource, answered 200/204 or a 4xx/5xx {code, message}.',
+      requestBody: {
+        required: true,
+        content: {
+          'text/xml': { schema: { type: 'string' } },
+          'application/json': { schema: { type: 'object' } },
+        },
+      },
+      responses: {
+        '200': {
+          description: 'Acknowledged (or v2 FAIL)',
+          content: {
+            'text/xml': { schema: { type: 'string' } },
+            'application/json': { schema: { type: 'object' } },
+          },
+        },
+        '204': { description: 'v3: acknowledged' },
+        default: {
+          description: 'v3: refused, WeChat delivers again',
+          content: {
+            'application/json': { schema: object({ code: { type: 'string' }, message: { type: 'string' } }) },
+          },
+        },
+      },
+    },
+  },
+};
+
+/** The OpenAPI 3.1 document; `servers` defaults to the local API. */
+export function openApiDocument(servers = [{ url: 'http://127.0.0.1:3000', description: 'npm start' }]) {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'WeChat Mini Program backend',
+      version: '0.1.0',
+      description:
+        'Sign-in, profile and memberships paid with WeChat Pay (v2 and v3). Every answer is the envelope ' +
+        '`{success, message, data}`; a failure carries `code` (and `errors: [{field, code}]` for validation).',
+    },
+    servers,
+    tags: [
+      { name: 'session', description: 'wx.login → session token' },
+      { name: 'profile', description: 'The signed-in user' },
+      { name: 'payments', description: 'Plans, orders and WeChat Pay' },
+      { name: 'wechat', description: 'Called by WeChat, not by the mini-program' },
+      { name: 'admin', description: 'Operators (IAM-authorized on AWS)' },
+    ],
+    paths,
+    components: {
+      schemas,
+      securitySchemes: {
+        session: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+        operator: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'Authorization',
+          description: 'AWS SigV4 (execute-api) with the operator’s IAM credentials; `npm run admin` signs',
+        },
+      },
+    },
+  };
+}

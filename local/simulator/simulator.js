@@ -1,0 +1,328 @@
+/**
+ * The simulator page: a mini-program that runs the real flow through the same client helper a mini-program
+ * requires (client/index.js, loaded as /client.js), on a `wx` shim the sandbox plays — wx.request → fetch (the
+ * sandbox forwards /wechat/* to the local API), wx.login → POST /sandbox/login, wx.requestPayment → the cashier
+ * sheet and POST /sandbox/cashier — and, on the right, what WeChat's side saw.
+ */
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const yuan = (fen) => `¥${(fen / 100).toFixed(2)}`;
+  const time = (iso) => new Date(iso).toLocaleTimeString('zh-CN', { hour12: false });
+  const STATUS_TEXT = { PENDING: '待支付', PAID: '已支付', CLOSED: '已关闭', REFUNDED: '已退款' };
+  const VARIANT_TEXT = { genuine: '正常', forged: '伪造签名', stale: '过期时间戳', signtest: 'SIGNTEST' };
+
+  function html(text) {
+    const div = document.createElement('div');
+    div.textContent = String(text);
+    return div.innerHTML;
+  }
+
+  async function sandbox(path, body) {
+    const response = await fetch(path, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: response.status, data: await response.json() };
+  }
+
+  // The simulated WeChat user: one openid per browser profile until "换一个微信用户".
+  function openid() {
+    let id = localStorage.getItem('sim:openid');
+    if (!id) {
+      id = `oSim${Math.random().toString(36).slice(2, 12)}${Date.now().toString(36)}`;
+      localStorage.setItem('sim:openid', id);
+    }
+    return id;
+  }
+
+  // ---- the wx shim --------------------------------------------------------------------------------------
+  const cashier = { resolve: null };
+  /** The last order paid here: the probes on the right resend its notify. */
+  let lastPaid = '';
+
+  const wxShim = {
+    request(options) {
+      fetch(options.url, {
+        method: options.method,
+        headers: options.header,
+        body: options.data === undefined ? undefined : JSON.stringify(options.data),
+      })
+        .then(async (response) => {
+          const text = await response.text();
+          let data = text;
+          try {
+            data = JSON.parse(text);
+          } catch (_) {
+            // not JSON: handed over as text, as wx.request does
+          }
+          options.success({ statusCode: response.status, data, header: {} });
+        })
+        .catch((error) => options.fail({ errMsg: `request:fail ${error.message}` }));
+    },
+    login(options) {
+      sandbox('/sandbox/login', { openid: openid() }).then(
+        ({ data }) => options.success({ code: data.code, errMsg: 'login:ok' }),
+        () => options.fail({ errMsg: 'login:fail' }),
+      );
+    },
+    requestPayment(options) {
+      const params = {
+        timeStamp: options.timeStamp,
+        nonceStr: options.nonceStr,
+        package: options.package,
+        signType: options.signType,
+        paySign: options.paySign,
+      };
+      openCashier(params).then(options.success, options.fail);
+    },
+    getStorageSync: (key) => JSON.parse(localStorage.getItem(`wx:${key}`) || '""'),
+    setStorageSync: (key, value) => localStorage.setItem(`wx:${key}`, JSON.stringify(value)),
+    removeStorageSync: (key) => localStorage.removeItem(`wx:${key}`),
+  };
+
+  /** WeChat's cashier: checks the five fields with the sandbox, shows the sheet, acts on the user's choice. */
+  async function openCashier(params) {
+    const opened = await sandbox('/sandbox/cashier', Object.assign({ action: 'open' }, params));
+    if (opened.status !== 200) throw { errMsg: opened.data.errMsg || 'requestPayment:fail' };
+    const order = opened.data;
+    $('cashier-desc').textContent = order.description;
+    $('cashier-amount').textContent = yuan(order.totalFee);
+    $('cashier-sign').textContent = `${params.signType} · API ${order.version}`;
+    showOrder({
+      outTradeNo: order.outTradeNo,
+      description: order.description,
+      totalFee: order.totalFee,
+      status: 'PENDING',
+    });
+    $('cashier').hidden = false;
+    const action = await new Promise((resolve) => {
+      cashier.resolve = resolve;
+    });
+    $('cashier').hidden = true;
+    const result = await sandbox('/sandbox/cashier', Object.assign({ action }, params));
+    if (action === 'cancel') throw { errMsg: 'requestPayment:fail cancel' };
+    if (result.status !== 200) throw { errMsg: 'requestPayment:fail' };
+    return { errMsg: 'requestPayment:ok' };
+  }
+
+  for (const button of document.querySelectorAll('#cashier [data-action]')) {
+    button.addEventListener('click', () => cashier.resolve?.(button.dataset.action));
+  }
+
+  const api = window.MiniProgramClient.createClient({
+    baseUrl: location.origin,
+    wx: wxShim,
+    pollIntervalMs: 400,
+    pollTimeoutMs: 15000,
+  });
+
+  // ---- the mini-program ---------------------------------------------------------------------------------
+  let toastTimer;
+  function toast(message) {
+    const el = $('toast');
+    el.textContent = message;
+    el.classList.add('show');
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => el.classList.remove('show'), 1800);
+  }
+
+  function showUser(user) {
+    $('nickname').textContent = user.nickname;
+    $('avatar').textContent = [...user.nickname][0] || '?';
+    const member = user.role === 1 && user.membershipExpiredAt;
+    const membership = $('membership');
+    membership.textContent = member
+      ? `会员 · 有效期至 ${user.membershipExpiredAt.slice(0, 10)}`
+      : '普通用户 · 尚未开通会员';
+    membership.classList.toggle('member', Boolean(member));
+    $('sign-in').textContent = '重新登录';
+    const form = $('profile-form');
+    for (const name of ['nickname', 'company', 'introduce']) form.elements[name].value = user[name];
+  }
+
+  function showOrder(order) {
+    $('order').innerHTML = `
+      <div class="order-head">
+        <strong>${html(order.description)}</strong>
+        <span class="status ${order.status}" data-testid="order-status">${STATUS_TEXT[order.status] || ''} ${order.status}</span>
+      </div>
+      <div class="order-no">${html(order.outTradeNo)} · ${yuan(order.totalFee)}</div>`;
+  }
+
+  async function loadPlans() {
+    try {
+      const plans = await api.plans();
+      $('plans').innerHTML = plans
+        .map(
+          (plan) => `
+          <div class="plan">
+            <div><div class="plan-name">${html(plan.name)}</div><div class="plan-meta">${plan.days} 天会员</div></div>
+            <div class="plan-buy"><span class="price">${yuan(plan.totalFee)}</span>
+              <button class="primary" data-plan="${html(plan.id)}" data-testid="plan-${html(plan.id)}">开通</button></div>
+          </div>`,
+        )
+        .join('');
+      $('stack-state').textContent = 'API 已连接';
+      $('stack-state').className = 'pill ok';
+    } catch (error) {
+      $('plans').innerHTML = `<div class="empty">${html(error.message)}</div>`;
+      $('stack-state').textContent = 'API 未连接';
+      $('stack-state').className = 'pill bad';
+    }
+  }
+
+  async function loadOrders() {
+    if (!api.token()) return;
+    const { orders } = await api.orders({ limit: 5 });
+    $('orders').innerHTML = orders.length
+      ? orders
+          .map(
+            (order) => `<div class="row"><span>${html(order.description)} · ${yuan(order.totalFee)}</span>
+              <span class="status ${order.status}">${STATUS_TEXT[order.status] || order.status}</span></div>`,
+          )
+          .join('')
+      : '<div class="empty">还没有订单</div>';
+  }
+
+  async function run(task) {
+    try {
+      await task();
+    } catch (error) {
+      toast(error.message || '出错了');
+    }
+  }
+
+  $('sign-in').addEventListener('click', () =>
+    run(async () => {
+      const { user } = await api.signIn();
+      showUser(user);
+      toast('登录成功');
+      await loadOrders();
+    }),
+  );
+
+  $('plans').addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-plan]');
+    if (!button) return;
+    run(async () => {
+      for (const b of document.querySelectorAll('button[data-plan]')) b.disabled = true;
+      try {
+        const order = await api.pay(button.dataset.plan);
+        showOrder(order);
+        lastPaid = order.outTradeNo;
+        updateProbes();
+        toast('支付成功，会员已开通');
+        showUser(await api.me());
+      } catch (error) {
+        if (error.order) showOrder(error.order);
+        throw error;
+      } finally {
+        for (const b of document.querySelectorAll('button[data-plan]')) b.disabled = false;
+        await loadOrders();
+      }
+    });
+  });
+
+  $('profile-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const form = event.target;
+    run(async () => {
+      $('profile-errors').textContent = '';
+      try {
+        const fields = {};
+        for (const name of ['nickname', 'company', 'introduce']) fields[name] = form.elements[name].value;
+        showUser(await api.updateInfo(fields));
+        toast('资料已保存');
+      } catch (error) {
+        if (error.errors) {
+          $('profile-errors').textContent =
+            `${error.message}（${error.errors.map((e) => `${e.field}: ${e.code}`).join('，')}）`;
+        }
+        throw error;
+      }
+    });
+  });
+
+  $('switch-user').addEventListener('click', () => {
+    localStorage.removeItem('sim:openid');
+    api.signOut();
+    location.reload();
+  });
+
+  // ---- WeChat's side ------------------------------------------------------------------------------------
+
+  function updateProbes() {
+    for (const button of document.querySelectorAll('.probes button')) button.disabled = !lastPaid;
+    $('probe-target').textContent = lastPaid ? `发往订单 ${lastPaid}` : '支付一笔订单后可发送测试通知';
+  }
+
+  document.querySelector('.probes').addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-variant]');
+    if (!button || !lastPaid) return;
+    run(async () => {
+      const { status, data } = await sandbox('/sandbox/pay/notify-again', {
+        outTradeNo: lastPaid,
+        variant: button.dataset.variant,
+      });
+      $('probe-note').textContent =
+        status === 200
+          ? `${VARIANT_TEXT[button.dataset.variant]}：后端${data.delivered ? '已确认' : '已拒绝'}（HTTP ${data.status}）`
+          : `${VARIANT_TEXT[button.dataset.variant]}：${data.error}`;
+      await refreshWeChatSide();
+    });
+  });
+
+  /** Fills a log table with the newest `limit` rows, newest first, when its length changed. */
+  function fillLog(id, list, shown, limit, row, empty) {
+    if (list.length === shown[id]) return;
+    shown[id] = list.length;
+    $(id).innerHTML = list.length ? list.slice(-limit).reverse().map(row).join('') : empty;
+  }
+
+  const shown = {};
+
+  const deliveryRow = (d) => `<tr>
+    <td>${time(d.at)}</td>
+    <td class="mono">${html(d.outTradeNo.slice(-10))}</td>
+    <td><span class="tag ${d.variant}">${VARIANT_TEXT[d.variant] || d.variant}</span> <span class="muted">${d.version}</span></td>
+    <td>${d.attempt}</td>
+    <td class="mono reply" title="${html(d.reply)}">${d.status === null ? '无应答' : `HTTP ${d.status}`} ${html(d.reply)}</td>
+    <td class="verdict ${d.accepted ? 'accepted' : 'refused'}">${d.accepted ? '已确认' : '已拒绝'}</td>
+  </tr>`;
+
+  const callRow = (call) =>
+    `<tr><td>${time(call.at)}</td><td>${call.method}</td><td class="mono">${html(call.path)}</td></tr>`;
+
+  async function refreshWeChatSide() {
+    const [{ data: n }, { data: c }] = await Promise.all([
+      sandbox('/sandbox/notifications'),
+      sandbox('/sandbox/calls'),
+    ]);
+    fillLog(
+      'deliveries',
+      n.notifications,
+      shown,
+      30,
+      deliveryRow,
+      '<tr><td colspan="6" class="empty">还没有通知</td></tr>',
+    );
+    fillLog('calls', c.calls, shown, 40, callRow, '<tr><td colspan="3" class="empty">还没有调用</td></tr>');
+  }
+
+  function poll() {
+    refreshWeChatSide()
+      .catch(() => undefined)
+      .finally(() => setTimeout(poll, 1000));
+  }
+
+  // ---- start --------------------------------------------------------------------------------------------
+  loadPlans();
+  poll();
+  if (api.token()) {
+    run(async () => {
+      showUser(await api.me());
+      await loadOrders();
+    });
+  }
+})();

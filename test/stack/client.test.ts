@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import { beforeEach, describe, expect, inject, it } from 'vitest';
+import { createWxShim, type WxShim } from '#test/helpers/wx-shim';
+import { type ApiError, type Client, createClient } from '../../client/index.js';
+
+/** The mini-program client helper against the real local stack, with a `wx` shim (every answer checked by the spec). */
+const { apiUrl, sandboxUrl } = inject('stack');
+
+let wx: WxShim;
+let api: Client;
+
+beforeEach(() => {
+  wx = createWxShim(sandboxUrl, `oClient${randomBytes(9).toString('base64url')}`);
+  api = createClient({ baseUrl: apiUrl, wx, pollIntervalMs: 200, pollTimeoutMs: 10_000 });
+});
+
+async function rejection(promise: Promise<unknown>): Promise<ApiError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as ApiError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('client helper', () => {
+  it('signs in on first use and keeps the token with wx.setStorageSync', async () => {
+    // Act
+    const user = await api.me();
+
+    // Assess
+    expect(user.role).toBe(0);
+    expect(api.token()).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(wx.storage.get('wechat-backend-token')).toBe(api.token());
+  });
+
+  it('signs in again once on a 401 and retries the call', async () => {
+    // Arrange
+    const first = await api.signIn();
+    wx.setStorageSync('wechat-backend-token', 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.forged');
+
+    // Act
+    const user = await api.me();
+
+    // Assess
+    expect(user.id).toBe(first.user.id);
+    expect(wx.requests.map((r) => r.status)).toEqual([200, 401, 200, 200]);
+  });
+
+  it('updates the profile and throws errors carrying code and field errors', async () => {
+    // Act
+    const user = await api.updateInfo({ nickname: '小明', company: 'Acme' });
+    const error = await rejection(api.updateInfo({ nickname: '\u202Eevil' }));
+
+    // Assess
+    expect(user).toMatchObject({ nickname: '小明', company: 'Acme' });
+    expect(error).toMatchObject({ code: 'VALIDATION_ERROR', status: 400 });
+    expect(error.errors).toEqual([{ field: 'nickname', code: 'INVALID_VALUE' }]);
+  });
+
+  it('pays: exactly the five wx.requestPayment fields, then the PAID order confirmed by the backend', async () => {
+    // Arrange
+    const [plan] = await api.plans();
+
+    // Act
+    const order = await api.pay(plan?.id ?? '');
+    const me = await api.me();
+
+    // Assess
+    expect(order).toMatchObject({ planId: plan?.id, status: 'PAID' });
+    expect(Object.keys(wx.payments[0] ?? {}).sort()).toEqual([
+      'nonceStr',
+      'package',
+      'paySign',
+      'signType',
+      'timeStamp',
+    ]);
+    expect(me.role).toBe(1);
+    expect(me.membershipExpiredAt).not.toBeNull();
+    expect((await api.orders()).orders[0]?.outTradeNo).toBe(order.outTradeNo);
+  });
+
+  it('finds a payment whose notify was lost through the order query', async () => {
+    // Arrange
+    wx.cashier = 'pay-lose-notify';
+
+    // Act
+    const order = await api.pay({ planId: 'monthly' });
+
+    // Assess
+    expect(order.status).toBe('PAID');
+    expect((await api.me()).role).toBe(1);
+  });
+
+  it('throws PAY_CANCELLED with the order CLOSED when the user cancels in the cashier', async () => {
+    // Arrange
+    wx.cashier = 'cancel';
+
+    // Act
+    const error = await rejection(api.pay('monthly'));
+
+    // Assess
+    expect(error.code).toBe('PAY_CANCELLED');
+    expect(error.order?.status).toBe('CLOSED');
+    expect((await api.me()).role).toBe(0);
+  });
+
+  it('opens a new order after a cancelled one and pays it', async () => {
+    // Arrange
+    wx.cashier = 'cancel';
+    const cancelled = (await rejection(api.pay('monthly'))).order;
+    wx.cashier = 'pay';
+
+    // Act
+    const paid = await api.pay('monthly');
+
+    // Assess
+    expect(paid.outTradeNo).not.toBe(cancelled?.outTradeNo);
+    expect(paid.status).toBe('PAID');
+  });
+});

@@ -1,0 +1,80 @@
+import { existsSync } from 'node:fs';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, beforeEach, expect, inject, it } from 'vitest';
+
+/**
+ * The simulator page (the sandbox's GET /) in headless Chromium, through the data-testid contract: sign in →
+ * buy → pay → member, and buy → cancel → CLOSED, with no console error. Chromium is Debian's /usr/bin/chromium
+ * (apt-get install chromium) unless CHROME_PATH names another Chrome or Chromium.
+ */
+const { sandboxUrl } = inject('stack');
+const CHROME = process.env.CHROME_PATH || '/usr/bin/chromium';
+/** How long the page may take to show a state (a cold function on a busy machine takes seconds). */
+const WAIT = { timeout: 20_000, interval: 100 };
+
+let browser: Browser;
+let page: Page;
+let consoleErrors: string[];
+
+beforeAll(async () => {
+  if (!existsSync(CHROME)) {
+    throw new Error(
+      `no Chrome at ${CHROME}: apt-get install chromium, or set CHROME_PATH to a Chrome or Chromium`,
+    );
+  }
+  // Playwright gives every launch a fresh temporary profile (--user-data-dir) and removes it on close.
+  browser = await chromium.launch({
+    executablePath: CHROME,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+beforeEach(async () => {
+  // A fresh context per test: a new simulated WeChat user (the page keeps its openid in localStorage).
+  const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+  page = await context.newPage();
+  consoleErrors = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') consoleErrors.push(message.text());
+  });
+  page.on('pageerror', (error) => consoleErrors.push(error.message));
+  await page.goto(sandboxUrl);
+  await page.getByTestId('sign-in').click();
+  await expect.poll(() => page.getByTestId('membership').textContent(), WAIT).toContain('尚未开通会员');
+});
+
+it('signs in, buys a plan, pays in the cashier and shows the membership expiry', async () => {
+  // Act
+  await page.getByTestId('plan-monthly').click();
+  await page.getByTestId('pay-confirm').click();
+
+  // Assess
+  await expect.poll(() => page.getByTestId('order-status').textContent(), WAIT).toContain('PAID');
+  await expect
+    .poll(() => page.getByTestId('membership').textContent(), WAIT)
+    .toMatch(/有效期至 \d{4}-\d{2}-\d{2}/);
+  if (process.env.SIMULATOR_SCREENSHOT) await page.screenshot({ path: process.env.SIMULATOR_SCREENSHOT });
+  expect(consoleErrors).toEqual([]);
+});
+
+it('buys a plan, cancels in the cashier and shows the order CLOSED', async () => {
+  // Act
+  await page.getByTestId('plan-quarterly').click();
+  await page.getByTestId('pay-cancel').click();
+
+  // Assess
+  await expect.poll(() => page.getByTestId('order-status').textContent(), WAIT).toContain('CLOSED');
+  expect(await page.getByTestId('membership').textContent()).toContain('尚未开通会员');
+  expect(consoleErrors).toEqual([]);
+});
