@@ -20,6 +20,7 @@ import {
   PutParameterCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
+import { readServerlessYml } from '#local/serverless-routes';
 import { type Template, templateProblems } from './template-checks';
 
 /**
@@ -326,7 +327,11 @@ try {
     const finish = step('deployed resources, through the AWS SDK');
     const { Functions = [] } = await lambda.send(new ListFunctionsCommand({}));
     const names = Functions.map((f) => f.FunctionName).filter((n) => n?.startsWith(`${SERVICE}-${stage}-`));
-    check(names.length === 8, `8 functions deployed (found ${names.length})`);
+    const expected = Object.keys(readServerlessYml().functions ?? {}).length;
+    check(
+      names.length === expected,
+      `${expected} functions deployed, as serverless.yml lists (found ${names.length})`,
+    );
     const url = await lambda.send(
       new GetFunctionUrlConfigCommand({ FunctionName: `${SERVICE}-${stage}-payNotify` }),
     );
