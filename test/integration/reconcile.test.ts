@@ -4,7 +4,7 @@
  * their own orders; operators read orders and payment exceptions. Against DynamoDB Local and the sandbox,
  * with true concurrency (Promise.all in process).
  */
-import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { handler as adminGetOrderHandler } from '#functions/admin-get-order';
 import { handler as adminExceptionsHandler } from '#functions/admin-list-exceptions';
@@ -19,7 +19,7 @@ import { reconcile } from '#lib/payments/reconcile';
 import { RECONCILE_STEPS_MINUTES } from '#lib/payments/rules';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
-import { invoke, sandboxUrl, signInUser, storedUser } from './helpers';
+import { exceptionsFor, invoke, sandboxUrl, signInUser, storedUser } from './helpers';
 
 const SUCCESS = '<return_code><![CDATA[SUCCESS]]></return_code>';
 
@@ -192,6 +192,26 @@ describe('the reconciler', () => {
     expect(await storedOrder(outTradeNo)).toMatchObject({ status: 'PENDING' });
     await pass();
     expect(await storedOrder(outTradeNo)).toMatchObject({ status: 'CLOSED' });
+  });
+});
+
+describe('payment exceptions', () => {
+  it('records a payment whose owner was deleted once, acknowledges it, credits nothing', async () => {
+    // Prepare
+    const { userId, outTradeNo } = await pendingOrder();
+    const { usersTable } = await loadConfig();
+    await dynamo().send(new DeleteCommand({ TableName: usersTable, Key: { id: userId } }));
+    const transactionId = await payAndLoseNotify(outTradeNo);
+    // Act: WeChat delivers it twice, and the reconciler sees it too
+    const replies = [await notify(outTradeNo, transactionId), await notify(outTradeNo, transactionId)];
+    await pass({ all: true });
+    // Assess
+    expect(replies.every((reply) => reply.body?.includes(SUCCESS))).toBe(true);
+    expect((await exceptionsFor(outTradeNo)).map((e) => [e.reason, e.transactionId, e.orderFee])).toEqual([
+      ['owner_missing', transactionId, 1800],
+    ]);
+    expect(await storedOrder(outTradeNo)).toMatchObject({ status: 'PENDING' });
+    expect(await storedUser(userId)).toBeUndefined();
   });
 });
 
