@@ -124,7 +124,12 @@ const escape = (value: string) =>
 export function requestFor(command: Command): AdminRequest {
   switch (command.name) {
     case 'reconcile':
-      return { method: 'POST', path: '/admin/reconcile', query: {}, body: JSON.stringify({ all: command.all }) };
+      return {
+        method: 'POST',
+        path: '/admin/reconcile',
+        query: {},
+        body: JSON.stringify({ all: command.all }),
+      };
     case 'order':
       return { method: 'GET', path: `/admin/orders/${escape(command.outTradeNo)}`, query: {} };
     case 'exceptions': {
@@ -302,7 +307,9 @@ export async function run(argv: readonly string[], io: Io = defaultIo()): Promis
   if (envelope?.message && envelope.code) io.err(`${envelope.message} (${envelope.code}, HTTP ${status})`);
   else if (status === 403 && invocation.stage) {
     // API Gateway's own refusal of an unsigned or unauthorized request: {"message":"Forbidden"}.
-    io.err(`HTTP 403 from ${where}: ${text.slice(0, 300)} (do your AWS credentials allow execute-api:Invoke?)`);
+    io.err(
+      `HTTP 403 from ${where}: ${text.slice(0, 300)} (do your AWS credentials allow execute-api:Invoke?)`,
+    );
   } else io.err(`HTTP ${status} from ${where}: ${text.slice(0, 300)}`);
   return 1;
 }
