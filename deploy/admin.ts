@@ -117,7 +117,7 @@ export interface AdminRequest {
 }
 
 /** RFC 3986 escaping (encodeURIComponent leaves !'()* alone; SigV4 escapes them). */
-const escape = (value: string) =>
+const uriEscape = (value: string) =>
   encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
 /** The admin route a command calls: POST /admin/reconcile, GET /admin/orders/{no}, GET /admin/exceptions. */
@@ -131,7 +131,7 @@ export function requestFor(command: Command): AdminRequest {
         body: JSON.stringify({ all: command.all }),
       };
     case 'order':
-      return { method: 'GET', path: `/admin/orders/${escape(command.outTradeNo)}`, query: {} };
+      return { method: 'GET', path: `/admin/orders/${uriEscape(command.outTradeNo)}`, query: {} };
     case 'exceptions': {
       const query: Record<string, string> = {};
       if (command.limit !== undefined) query.limit = String(command.limit);
@@ -158,7 +158,7 @@ export async function prepare(
   const base = new URL(target.baseUrl);
   const prefix = base.pathname.replace(/\/$/, '');
   const search = Object.entries(request.query)
-    .map(([name, value]) => `${escape(name)}=${escape(value)}`)
+    .map(([name, value]) => `${uriEscape(name)}=${uriEscape(value)}`)
     .join('&');
   const url = `${base.origin}${prefix}${request.path}${search ? `?${search}` : ''}`;
   let headers: Record<string, string> = { accept: 'application/json' };
