@@ -3,6 +3,7 @@
  * seeding (users signed in through the real handler, PENDING orders through the repository), storms of
  * genuine notifies in-process or in forked workers, WeChat-style redelivery and the ledger check.
  */
+import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { V3Keys } from '#local/fixtures/v3';
 import {
   type App,
@@ -188,6 +189,51 @@ export async function checkLedger(
 export function mergeWorker(tally: Tally, done: WorkerDone, result: Result) {
   tally.merge(done.tally);
   if (done.error) result.failures.push(`worker ${done.version} (pid ${done.pid}): ${done.error}`);
+}
+
+/** A paid order opened through the real POST /wechat/pay, as the harness and the ledger know it. */
+export type PaidOrder = PaidFacts & ExpectedOrder & { token: string };
+
+/**
+ * Opens `user`'s order for `plan` through the real createPayment handler (prepay on the sandbox), then pays
+ * it on the sandbox (`POST /sandbox/pay`); `deliver: false` plays the lost notify (paid at WeChat, nothing
+ * delivered until `/sandbox/pay/notify-again`). Throws when either step is refused.
+ */
+export async function openAndPay(
+  ctx: Ctx,
+  user: SignedIn & ExpectedUser,
+  plan: Plan,
+  options: { deliver?: false } = {},
+): Promise<PaidOrder> {
+  const reply = (await ctx.app.handlers.createPayment(
+    ctx.app.httpEvent({ method: 'POST', path: '/wechat/pay', body: { planId: plan.id }, token: user.token }),
+    ctx.app.context,
+  )) as APIGatewayProxyStructuredResultV2;
+  const body = JSON.parse(reply.body ?? '{}') as { data?: { order?: { outTradeNo: string } }; code?: string };
+  const outTradeNo = body.data?.order?.outTradeNo;
+  if (reply.statusCode !== 200 || !outTradeNo) {
+    throw new Error(`seeding: POST /wechat/pay answered ${reply.statusCode} ${body.code ?? ''}`);
+  }
+  const paid = await fetch(`${ctx.sandboxUrl}/sandbox/pay`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ outTradeNo, ...options }),
+  });
+  const payment = (await paid.json()) as { transactionId?: string; delivered?: boolean };
+  if (!paid.ok || !payment.transactionId) throw new Error(`seeding: /sandbox/pay answered ${paid.status}`);
+  if (options.deliver === false && payment.delivered !== false) {
+    throw new Error(`seeding: /sandbox/pay delivered the notify of ${outTradeNo} although asked not to`);
+  }
+  return {
+    outTradeNo,
+    transactionId: payment.transactionId,
+    totalFee: plan.totalFee,
+    openid: user.openid,
+    userId: user.id,
+    planId: plan.id,
+    paid: true,
+    token: user.token,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------

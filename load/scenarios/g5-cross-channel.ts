@@ -8,7 +8,6 @@ import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import {
   type Delivery,
   deliver,
-  type PaidFacts,
   type Plan,
   type SignedIn,
   Tally,
@@ -23,6 +22,8 @@ import {
   latencyFields,
   mergeWorker,
   newResult,
+  openAndPay,
+  type PaidOrder,
   type Refused,
   type Result,
   type Storm,
@@ -30,7 +31,7 @@ import {
   signInUsers,
   viaField,
 } from '#load/harness';
-import type { ExpectedOrder, ExpectedUser } from '#load/ledger';
+import type { ExpectedUser } from '#load/ledger';
 import { randomInt, runPool, seededRandom, shuffle } from '#load/util';
 import { forkWorker, type WorkerHandle } from '#load/workers';
 
@@ -76,48 +77,14 @@ export async function g5(ctx: Ctx): Promise<Result> {
     // One user per order: createPayment continues a user's open order for the same plan, and every order
     // here must be a distinct payment.
     const users = await signInUsers(ctx, tables, 5, orderCount, random);
-    const orders: (PaidFacts & ExpectedOrder & { token: string })[] = [];
+    const orders: PaidOrder[] = [];
     await runPool(
       Array.from({ length: orderCount }, (_, i) => i),
       8,
       async (i) => {
         const user = users[i % users.length] as SignedIn & ExpectedUser;
         const plan = ctx.app.PLANS[randomInt(random, 0, ctx.app.PLANS.length - 1)] as Plan;
-        const reply = (await ctx.app.handlers.createPayment(
-          ctx.app.httpEvent({
-            method: 'POST',
-            path: '/wechat/pay',
-            body: { planId: plan.id },
-            token: user.token,
-          }),
-          ctx.app.context,
-        )) as APIGatewayProxyStructuredResultV2;
-        const body = JSON.parse(reply.body ?? '{}') as {
-          data?: { order?: { outTradeNo: string } };
-          code?: string;
-        };
-        const outTradeNo = body.data?.order?.outTradeNo;
-        if (reply.statusCode !== 200 || !outTradeNo) {
-          throw new Error(`seeding: POST /wechat/pay answered ${reply.statusCode} ${body.code ?? ''}`);
-        }
-        const paid = await fetch(`${ctx.sandboxUrl}/sandbox/pay`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ outTradeNo }),
-        });
-        const payment = (await paid.json()) as { transactionId?: string };
-        if (!paid.ok || !payment.transactionId)
-          throw new Error(`seeding: /sandbox/pay answered ${paid.status}`);
-        orders[i] = {
-          outTradeNo,
-          transactionId: payment.transactionId,
-          totalFee: plan.totalFee,
-          openid: user.openid,
-          userId: user.id,
-          planId: plan.id,
-          paid: true,
-          token: user.token,
-        };
+        orders[i] = await openAndPay(ctx, user, plan);
       },
     );
     const v2Bodies: Delivery[] = orders.map((order) => {
