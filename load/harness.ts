@@ -3,6 +3,8 @@
  * seeding (users signed in through the real handler, PENDING orders through the repository), storms of
  * genuine notifies in-process or in forked workers, WeChat-style redelivery and the ledger check.
  */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { V3Keys } from '#local/fixtures/v3';
 import {
@@ -233,6 +235,34 @@ export async function openAndPay(
     planId: plan.id,
     paid: true,
     token: user.token,
+  };
+}
+
+/**
+ * A loopback server standing in for our notify_url: `handle` gets each request's body. Pass `url` as
+ * WECHAT_NOTIFY_URL (useFreshTables) so the orders opened then send their notifies there; `close` stops it,
+ * restores WECHAT_NOTIFY_URL and drops the cached config.
+ */
+export async function notifyServer(
+  ctx: Ctx,
+  handle: (body: string, request: IncomingMessage, response: ServerResponse) => Promise<void> | void,
+): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createServer(async (request, response) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    await handle(Buffer.concat(chunks).toString('utf8'), request, response);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const previous = process.env.WECHAT_NOTIFY_URL;
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/wechat/notify`,
+    close: async () => {
+      await new Promise((resolve) => server.close(resolve));
+      server.closeAllConnections();
+      if (previous === undefined) delete process.env.WECHAT_NOTIFY_URL;
+      else process.env.WECHAT_NOTIFY_URL = previous;
+      ctx.app.resetConfigCache();
+    },
   };
 }
 

@@ -2,8 +2,6 @@
  * G5 cross-channel: each paid order reported at once by its v2 notify, the order query behind
  * GET /wechat/orders/{no} and (when v3 works) a v3 notify; one credit per order.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import {
   type Delivery,
@@ -22,6 +20,7 @@ import {
   latencyFields,
   mergeWorker,
   newResult,
+  notifyServer,
   openAndPay,
   type PaidOrder,
   type Refused,
@@ -58,22 +57,16 @@ export async function g5(ctx: Ctx): Promise<Result> {
   // The sandbox's own delivery of each payment is refused (captured), so the race below is between our
   // v2 notify, the order query behind GET /wechat/orders/{no}, and (when v3 works) a v3 notify.
   const captured = new Map<string, string>();
-  const capture = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks).toString('utf8');
+  const notify = await notifyServer(ctx, (body, _request, res) => {
     const outTradeNo = /<out_trade_no><!\[CDATA\[(.*?)\]\]>/.exec(body)?.[1];
     if (outTradeNo && !captured.has(outTradeNo)) captured.set(outTradeNo, body);
     res
       .writeHead(200, { 'content-type': 'text/xml' })
       .end('<xml><return_code><![CDATA[FAIL]]></return_code></xml>');
   });
-  await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve));
-  const notifyUrl = `http://127.0.0.1:${(capture.address() as AddressInfo).port}/wechat/notify`;
-  const previousNotifyUrl = process.env.WECHAT_NOTIFY_URL;
   let worker: WorkerHandle | undefined;
   try {
-    const tables = await useFreshTables(ctx.app, ctx.endpoint, 'g5', { WECHAT_NOTIFY_URL: notifyUrl });
+    const tables = await useFreshTables(ctx.app, ctx.endpoint, 'g5', { WECHAT_NOTIFY_URL: notify.url });
     // One user per order: createPayment continues a user's open order for the same plan, and every order
     // here must be a distinct payment.
     const users = await signInUsers(ctx, tables, 5, orderCount, random);
@@ -173,11 +166,7 @@ export async function g5(ctx: Ctx): Promise<Result> {
     );
   } finally {
     worker?.stop();
-    await new Promise((resolve) => capture.close(resolve));
-    capture.closeAllConnections();
-    if (previousNotifyUrl === undefined) delete process.env.WECHAT_NOTIFY_URL;
-    else process.env.WECHAT_NOTIFY_URL = previousNotifyUrl;
-    ctx.app.resetConfigCache();
+    await notify.close();
   }
   return result;
 }

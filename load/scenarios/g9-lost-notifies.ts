@@ -4,8 +4,6 @@
  * and credit each order exactly once through the notify's own settle; then the dropped notifies arrive
  * late, twice each, from the sandbox (`/sandbox/pay/notify-again`), are acknowledged and add 0 credits.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { paymentProvider } from '#lib/clients/wechat-pay';
 import { type ReconcileSummary, reconcile } from '#lib/payments/reconcile';
@@ -15,6 +13,7 @@ import {
   checkLedger,
   count,
   newResult,
+  notifyServer,
   openAndPay,
   type PaidOrder,
   type Result,
@@ -60,26 +59,21 @@ export async function g9(ctx: Ctx): Promise<Result> {
 
   // WeChat's late notifies come from the sandbox to this bridge, which hands them to payNotify in-process.
   const late = new Tally();
-  const bridge = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
+  const notify = await notifyServer(ctx, async (body, req, res) => {
     const reply = (await ctx.app.handlers.notify(
       ctx.app.httpEvent({
         method: 'POST',
         path: '/wechat/notify',
         headers: { 'content-type': String(req.headers['content-type'] ?? 'text/xml') },
-        body: Buffer.concat(chunks).toString('utf8'),
+        body,
       }),
       ctx.app.context,
     )) as APIGatewayProxyStructuredResultV2;
     late.add(classify('v2', reply));
     res.writeHead(reply.statusCode ?? 500, { 'content-type': 'text/xml' }).end(reply.body ?? '');
   });
-  await new Promise<void>((resolve) => bridge.listen(0, '127.0.0.1', resolve));
-  const notifyUrl = `http://127.0.0.1:${(bridge.address() as AddressInfo).port}/wechat/notify`;
-  const previousNotifyUrl = process.env.WECHAT_NOTIFY_URL;
   try {
-    const tables = await useFreshTables(ctx.app, ctx.endpoint, 'g9', { WECHAT_NOTIFY_URL: notifyUrl });
+    const tables = await useFreshTables(ctx.app, ctx.endpoint, 'g9', { WECHAT_NOTIFY_URL: notify.url });
     // Two orders per user (two different plans: one open order per user and plan), so a user's membership
     // is extended twice and INV-2 folds real sums.
     const users = await signInUsers(ctx, tables, 9, Math.ceil(orderCount / 2), random);
@@ -181,11 +175,7 @@ export async function g9(ctx: Ctx): Promise<Result> {
         `then each dropped notify delivered twice by the sandbox (p50 ${ms(summarize(redelivered).p50)}ms, p99 ${ms(summarize(redelivered).p99)}ms per delivery)`,
     );
   } finally {
-    await new Promise((resolve) => bridge.close(resolve));
-    bridge.closeAllConnections();
-    if (previousNotifyUrl === undefined) delete process.env.WECHAT_NOTIFY_URL;
-    else process.env.WECHAT_NOTIFY_URL = previousNotifyUrl;
-    ctx.app.resetConfigCache();
+    await notify.close();
   }
   return result;
 }
