@@ -3,6 +3,9 @@
  * seeding (users signed in through the real handler, PENDING orders through the repository), storms of
  * genuine notifies in-process or in forked workers, WeChat-style redelivery and the ledger check.
  */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { V3Keys } from '#local/fixtures/v3';
 import {
   type App,
@@ -188,6 +191,79 @@ export async function checkLedger(
 export function mergeWorker(tally: Tally, done: WorkerDone, result: Result) {
   tally.merge(done.tally);
   if (done.error) result.failures.push(`worker ${done.version} (pid ${done.pid}): ${done.error}`);
+}
+
+/** A paid order opened through the real POST /wechat/pay, as the harness and the ledger know it. */
+export type PaidOrder = PaidFacts & ExpectedOrder & { token: string };
+
+/**
+ * Opens `user`'s order for `plan` through the real createPayment handler (prepay on the sandbox), then pays
+ * it on the sandbox (`POST /sandbox/pay`); `deliver: false` plays the lost notify (paid at WeChat, nothing
+ * delivered until `/sandbox/pay/notify-again`). Throws when either step is refused.
+ */
+export async function openAndPay(
+  ctx: Ctx,
+  user: SignedIn & ExpectedUser,
+  plan: Plan,
+  options: { deliver?: false } = {},
+): Promise<PaidOrder> {
+  const reply = (await ctx.app.handlers.createPayment(
+    ctx.app.httpEvent({ method: 'POST', path: '/wechat/pay', body: { planId: plan.id }, token: user.token }),
+    ctx.app.context,
+  )) as APIGatewayProxyStructuredResultV2;
+  const body = JSON.parse(reply.body ?? '{}') as { data?: { order?: { outTradeNo: string } }; code?: string };
+  const outTradeNo = body.data?.order?.outTradeNo;
+  if (reply.statusCode !== 200 || !outTradeNo) {
+    throw new Error(`seeding: POST /wechat/pay answered ${reply.statusCode} ${body.code ?? ''}`);
+  }
+  const paid = await fetch(`${ctx.sandboxUrl}/sandbox/pay`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ outTradeNo, ...options }),
+  });
+  const payment = (await paid.json()) as { transactionId?: string; delivered?: boolean };
+  if (!paid.ok || !payment.transactionId) throw new Error(`seeding: /sandbox/pay answered ${paid.status}`);
+  if (options.deliver === false && payment.delivered !== false) {
+    throw new Error(`seeding: /sandbox/pay delivered the notify of ${outTradeNo} although asked not to`);
+  }
+  return {
+    outTradeNo,
+    transactionId: payment.transactionId,
+    totalFee: plan.totalFee,
+    openid: user.openid,
+    userId: user.id,
+    planId: plan.id,
+    paid: true,
+    token: user.token,
+  };
+}
+
+/**
+ * A loopback server standing in for our notify_url: `handle` gets each request's body. Pass `url` as
+ * WECHAT_NOTIFY_URL (useFreshTables) so the orders opened then send their notifies there; `close` stops it,
+ * restores WECHAT_NOTIFY_URL and drops the cached config.
+ */
+export async function notifyServer(
+  ctx: Ctx,
+  handle: (body: string, request: IncomingMessage, response: ServerResponse) => Promise<void> | void,
+): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createServer(async (request, response) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    await handle(Buffer.concat(chunks).toString('utf8'), request, response);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const previous = process.env.WECHAT_NOTIFY_URL;
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/wechat/notify`,
+    close: async () => {
+      await new Promise((resolve) => server.close(resolve));
+      server.closeAllConnections();
+      if (previous === undefined) delete process.env.WECHAT_NOTIFY_URL;
+      else process.env.WECHAT_NOTIFY_URL = previous;
+      ctx.app.resetConfigCache();
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------

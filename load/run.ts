@@ -1,6 +1,6 @@
 /**
  * `npm run loadtest -- [--scale small|full] [--seed N] [--only G1,G3]`: the load goals of
- * research/reliability.md §4 (G1–G7) against DynamoDB Local (in memory) and the WeChat sandbox, driving
+ * research/reliability.md §4 (G1–G7, G9) against DynamoDB Local (in memory) and the WeChat sandbox, driving
  * the real handlers in-process (plus forked workers for the cross-process/cross-version runs).
  *
  * Invariant failures (INV-1/2/4, wrong replies, memory bound) always fail the run; the time and latency

@@ -2,13 +2,10 @@
  * G5 cross-channel: each paid order reported at once by its v2 notify, the order query behind
  * GET /wechat/orders/{no} and (when v3 works) a v3 notify; one credit per order.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import {
   type Delivery,
   deliver,
-  type PaidFacts,
   type Plan,
   type SignedIn,
   Tally,
@@ -23,6 +20,9 @@ import {
   latencyFields,
   mergeWorker,
   newResult,
+  notifyServer,
+  openAndPay,
+  type PaidOrder,
   type Refused,
   type Result,
   type Storm,
@@ -30,7 +30,7 @@ import {
   signInUsers,
   viaField,
 } from '#load/harness';
-import type { ExpectedOrder, ExpectedUser } from '#load/ledger';
+import type { ExpectedUser } from '#load/ledger';
 import { randomInt, runPool, seededRandom, shuffle } from '#load/util';
 import { forkWorker, type WorkerHandle } from '#load/workers';
 
@@ -57,67 +57,27 @@ export async function g5(ctx: Ctx): Promise<Result> {
   // The sandbox's own delivery of each payment is refused (captured), so the race below is between our
   // v2 notify, the order query behind GET /wechat/orders/{no}, and (when v3 works) a v3 notify.
   const captured = new Map<string, string>();
-  const capture = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks).toString('utf8');
+  const notify = await notifyServer(ctx, (body, _request, res) => {
     const outTradeNo = /<out_trade_no><!\[CDATA\[(.*?)\]\]>/.exec(body)?.[1];
     if (outTradeNo && !captured.has(outTradeNo)) captured.set(outTradeNo, body);
     res
       .writeHead(200, { 'content-type': 'text/xml' })
       .end('<xml><return_code><![CDATA[FAIL]]></return_code></xml>');
   });
-  await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve));
-  const notifyUrl = `http://127.0.0.1:${(capture.address() as AddressInfo).port}/wechat/notify`;
-  const previousNotifyUrl = process.env.WECHAT_NOTIFY_URL;
   let worker: WorkerHandle | undefined;
   try {
-    const tables = await useFreshTables(ctx.app, ctx.endpoint, 'g5', { WECHAT_NOTIFY_URL: notifyUrl });
+    const tables = await useFreshTables(ctx.app, ctx.endpoint, 'g5', { WECHAT_NOTIFY_URL: notify.url });
     // One user per order: createPayment continues a user's open order for the same plan, and every order
     // here must be a distinct payment.
     const users = await signInUsers(ctx, tables, 5, orderCount, random);
-    const orders: (PaidFacts & ExpectedOrder & { token: string })[] = [];
+    const orders: PaidOrder[] = [];
     await runPool(
       Array.from({ length: orderCount }, (_, i) => i),
       8,
       async (i) => {
         const user = users[i % users.length] as SignedIn & ExpectedUser;
         const plan = ctx.app.PLANS[randomInt(random, 0, ctx.app.PLANS.length - 1)] as Plan;
-        const reply = (await ctx.app.handlers.createPayment(
-          ctx.app.httpEvent({
-            method: 'POST',
-            path: '/wechat/pay',
-            body: { planId: plan.id },
-            token: user.token,
-          }),
-          ctx.app.context,
-        )) as APIGatewayProxyStructuredResultV2;
-        const body = JSON.parse(reply.body ?? '{}') as {
-          data?: { order?: { outTradeNo: string } };
-          code?: string;
-        };
-        const outTradeNo = body.data?.order?.outTradeNo;
-        if (reply.statusCode !== 200 || !outTradeNo) {
-          throw new Error(`seeding: POST /wechat/pay answered ${reply.statusCode} ${body.code ?? ''}`);
-        }
-        const paid = await fetch(`${ctx.sandboxUrl}/sandbox/pay`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ outTradeNo }),
-        });
-        const payment = (await paid.json()) as { transactionId?: string };
-        if (!paid.ok || !payment.transactionId)
-          throw new Error(`seeding: /sandbox/pay answered ${paid.status}`);
-        orders[i] = {
-          outTradeNo,
-          transactionId: payment.transactionId,
-          totalFee: plan.totalFee,
-          openid: user.openid,
-          userId: user.id,
-          planId: plan.id,
-          paid: true,
-          token: user.token,
-        };
+        orders[i] = await openAndPay(ctx, user, plan);
       },
     );
     const v2Bodies: Delivery[] = orders.map((order) => {
@@ -206,11 +166,7 @@ export async function g5(ctx: Ctx): Promise<Result> {
     );
   } finally {
     worker?.stop();
-    await new Promise((resolve) => capture.close(resolve));
-    capture.closeAllConnections();
-    if (previousNotifyUrl === undefined) delete process.env.WECHAT_NOTIFY_URL;
-    else process.env.WECHAT_NOTIFY_URL = previousNotifyUrl;
-    ctx.app.resetConfigCache();
+    await notify.close();
   }
   return result;
 }

@@ -7,6 +7,7 @@ import { g4 } from './g4-sign-in-race';
 import { g5 } from './g5-cross-channel';
 import { g6 } from './g6-forged-flood';
 import { g7 } from './g7-parser-bombs';
+import { g9 } from './g9-lost-notifies';
 
 export const SCENARIOS: { id: string; run: (ctx: Ctx) => Promise<Result> }[] = [
   { id: 'G1', run: g1 },
@@ -17,4 +18,5 @@ export const SCENARIOS: { id: string; run: (ctx: Ctx) => Promise<Result> }[] = [
   { id: 'G5', run: g5 },
   { id: 'G6', run: g6 },
   { id: 'G7', run: g7 },
+  { id: 'G9', run: g9 },
 ];

@@ -68,8 +68,100 @@ function nameLength(name: Json, region: string): number {
   return resolved.join(separator).length;
 }
 
-export function templateProblems(template: Template, { region }: { region: string }): string[] {
+/** Functions that authenticate their callers themselves: WeChat's signature on a notify. */
+const SIGNATURE_AUTHENTICATED = ['PayNotifyLambdaFunction'];
+const WRITE_METHODS = /^(POST|PUT|PATCH|DELETE|ANY) /;
+
+/** The logical id a value names through Ref or Fn::GetAtt, if any. */
+function target(value: Json): string | undefined {
+  if (typeof value?.Ref === 'string') return value.Ref;
+  const getAtt = value?.['Fn::GetAtt'];
+  return Array.isArray(getAtt) ? getAtt[0] : undefined;
+}
+
+export interface Route {
+  id: string;
+  key: string;
+  authorization: string;
+  /** The logical id of the Lambda function the route invokes. */
+  fn?: string;
+}
+
+/** The HTTP API routes: key, authorization type (NONE when unset) and the function behind each. */
+export function routes(template: Template): Route[] {
+  return Object.entries(template.Resources)
+    .filter(([, resource]) => resource.Type === 'AWS::ApiGatewayV2::Route')
+    .map(([id, route]) => {
+      const [, parts] = route.Properties?.Target?.['Fn::Join'] ?? [];
+      const integration = template.Resources[target(Array.isArray(parts) ? parts[1] : undefined) ?? ''];
+      return {
+        id,
+        key: String(route.Properties?.RouteKey),
+        authorization: route.Properties?.AuthorizationType ?? 'NONE',
+        fn: target(integration?.Properties?.IntegrationUri),
+      };
+    });
+}
+
+/**
+ * Who may call what: every /admin/ route carries the IAM authorizer (no /admin/ route is unauthenticated);
+ * an unauthenticated route that writes goes to the notify or to a function that checks a Bearer token
+ * itself (it loads JWT_SECRET); a Function URL, or a public invoke permission, without IAM is payNotify's
+ * only; the reconcile function runs on an enabled schedule.
+ */
+export function accessProblems(template: Template): string[] {
   const problems: string[] = [];
+  const resources = template.Resources;
+  for (const route of routes(template)) {
+    const path = route.key.split(' ')[1] ?? '';
+    if (path.startsWith('/admin/') && route.authorization !== 'AWS_IAM') {
+      problems.push(
+        `${route.id}: ${route.key} is an admin route with AuthorizationType ${route.authorization}`,
+      );
+    }
+    if (route.authorization !== 'NONE' || !WRITE_METHODS.test(route.key)) continue;
+    const secrets = String(resources[route.fn ?? '']?.Properties?.Environment?.Variables?.SECRET_NAMES ?? '');
+    const bearer = secrets.split(',').includes('JWT_SECRET');
+    if (!bearer && !SIGNATURE_AUTHENTICATED.includes(route.fn ?? '')) {
+      problems.push(
+        `${route.id}: ${route.key} writes unauthenticated, and ${route.fn} checks no Bearer token`,
+      );
+    }
+  }
+  for (const [id, resource] of Object.entries(resources)) {
+    const props = resource.Properties ?? {};
+    const fn = target(resource.Type === 'AWS::Lambda::Url' ? props.TargetFunctionArn : props.FunctionName);
+    const publicUrl = resource.Type === 'AWS::Lambda::Url' && props.AuthType !== 'AWS_IAM';
+    const publicPermission = resource.Type === 'AWS::Lambda::Permission' && props.Principal === '*';
+    if ((publicUrl || publicPermission) && !SIGNATURE_AUTHENTICATED.includes(fn ?? '')) {
+      problems.push(`${id}: ${fn} is invocable by anyone (only the notify may be)`);
+    }
+  }
+  const schedules = Object.entries(resources).filter(
+    ([, resource]) =>
+      resource.Type === 'AWS::Events::Rule' &&
+      resource.Properties?.ScheduleExpression &&
+      resource.Properties?.State !== 'DISABLED' &&
+      (resource.Properties?.Targets ?? []).some((t: Json) => target(t.Arn) === 'ReconcileLambdaFunction'),
+  );
+  const invokable = schedules.some(([rule]) =>
+    Object.values(resources).some(
+      (resource) =>
+        resource.Type === 'AWS::Lambda::Permission' &&
+        resource.Properties?.Principal === 'events.amazonaws.com' &&
+        target(resource.Properties?.FunctionName) === 'ReconcileLambdaFunction' &&
+        target(resource.Properties?.SourceArn) === rule,
+    ),
+  );
+  if (resources.ReconcileLambdaFunction && !invokable) {
+    problems.push('ReconcileLambdaFunction: no enabled schedule (EventBridge rule allowed to invoke it)');
+  }
+  if (!resources.ReconcileLambdaFunction) problems.push('ReconcileLambdaFunction: missing');
+  return problems;
+}
+
+export function templateProblems(template: Template, { region }: { region: string }): string[] {
+  const problems: string[] = accessProblems(template);
   const entries = Object.entries(template.Resources);
 
   for (const [id, stage] of entries.filter(([, r]) => r.Type === 'AWS::ApiGatewayV2::Stage')) {

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { parseEnv, promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECRET_NAMES } from '#lib/secrets';
-import { templateProblems } from '#test/deploy/template-checks';
+import { routes, templateProblems } from '#test/deploy/template-checks';
 
 /**
  * §5: `serverless package --stage prod` as CI would run it (no secrets in the environment, SECRETS_SOURCE
@@ -288,6 +288,34 @@ describe('serverless package --stage prod', () => {
 
   it('passes the deploy checks: stage after its routes, no Retain on named resources, names in limits', () => {
     expect(templateProblems(template, { region: 'ap-southeast-1' })).toEqual([]);
+  });
+
+  it('puts every /admin/ route behind the IAM authorizer, and none among the unauthenticated routes', () => {
+    const all = routes(template);
+    const admin = all.filter((route) => route.key.split(' ')[1]?.startsWith('/admin/'));
+    expect(admin.map((route) => route.key)).toEqual(
+      expect.arrayContaining([
+        'POST /admin/reconcile',
+        'GET /admin/orders/{outTradeNo}',
+        'GET /admin/exceptions',
+      ]),
+    );
+    for (const route of admin) expect(route.authorization, route.key).toBe('AWS_IAM');
+    const open = all.filter((route) => route.authorization === 'NONE').map((route) => route.key);
+    expect(open).toContain('POST /wechat/sign_in');
+    expect(open.filter((key) => key.includes(' /admin/'))).toEqual([]);
+  });
+
+  it('leaves the notify Function URL the only public invoke, and runs the reconciler on a schedule', () => {
+    const urls = resourcesOfType('AWS::Lambda::Url').map(([, url]) => [
+      url.Properties?.TargetFunctionArn?.['Fn::GetAtt']?.[0],
+      url.Properties?.AuthType,
+    ]);
+    expect(urls).toEqual([['PayNotifyLambdaFunction', 'NONE']]);
+    const rules = resourcesOfType('AWS::Events::Rule').filter(([, rule]) =>
+      rule.Properties?.Targets?.some((t: Json) => t.Arn?.['Fn::GetAtt']?.[0] === 'ReconcileLambdaFunction'),
+    );
+    expect(rules.map(([, rule]) => rule.Properties?.ScheduleExpression)).toEqual(['rate(5 minutes)']);
   });
 
   it('protects both tables in prod: on-demand, point-in-time recovery, deletion protection', () => {
