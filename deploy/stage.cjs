@@ -36,7 +36,7 @@ const SETTINGS = {
   WECHAT_PAY_VERSION: { required: true, check: oneOf(['v2', 'v3']) },
   WECHAT_PAY_SIGN_TYPE: { default: 'MD5', check: oneOf(['MD5', 'HMAC-SHA256']) },
   WECHAT_MCH_SERIAL_NO: {
-    required: (s) => s.WECHAT_PAY_VERSION === 'v3',
+    required: (s) => s.WECHAT_PAY_VERSION === 'v3' || s.WECHAT_PAY_MIGRATION_FROM === 'v3',
     default: '',
     check: matches(/^[0-9A-Fa-f]{8,40}$/, 'the merchant API certificate serial number (hex)'),
   },
@@ -48,6 +48,12 @@ const SETTINGS = {
     check: (v) => (/^\d+$/.test(v) && +v >= 60 && +v <= 7776000) || 'must be seconds between 60 and 7776000',
   },
   LOG_LEVEL: { default: 'INFO', check: oneOf(['DEBUG', 'INFO', 'WARN', 'ERROR']) },
+  WECHAT_PAY_MIGRATION_FROM: {
+    default: '',
+    check: (v, s) =>
+      ((v === 'v2' || v === 'v3') && v !== s.WECHAT_PAY_VERSION) ||
+      'the previous WeChat Pay version (v2 or v3, not WECHAT_PAY_VERSION), or leave it out',
+  },
   RECONCILE_SCHEDULE: {
     default: 'rate(5 minutes)',
     check: matches(/^(rate\(\d+ (minute|minutes|hour|hours)\)|cron\(.+\))$/, 'an EventBridge rate(…) or cron(…)'),
@@ -117,7 +123,7 @@ function readStageFile(stage) {
       if (required) problems.push(`${name} is required`);
       else values[name] = spec.default;
     } else {
-      const verdict = spec.check(values[name]);
+      const verdict = spec.check(values[name], values);
       if (verdict !== true) problems.push(`${name} ${verdict}`);
     }
   }
@@ -159,6 +165,12 @@ async function context(resolveVariable, options) {
   return { stage, service, local, values, region };
 }
 
+/** The pay secrets of each version (also the only SSM parameters the pay functions may read). */
+const PAY_SECRET_NAMES = {
+  v2: ['WECHAT_MCH_KEY'],
+  v3: ['WECHAT_APIV3_KEY', 'WECHAT_MCH_PRIVATE_KEY', 'WECHAT_PAY_PUBLIC_KEY', 'WECHAT_PAY_PLATFORM_CERTS'],
+};
+
 /** payNotify's HTTP API route: locally, and on the custom domain with NOTIFY_ON_DOMAIN. */
 const NOTIFY_EVENTS = [{ httpApi: 'POST /wechat/notify' }];
 
@@ -169,10 +181,21 @@ async function settings({ resolveVariable, options }) {
   let notifyUrl = { 'Fn::GetAtt': ['PayNotifyLambdaFunctionUrl', 'FunctionUrl'] };
   if (local) notifyUrl = process.env.WECHAT_NOTIFY_URL || 'http://127.0.0.1:3000/wechat/notify';
   else if (onDomain) notifyUrl = `https://${values.DOMAIN_NAME}/wechat/notify`;
+  // A migration window (WECHAT_PAY_MIGRATION_FROM): the functions that notify, query and close also read the
+  // previous version's pay secrets, so its in-flight orders are handled with their own version.
+  const windowNames = [
+    ...PAY_SECRET_NAMES[values.WECHAT_PAY_VERSION],
+    ...(values.WECHAT_PAY_MIGRATION_FROM ? PAY_SECRET_NAMES[values.WECHAT_PAY_MIGRATION_FROM] : []),
+  ];
+  const ssmArn = (name) => ({
+    'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/${service}/${stage}/${name}`,
+  });
   return {
     ...values,
     region,
     payVersion: values.WECHAT_PAY_VERSION,
+    windowPaySecretNames: windowNames.join(','),
+    windowPaySecretArns: windowNames.map(ssmArn),
     secretsSource: local ? 'env' : 'ssm',
     roleNamePrefix: roleNamePrefix(service, stage, region),
     notifyUrl,

@@ -1,4 +1,4 @@
-import { paymentProvider } from '#lib/clients/wechat-pay';
+import { paymentProviders } from '#lib/clients/wechat-pay';
 import { loadConfig } from '#lib/config';
 import { httpHandler, ok } from '#lib/http';
 import { ReconcileBody } from '#lib/payments/admin';
@@ -11,7 +11,7 @@ export const handler = httpHandler(
     const { all } = validate(ReconcileBody, event.body ?? {});
     const config = await loadConfig();
     const deadline = Date.now() + context.getRemainingTimeInMillis() - 2000;
-    const summary = await reconcile(config, paymentProvider(config), { deadline, all });
+    const summary = await reconcile(config, paymentProviders(config), { deadline, all });
     return ok({ ...summary }, '对账完成');
   },
   { jsonBody: true, maxBodyBytes: 256 },

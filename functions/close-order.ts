@@ -1,5 +1,5 @@
 import { authenticate } from '#lib/auth';
-import { paymentProvider } from '#lib/clients/wechat-pay';
+import { paymentProviders } from '#lib/clients/wechat-pay';
 import { loadConfig } from '#lib/config';
 import { httpHandler, ok } from '#lib/http';
 import { closeOrderForUser } from '#lib/payments/close';
@@ -8,6 +8,6 @@ export const handler = httpHandler(async (event) => {
   const config = await loadConfig();
   const userId = await authenticate(event, config);
   const outTradeNo = event.pathParameters?.outTradeNo ?? '';
-  const order = await closeOrderForUser(config, paymentProvider(config), userId, outTradeNo);
+  const order = await closeOrderForUser(config, paymentProviders(config), userId, outTradeNo);
   return ok({ order }, '订单已关闭');
 });

@@ -1,6 +1,6 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import { paymentProvider } from '#lib/clients/wechat-pay';
+import { paymentProviders } from '#lib/clients/wechat-pay';
 import { loadConfig } from '#lib/config';
 import { logger } from '#lib/logger';
 import { type ReconcileSummary, reconcile } from '#lib/payments/reconcile';
@@ -11,7 +11,7 @@ export const handler = middy<unknown, ReconcileSummary>()
   .handler(async (_event, context) => {
     const config = await loadConfig();
     const deadline = Date.now() + context.getRemainingTimeInMillis() - 2000;
-    const summary = await reconcile(config, paymentProvider(config), { deadline });
+    const summary = await reconcile(config, paymentProviders(config), { deadline });
     logger.info('reconcile pass', { ...summary });
     return summary;
   });

@@ -4,7 +4,7 @@ import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { NotifyReply, NotifyRequest, PaymentProvider } from '#lib/clients/payment-provider';
-import { paymentProvider } from '#lib/clients/wechat-pay';
+import { paymentProviders } from '#lib/clients/wechat-pay';
 import { type Config, loadConfig } from '#lib/config';
 import {
   AppError,
@@ -123,10 +123,16 @@ const REJECTION_STATUS: Record<PaymentRejection, number> = {
   owner_missing: 409,
 };
 
-/** What a notify route works with: the loaded config and the WeChat Pay client of its version. */
+/** What a notify route works with: the loaded config and the WeChat Pay client of the notify's version. */
 export interface NotifyContext {
   config: Config;
   provider: PaymentProvider;
+}
+
+/** What the transport loads: the config and its clients (the current version's first). */
+export interface NotifyClients {
+  config: Config;
+  providers: readonly PaymentProvider[];
 }
 
 /** A notify route: returns when WeChat may be acknowledged; throws to make WeChat deliver again. */
@@ -155,24 +161,25 @@ function notifyFailure(provider: PaymentProvider, error: unknown): NotifyReply {
   return provider.notifyFail(500, 'internal error');
 }
 
-async function loadNotifyContext(): Promise<NotifyContext> {
+async function loadNotifyClients(): Promise<NotifyClients> {
   const config = await loadConfig();
-  return { config, provider: paymentProvider(config) };
+  return { config, providers: paymentProviders(config) };
 }
 
 /**
  * The transport of WeChat Pay notifies, as `httpHandler` is for API routes: loads the config (a failure
- * answers 500 so WeChat retries), caps and decodes the raw body, runs the route, and answers WeChat's own
+ * answers 500 so WeChat retries), caps and decodes the raw body, picks the client whose format it is (v2 XML
+ * or v3 JSON; during a migration window both are configured), runs the route, and answers WeChat's own
  * success reply, or its FAIL reply (which WeChat retries) with the status this module maps the error to.
- * `load` is replaceable for tests that pin a config or provider.
+ * `load` is replaceable for tests that pin a config or clients.
  */
-export function notifyHandler(route: NotifyRoute, load: () => Promise<NotifyContext> = loadNotifyContext) {
+export function notifyHandler(route: NotifyRoute, load: () => Promise<NotifyClients> = loadNotifyClients) {
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
     .use(injectLambdaContext(logger))
     .handler(async (event) => {
-      let context: NotifyContext;
+      let clients: NotifyClients;
       try {
-        context = await load();
+        clients = await load();
       } catch (error) {
         logger.error('notify config failed', {
           detail: error instanceof AppError ? error.detail : undefined,
@@ -183,11 +190,14 @@ export function notifyHandler(route: NotifyRoute, load: () => Promise<NotifyCont
           body: '{"code":"FAIL","message":"config"}',
         };
       }
+      let provider = clients.providers[0] as PaymentProvider;
       try {
-        await route(notifyRequest(event), context);
-        return context.provider.notifyAck();
+        const request = notifyRequest(event);
+        provider = clients.providers.find((candidate) => candidate.accepts(request)) ?? provider;
+        await route(request, { config: clients.config, provider });
+        return provider.notifyAck();
       } catch (error) {
-        return notifyFailure(context.provider, error);
+        return notifyFailure(provider, error);
       }
     });
 }

@@ -59,6 +59,11 @@ export function ssmParameterName(settings: Pick<Settings, 'service' | 'stage'>, 
   return `/${settings.service}/${settings.stage}/${name}`;
 }
 
+/** The pay secrets of one version (what a migration window adds for the other version). */
+export function paySecretNamesFor(payVersion: PayVersion): SecretName[] {
+  return secretNamesFor(payVersion).filter((name) => name !== 'WECHAT_SECRET' && name !== 'JWT_SECRET');
+}
+
 /** Every secret the configured pay version uses (the local default). */
 export function secretNamesFor(payVersion: PayVersion): SecretName[] {
   const common: SecretName[] = ['WECHAT_SECRET', 'JWT_SECRET'];

@@ -1,5 +1,5 @@
 import { ConfigError } from '#lib/errors';
-import { V2_SIGN_TYPES, type V2SignType } from '#lib/wechat-pay/fields';
+import { type PayVersion, V2_SIGN_TYPES, type V2SignType } from '#lib/wechat-pay/fields';
 
 /**
  * Plain (non-secret) settings, read from the environment with the production defaults below
@@ -20,6 +20,11 @@ interface CommonSettings {
   jwtAudience: string;
   /** Session lifetime in seconds. */
   jwtTtlSeconds: number;
+  /**
+   * WECHAT_PAY_MIGRATION_FROM: the other pay version during a v2 ↔ v3 migration window (its in-flight orders
+   * keep being notified, queried and closed with it), or '' when there is none.
+   */
+  payMigrationFrom: PayVersion | '';
   /** How long a cold start may wait for SSM, milliseconds (SSM_TIMEOUT_MS, set per function to fit its timeout). */
   ssmTimeoutMs: number;
 }
@@ -81,6 +86,11 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   if (!Number.isInteger(ssmTimeoutMs) || ssmTimeoutMs < 100) {
     throw new ConfigError('SSM_TIMEOUT_MS must be an integer ≥ 100');
   }
+  const payVersionValue = required(env, 'WECHAT_PAY_VERSION');
+  const migrationFrom = optional(env, 'WECHAT_PAY_MIGRATION_FROM');
+  if (migrationFrom && (!['v2', 'v3'].includes(migrationFrom) || migrationFrom === payVersionValue)) {
+    throw new ConfigError('WECHAT_PAY_MIGRATION_FROM must be the other pay version (v2 or v3), or empty');
+  }
   const common: CommonSettings = {
     service,
     stage,
@@ -94,6 +104,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     jwtIssuer: optional(env, 'JWT_ISSUER') || service,
     jwtAudience: required(env, 'JWT_AUDIENCE'),
     jwtTtlSeconds: ttl,
+    payMigrationFrom: migrationFrom as PayVersion | '',
     ssmTimeoutMs,
   };
   const payVersion = oneOf('WECHAT_PAY_VERSION', required(env, 'WECHAT_PAY_VERSION'), ['v2', 'v3'] as const);

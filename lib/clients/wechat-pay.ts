@@ -28,3 +28,13 @@ export function paymentProvider(config: Config): PaymentProvider {
   }
   return provider;
 }
+
+/**
+ * The WeChat Pay clients of this configuration: the configured version's first, then, during a v2 ↔ v3
+ * migration window (`config.previous`), the other version's.
+ */
+export function paymentProviders(config: Config): PaymentProvider[] {
+  return config.previous
+    ? [paymentProvider(config), paymentProvider(config.previous)]
+    : [paymentProvider(config)];
+}

@@ -4,7 +4,7 @@ import { ConflictError, NotFoundError } from '#lib/errors';
 import type { OrderRecord } from '#lib/repositories/order-repository';
 import * as orders from '#lib/repositories/order-repository';
 import { OUT_TRADE_NO } from '#lib/wechat-pay/fields';
-import { type PublicOrder, toPublicOrder } from './rules';
+import { type Providers, type PublicOrder, providerFor, toPublicOrder } from './rules';
 import { type ReportOutcome, settleReport } from './settle';
 
 /** What closing a PENDING order came to: closed here and at WeChat, or paid after all (and settled). */
@@ -38,7 +38,7 @@ export async function closePendingOrder(
  */
 export async function closeOrderForUser(
   config: Config,
-  provider: PaymentProvider,
+  providers: Providers,
   userId: string,
   outTradeNo: string,
   now = new Date(),
@@ -48,9 +48,8 @@ export async function closeOrderForUser(
   if (!order || order.userId !== userId) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
   if (order.status === 'PAID') throw new ConflictError('订单已支付', 'ORDER_PAID');
   if (order.status !== 'PENDING') return toPublicOrder(order);
-  if (order.payVersion !== provider.version) {
-    throw new ConflictError('支付方式已变更，请稍后再试', 'ORDER_PAY_VERSION_CHANGED');
-  }
+  const provider = providerFor(order, providers);
+  if (!provider) throw new ConflictError('支付方式已变更，请稍后再试', 'ORDER_PAY_VERSION_CHANGED');
   const closed = await closePendingOrder(config, provider, order, now);
   if (closed.kind === 'paid') throw new ConflictError('订单已支付', 'ORDER_PAID');
   return toPublicOrder(closed.order);

@@ -4,7 +4,7 @@ import { logger } from '#lib/logger';
 import type { OrderRecord } from '#lib/repositories/order-repository';
 import * as orders from '#lib/repositories/order-repository';
 import { closePendingOrder } from './close';
-import { isExpired, nextReconcileAt } from './rules';
+import { isExpired, nextReconcileAt, type Providers, providerFor } from './rules';
 import { settleReport } from './settle';
 
 /** What one reconcile pass did. */
@@ -35,7 +35,7 @@ const PER_ORDER_MS = 12_000;
 /**
  * One reconcile pass (WeChat Pay 查询订单 / 关闭订单, "query when the notify is missing, close unpaid orders"):
  * reads due PENDING orders from the sparse byReconcile index (never a Scan), oldest check first, and for
- * each: credits a SUCCESS through the very same exactly-once settle as a notify, closes an expired one at
+ * each, with the client of the order's own pay version: credits a SUCCESS through the very same exactly-once settle as a notify, closes an expired one at
  * WeChat and here (a paid-after-all close is settled instead), marks one WeChat reports CLOSED, and moves
  * the rest to their next back-off step (1, 5, 15, 30, 60 minutes after creation, then expiry). `all`
  * checks every PENDING order now. Stops taking new orders once `deadline` (epoch ms) is less than one
@@ -44,7 +44,7 @@ const PER_ORDER_MS = 12_000;
  */
 export async function reconcile(
   config: Config,
-  provider: PaymentProvider,
+  providers: Providers,
   options: { deadline: number; all?: boolean; now?: () => Date },
 ): Promise<ReconcileSummary> {
   const now = options.now ?? (() => new Date());
@@ -72,7 +72,7 @@ export async function reconcile(
       seen.add(order.outTradeNo);
       summary.checked++;
       try {
-        await checkOrder(config, provider, order, now(), summary);
+        await checkOrder(config, providerFor(order, providers), order, now(), summary);
       } catch (error) {
         summary.failed++;
         logger.warn('reconcile: order check failed; it stays due', {
@@ -87,14 +87,14 @@ export async function reconcile(
 
 async function checkOrder(
   config: Config,
-  provider: PaymentProvider,
+  provider: PaymentProvider | undefined,
   order: OrderRecord,
   now: Date,
   summary: ReconcileSummary,
 ): Promise<void> {
-  if (order.payVersion !== provider.version) {
-    // Only a client of the order's own pay version can query or close it (the stage switched versions):
-    // it stays PENDING, in the index, checked hourly and logged for an operator (see the README).
+  if (!provider) {
+    // Only a client of the order's own pay version can query or close it, and that version is no longer
+    // configured (no migration window): it stays PENDING, checked hourly and logged (see the README).
     logger.warn('reconcile: order of the other pay version left PENDING', {
       outTradeNo: order.outTradeNo,
       payVersion: order.payVersion,

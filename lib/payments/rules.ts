@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { PaymentReport, PrepayRequest } from '#lib/clients/payment-provider';
+import type { PaymentProvider, PaymentReport, PrepayRequest } from '#lib/clients/payment-provider';
 import { PaymentRejectedError } from '#lib/errors';
 import type { Plan } from '#lib/plans';
 import type { OrderRecord } from '#lib/repositories/order-repository';
@@ -194,4 +194,18 @@ export function assertOurMerchant(report: PaymentReport, merchant: { appId: stri
     throw new PaymentRejectedError('merchant_mismatch', 'appid/mchid mismatch', detail);
   }
   if (report.currency !== 'CNY') throw new PaymentRejectedError('currency_mismatch', 'currency mismatch');
+}
+
+/** One WeChat Pay client, or the configured ones (the current version's first, then a migration window's). */
+export type Providers = PaymentProvider | readonly PaymentProvider[];
+
+/** The client of an order's own pay version among `providers`; undefined when that version is not configured. */
+export function providerFor(
+  order: Pick<OrderRecord, 'payVersion'>,
+  providers: Providers,
+): PaymentProvider | undefined {
+  const list: readonly PaymentProvider[] = Array.isArray(providers)
+    ? providers
+    : [providers as PaymentProvider];
+  return list.find((provider) => provider.version === order.payVersion);
 }

@@ -1,11 +1,11 @@
 import * as v from 'valibot';
-import type { OrderQueryResult, PaymentProvider } from '#lib/clients/payment-provider';
+import type { OrderQueryResult } from '#lib/clients/payment-provider';
 import type { Config } from '#lib/config';
 import { BadRequestError, NotFoundError } from '#lib/errors';
 import { logger } from '#lib/logger';
 import * as orders from '#lib/repositories/order-repository';
 import { OUT_TRADE_NO } from '#lib/wechat-pay/fields';
-import { type PublicOrder, toPublicOrder } from './rules';
+import { type Providers, type PublicOrder, providerFor, toPublicOrder } from './rules';
 import { settleReport } from './settle';
 
 /** A PENDING order is queried at WeChat at most once per this many seconds, whoever views it. */
@@ -19,14 +19,15 @@ export const QUERY_COOLDOWN_SECONDS = 5;
  */
 export async function getOrderForUser(
   config: Config,
-  provider: PaymentProvider,
+  providers: Providers,
   userId: string,
   outTradeNo: string,
 ): Promise<PublicOrder> {
   if (!OUT_TRADE_NO.test(outTradeNo)) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
   const order = await orders.getOrder(config.ordersTable, outTradeNo);
   if (!order || order.userId !== userId) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
-  if (order.status !== 'PENDING' || order.payVersion !== provider.version) return toPublicOrder(order);
+  const provider = providerFor(order, providers);
+  if (order.status !== 'PENDING' || !provider) return toPublicOrder(order);
   // One WeChat query per order per cooldown, whoever is looking: the merchant's rate limit is shared.
   const now = new Date();
   if (!(await orders.claimOrderQuery(config.ordersTable, outTradeNo, now, QUERY_COOLDOWN_SECONDS))) {

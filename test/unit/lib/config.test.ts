@@ -85,6 +85,7 @@ describe('readSettings', () => {
       jwtIssuer: 'wechat-miniprogram-backend',
       jwtAudience: 'miniprogram',
       jwtTtlSeconds: 604800,
+      payMigrationFrom: '',
       ssmTimeoutMs: 3000,
     });
   });
@@ -680,5 +681,54 @@ describe('loadConfig after a malformed SSM secret', () => {
     ssm.restore();
     resetConfigCache();
     clearCaches();
+  });
+});
+
+describe('loadConfig during a v2 → v3 migration window', () => {
+  const WINDOW_ENV = {
+    ...V3_ENV,
+    ...V3_RAW,
+    ...V2_RAW,
+    SECRETS_SOURCE: 'env',
+    WECHAT_PAY_MIGRATION_FROM: 'v2',
+  };
+  beforeEach(() => resetConfigCache());
+  afterEach(() => resetConfigCache());
+
+  it('loads the previous version beside the current one when WECHAT_PAY_MIGRATION_FROM names it', async () => {
+    // Act
+    const config = await loadConfig(WINDOW_ENV);
+
+    // Assess
+    expect(config.payVersion).toBe('v3');
+    expect(config.previous?.payVersion).toBe('v2');
+    expect((config.previous as V2Config).mchKey).toBe(MCH_KEY);
+    expect(config.previous?.previous).toBeUndefined();
+  });
+
+  it('has no previous version without WECHAT_PAY_MIGRATION_FROM, even with both versions’ secrets', async () => {
+    // Act
+    const config = await loadConfig({ ...WINDOW_ENV, WECHAT_PAY_MIGRATION_FROM: '' });
+
+    // Assess
+    expect(config.previous).toBeUndefined();
+  });
+
+  it.each([
+    ['the current version', { WECHAT_PAY_MIGRATION_FROM: 'v3' }, /WECHAT_PAY_MIGRATION_FROM/],
+    ['an unknown version', { WECHAT_PAY_MIGRATION_FROM: 'v1' }, /WECHAT_PAY_MIGRATION_FROM/],
+    ['a malformed previous key', { WECHAT_MCH_KEY: 'short' }, /WECHAT_MCH_KEY/],
+    [
+      'SECRET_NAMES without the previous keys',
+      { SECRET_NAMES: 'WECHAT_APIV3_KEY' },
+      /SECRET_NAMES lacks WECHAT_MCH_KEY/,
+    ],
+  ])('fails closed naming the problem for %s', async (_name, overrides, detail) => {
+    // Act
+    const error = await loadConfig({ ...WINDOW_ENV, ...overrides }).catch((caught: unknown) => caught);
+
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).detail).toMatch(detail);
   });
 });

@@ -208,7 +208,7 @@ describe('notifyHandler', () => {
       received.push(request);
       await act();
     };
-    return notifyHandler(route, async () => ({ config, provider }));
+    return notifyHandler(route, async () => ({ config, providers: [provider] }));
   }
 
   const notifyEvent = (body: string, extra: Partial<APIGatewayProxyEventV2> = {}) => ({
