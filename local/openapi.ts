@@ -57,6 +57,15 @@ function failures(...statuses: number[]): Record<string, Schema> {
   );
 }
 
+/** `?limit=&cursor=` of a paged list. */
+const pageParameters = (maximum: number, defaultLimit: number): Schema[] => [
+  { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum, default: defaultLimit } },
+  { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'nextCursor of the previous page' },
+];
+/** A page `{<name>: [item], nextCursor}`. */
+const page = (name: string, item: Schema): Schema =>
+  object({ [name]: { type: 'array', items: item }, nextCursor: nullable({ type: 'string' }) });
+
 const json = (schema: Schema): Schema => ({ required: true, content: { 'application/json': { schema } } });
 const bearer = [{ session: [] }];
 /** Admin routes: the HTTP API's IAM authorizer (SigV4 with the operator's credentials); open locally. */
@@ -272,23 +281,9 @@ const paths: Record<string, Record<string, Schema>> = {
       tags: ['payments'],
       summary: 'The caller’s orders, newest first',
       security: bearer,
-      parameters: [
-        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 50, default: 20 } },
-        {
-          name: 'cursor',
-          in: 'query',
-          schema: { type: 'string' },
-          description: 'nextCursor of the previous page',
-        },
-      ],
+      parameters: pageParameters(50, 20),
       responses: {
-        '200': success(
-          'A page of orders',
-          object({
-            orders: { type: 'array', items: ref('Order') },
-            nextCursor: nullable({ type: 'string' }),
-          }),
-        ),
+        '200': success('A page of orders', page('orders', ref('Order'))),
         ...failures(400, 401, 500),
       },
     },
@@ -353,23 +348,9 @@ const paths: Record<string, Record<string, Schema>> = {
       tags: ['admin'],
       summary: 'Payment exceptions, newest first (IAM on AWS)',
       security: operator,
-      parameters: [
-        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 50 } },
-        {
-          name: 'cursor',
-          in: 'query',
-          schema: { type: 'string' },
-          description: 'nextCursor of the previous page',
-        },
-      ],
+      parameters: pageParameters(100, 50),
       responses: {
-        '200': success(
-          'A page of payment exceptions',
-          object({
-            exceptions: { type: 'array', items: ref('PaymentException') },
-            nextCursor: nullable({ type: 'string' }),
-          }),
-        ),
+        '200': success('A page of payment exceptions', page('exceptions', ref('PaymentException'))),
         ...failures(400, 500),
       },
     },

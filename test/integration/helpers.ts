@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
+import { handler as notifyHandler } from '#functions/pay-notify';
 import { handler as signInHandler } from '#functions/sign-in';
 import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig } from '#lib/config';
@@ -8,6 +9,7 @@ import type { HttpEvent, HttpResult } from '#lib/http';
 import { listExceptions, type PaymentException } from '#lib/repositories/exception-repository';
 import type { PublicUser } from '#lib/users';
 import { context, envelope, type HttpEventInput, httpEvent } from '#local/fixtures/events';
+import { v2NotifyXml } from '#local/fixtures/notify';
 import { serverlessRoutes } from '#local/serverless-routes';
 import { checkResponse } from '#test/helpers/openapi';
 import { TEST_SANDBOX_PORT } from '#test/test-env';
@@ -200,5 +202,18 @@ export async function expireQueryCooldown(outTradeNo: string): Promise<void> {
       UpdateExpression: 'SET lastQueryAt = :old',
       ExpressionAttributeValues: { ':old': new Date(Date.now() - 3_600_000).toISOString() },
     }),
+  );
+}
+
+/** WeChat Pay posts a signed v2 notify of a 1800-fen payment to the real payNotify handler. */
+export function deliverV2Notify(outTradeNo: string, transactionId: string, totalFee = 1800) {
+  return notifyHandler(
+    httpEvent({
+      method: 'POST',
+      path: '/wechat/notify',
+      body: v2NotifyXml({ outTradeNo, totalFee, transactionId }),
+      headers: { 'content-type': 'text/xml' },
+    }),
+    context,
   );
 }

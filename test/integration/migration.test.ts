@@ -6,14 +6,11 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { handler as createPaymentHandler } from '#functions/create-payment';
-import { handler as notifyHandler } from '#functions/pay-notify';
 import { dynamo } from '#lib/clients/dynamodb';
 import { paymentProviders } from '#lib/clients/wechat-pay';
 import { loadConfig, resetConfigCache } from '#lib/config';
 import { reconcile } from '#lib/payments/reconcile';
-import { context, httpEvent } from '#local/fixtures/events';
-import { v2NotifyXml } from '#local/fixtures/notify';
-import { invoke, sandboxUrl, signInUser, storedUser } from './helpers';
+import { invoke, sandboxUrl, signInUser, storedUser, deliverV2Notify as v2Notify } from './helpers';
 
 const SUCCESS = '<return_code><![CDATA[SUCCESS]]></return_code>';
 const saved = { version: process.env.WECHAT_PAY_VERSION, from: process.env.WECHAT_PAY_MIGRATION_FROM };
@@ -61,17 +58,6 @@ async function storedOrder(outTradeNo: string) {
   );
   return Item;
 }
-
-const v2Notify = (outTradeNo: string, transactionId: string) =>
-  notifyHandler(
-    httpEvent({
-      method: 'POST',
-      path: '/wechat/notify',
-      body: v2NotifyXml({ outTradeNo, totalFee: 1800, transactionId }),
-      headers: { 'content-type': 'text/xml' },
-    }),
-    context,
-  );
 
 describe('a v2 → v3 switch with a migration window', () => {
   it('credits once a v2 order paid after the switch, by its v2 notify', async () => {

@@ -11,15 +11,20 @@ import { handler as adminExceptionsHandler } from '#functions/admin-list-excepti
 import { handler as adminReconcileHandler } from '#functions/admin-reconcile';
 import { handler as closeOrderHandler } from '#functions/close-order';
 import { handler as createPaymentHandler } from '#functions/create-payment';
-import { handler as notifyHandler } from '#functions/pay-notify';
 import { dynamo } from '#lib/clients/dynamodb';
 import { paymentProvider } from '#lib/clients/wechat-pay';
 import { loadConfig } from '#lib/config';
 import { reconcile } from '#lib/payments/reconcile';
 import { RECONCILE_STEPS_MINUTES } from '#lib/payments/rules';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
-import { v2NotifyXml } from '#local/fixtures/notify';
-import { exceptionsFor, invoke, sandboxUrl, signInUser, storedUser } from './helpers';
+import {
+  exceptionsFor,
+  invoke,
+  deliverV2Notify as notify,
+  sandboxUrl,
+  signInUser,
+  storedUser,
+} from './helpers';
 
 const SUCCESS = '<return_code><![CDATA[SUCCESS]]></return_code>';
 
@@ -84,18 +89,6 @@ async function pass(options: { all?: boolean; deadlineMs?: number } = {}) {
     all: options.all,
     deadline: Date.now() + (options.deadlineMs ?? 60_000),
   });
-}
-
-function notify(outTradeNo: string, transactionId: string) {
-  return notifyHandler(
-    httpEvent({
-      method: 'POST',
-      path: '/wechat/notify',
-      body: v2NotifyXml({ outTradeNo, totalFee: 1800, transactionId }),
-      headers: { 'content-type': 'text/xml' },
-    }),
-    context,
-  );
 }
 
 describe('the reconciler', () => {
