@@ -92,6 +92,10 @@ function createClient(options) {
   }
 
   /** GET /wechat/orders/{outTradeNo}: the backend asks WeChat about a PENDING order before it answers. */
+  async function closeOrder(outTradeNo) {
+    return (await call('POST', `/wechat/orders/${encodeURIComponent(outTradeNo)}/close`)).order;
+  }
+
   async function order(outTradeNo) {
     return (await call('GET', `/wechat/orders/${encodeURIComponent(outTradeNo)}`)).order;
   }
@@ -129,9 +133,18 @@ function createClient(options) {
       });
     } catch (failure) {
       // Never trust the callback: the payment may have gone through all the same.
-      const current = await order(outTradeNo);
+      let current = await order(outTradeNo);
       if (current.status === 'PAID') return current;
       const cancelled = /cancel/.test((failure && failure.errMsg) || '');
+      // The user walked away: close the order (at WeChat first), unless it turns out paid after all.
+      if (cancelled && current.status === 'PENDING') {
+        try {
+          current = await closeOrder(outTradeNo);
+        } catch (error) {
+          if (error.code === 'ORDER_PAID') return order(outTradeNo);
+          throw error;
+        }
+      }
       throw new ApiError(
         cancelled ? '已取消支付' : '支付未完成',
         cancelled ? 'PAY_CANCELLED' : 'PAY_FAILED',
@@ -166,8 +179,7 @@ function createClient(options) {
       return call('GET', `/wechat/orders${params.length ? `?${params.join('&')}` : ''}`);
     },
     /** POST /wechat/orders/{outTradeNo}/close → the CLOSED order. */
-    closeOrder: async (outTradeNo) =>
-      (await call('POST', `/wechat/orders/${encodeURIComponent(outTradeNo)}/close`)).order,
+    closeOrder: closeOrder,
     /** The stored session token ('' when signed out). */
     token: token,
     /** Forgets the session token on this device. */

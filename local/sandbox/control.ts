@@ -149,7 +149,8 @@ export function registerPayControl(sandbox: Sandbox, store: PayStore, options: P
       case 'pay-lose-notify':
         return pay(order, false);
       case 'cancel':
-        return close(order);
+        // The user closes the cashier: nothing changes at WeChat (the app closes the order itself).
+        return json(200, { outTradeNo: order.outTradeNo, tradeState: order.tradeState });
       default:
         return json(400, { error: 'action must be open, pay, pay-lose-notify or cancel' });
     }

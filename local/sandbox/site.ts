@@ -101,4 +101,6 @@ export function registerSite(sandbox: Sandbox, apiBase: string): void {
     sandbox.site('GET', `/docs/${name}`, () => file(SWAGGER_UI, name));
   }
   sandbox.site('*', '/wechat/', (request) => forward(apiBase, request), true);
+  // The admin routes are open on loopback locally (IAM-authorized on AWS): the page runs the reconciler.
+  sandbox.site('*', '/admin/', (request) => forward(apiBase, request), true);
 }

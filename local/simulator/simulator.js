@@ -273,6 +273,23 @@
     });
   });
 
+  $('reconcile').addEventListener('click', () =>
+    run(async () => {
+      const response = await fetch('/admin/reconcile', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ all: true }),
+      });
+      const body = await response.json();
+      if (!body.success) throw new Error(body.message);
+      const r = body.data;
+      $('reconcile-result').textContent =
+        `查询 ${r.checked} 笔：补记 ${r.credited}，关闭 ${r.closed}，仍待支付 ${r.stillPending}，异常 ${r.exceptions}`;
+      await loadOrders();
+      await refreshWeChatSide();
+    }),
+  );
+
   /** Fills a log table with the newest `limit` rows, newest first, when its length changed. */
   function fillLog(id, list, shown, limit, row, empty) {
     if (list.length === shown[id]) return;

@@ -78,3 +78,19 @@ it('buys a plan, cancels in the cashier and shows the order CLOSED', async () =>
   expect(await page.getByTestId('membership').textContent()).toContain('尚未开通会员');
   expect(consoleErrors).toEqual([]);
 });
+
+it('runs the reconciler from the backend panel and shows what it did', async () => {
+  // Prepare: a paid order (the pass finds nothing left to credit twice)
+  await page.getByTestId('plan-yearly').click();
+  await page.getByTestId('pay-confirm').click();
+  await expect.poll(() => page.getByTestId('order-status').textContent(), WAIT).toContain('PAID');
+
+  // Act
+  await page.getByTestId('reconcile').click();
+
+  // Assess
+  await expect
+    .poll(() => page.getByTestId('reconcile-result').textContent(), WAIT)
+    .toMatch(/查询 \d+ 笔：补记 \d+/);
+  expect(consoleErrors).toEqual([]);
+});
