@@ -93,7 +93,14 @@ async function openClaimedOrder(
   try {
     prepayId = await provider.prepay(prepayRequestOf(order));
   } catch (error) {
-    await orders.createOrder(config.ordersTable, order);
+    // Best effort: a stored order lets a retry continue it and the reconciler see it; without it the claim
+    // goes stale and is taken over. WeChat's error is what the caller gets either way.
+    await orders.createOrder(config.ordersTable, order).catch((stored: unknown) => {
+      logger.warn('order not stored after a failed prepay', {
+        outTradeNo: order.outTradeNo,
+        error: (stored as Error).name,
+      });
+    });
     throw error;
   }
   const opened: OrderRecord = { ...order, prepayId, prepayAt: now.toISOString() };
