@@ -23,7 +23,7 @@ import { loadConfig, resetConfigCache } from '#lib/config';
 import { extendMembership } from '#lib/payments/rules';
 import { findPlan, type Plan } from '#lib/plans';
 import { V2_SUCCESS_REPLY } from '#lib/wechat-pay/v2-protocol';
-import { context, httpEvent } from '#local/fixtures/events';
+import { context, httpEvent, lambdaContext } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
 import { transactionCanceled } from '#test/helpers/dynamo';
 import {
@@ -195,12 +195,6 @@ function notifyXml(
 
 function newTransactionId(): string {
   return `4200000000${Array.from({ length: 18 }, () => randomInt(10)).join('')}`;
-}
-
-/** A Lambda context whose deadline is `timeoutMs` from now: middy arms its early timeout from it. */
-function lambdaContext(timeoutMs: number): Context {
-  const deadline = Date.now() + timeoutMs;
-  return { ...context, getRemainingTimeInMillis: () => deadline - Date.now() } as Context;
 }
 
 /**
@@ -806,10 +800,25 @@ describe('F21 slow DynamoDB on the notify (Lambda timeout 4 s, middy early timeo
     await expectCredits(payer, 1, { transactionId });
   });
 
-  it.concurrent('fails the invocation at the deadline when the transaction takes longer; the late commit makes the redelivery a duplicate', async ({
+  /**
+   * Lets our order's first paid transition reach DynamoDB (it commits), then holds its answer until `hold`
+   * settles: the commit lands while the notify is still waiting.
+   */
+  function delayAnswer(outTradeNo: string, hold: Promise<unknown>): void {
+    let delayed = false;
+    intercept('initialize', async (call, proceed) => {
+      if (!isSettle(call, outTradeNo) || delayed) return proceed();
+      delayed = true;
+      const answer = await proceed();
+      await hold;
+      return answer;
+    });
+  }
+
+  it.concurrent('answers FAIL before the deadline when the transaction is not sent in time; it is never sent late, and the redelivery credits once', async ({
     expect,
   }) => {
-    // Prepare: the transaction is held past the 4 s deadline (until the invocation has failed)
+    // Prepare: the transaction is held before it is sent, past the 4 s Lambda timeout
     const payer = await pendingOrder();
     const transactionId = newTransactionId();
     let release: () => void = () => {};
@@ -820,14 +829,44 @@ describe('F21 slow DynamoDB on the notify (Lambda timeout 4 s, middy early timeo
       }),
     );
     // Act
+    const started = Date.now();
     const reply = await deliver(notifyXml(payer, transactionId), lambdaContext(LAMBDA_TIMEOUT_MS));
-    // Assess: middy's early timeout fails the invocation (WeChat sees 5xx) before anything is committed
-    expect(reply).toBe('LAMBDA_ERROR');
+    // Assess: an answer WeChat retries, before the Lambda's timeout, with nothing committed
+    expect(reply).toBe('FAIL');
+    expect(Date.now() - started).toBeLessThan(LAMBDA_TIMEOUT_MS);
     await expectCredits(payer, 0);
-    // Act: the aborted attempt's transaction still lands (late); then WeChat redelivers
+    // Act: released past the invocation's deadline, the held transaction is refused, not sent late
     release();
     await landed;
+    await expectCredits(payer, 0);
+    const redelivered = await deliver(notifyXml(payer, transactionId));
+    // Assess
+    expect(redelivered).toBe('SUCCESS');
     await expectCredits(payer, 1, { transactionId });
+  });
+
+  it.concurrent('answers FAIL before the deadline when the commit is answered late; the late commit makes the redelivery a duplicate', async ({
+    expect,
+  }) => {
+    // Prepare: the transaction commits, its answer is held past the 4 s Lambda timeout
+    const payer = await pendingOrder();
+    const transactionId = newTransactionId();
+    let release: () => void = () => {};
+    delayAnswer(
+      payer.outTradeNo,
+      new Promise<void>((resolve) => {
+        release = resolve;
+      }),
+    );
+    // Act
+    const started = Date.now();
+    const reply = await deliver(notifyXml(payer, transactionId), lambdaContext(LAMBDA_TIMEOUT_MS));
+    // Assess: middy's early timeout answers FAIL (never SUCCESS without the commit's answer) in time
+    expect(reply).toBe('FAIL');
+    expect(Date.now() - started).toBeLessThan(LAMBDA_TIMEOUT_MS);
+    await expectCredits(payer, 1, { transactionId });
+    // Act: WeChat redelivers
+    release();
     const redelivered = await deliver(notifyXml(payer, transactionId));
     // Assess
     expect(redelivered).toBe('SUCCESS');
