@@ -4,6 +4,7 @@
  * the Lambda's timeout: 503 WECHAT_PAY_UNAVAILABLE for a prepay (the order stored, still PENDING), 200
  * with the order still PENDING for an order view. Bounds are generous: only "before the deadline" matters.
  */
+import type { Context } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { handler as createPaymentHandler } from '#functions/create-payment';
 import { handler as getOrderHandler } from '#functions/get-order';
@@ -41,58 +42,53 @@ async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number 
   return { value, ms: Math.round(performance.now() - started) };
 }
 
+/** POST /wechat/pay {planId: 'monthly'} as `token`, under `lambda` (the fixed context by default). */
+function payMonthly(token: string, lambda?: Context) {
+  return invoke(
+    createPaymentHandler,
+    { method: 'POST', path: '/wechat/pay', body: { planId: 'monthly' }, token },
+    lambda,
+  );
+}
+
+/**
+ * A fresh user's prepay while WeChat Pay stalls, under a Lambda that has `lambdaMs` left: the answer, how
+ * long it took, how many requests reached WeChat, and the user's token.
+ */
+async function stalledPrepay(lambdaMs: number) {
+  const { token } = await signInUser();
+  stallWechatPay();
+  const before = stalled.requests().length;
+  const { value: answer, ms } = await timed(() => payMonthly(token, lambdaContext(lambdaMs)));
+  console.info(`prepay, ${lambdaMs} ms Lambda, WeChat stalled: ${answer.status} after ${ms} ms`);
+  return { answer, ms, attempts: stalled.requests().length - before, token };
+}
+
 describe('a prepay against a WeChat Pay that never answers', () => {
   it('answers 503 WECHAT_PAY_UNAVAILABLE before a 3 s Lambda deadline, without a retry that cannot fit; the order stays PENDING', async () => {
-    // Prepare
-    const { token } = await signInUser();
-    stallWechatPay();
-    const before = stalled.requests().length;
     // Act
-    const { value: answer, ms } = await timed(() =>
-      invoke(
-        createPaymentHandler,
-        { method: 'POST', path: '/wechat/pay', body: { planId: 'monthly' }, token },
-        lambdaContext(3000),
-      ),
-    );
+    const { answer, ms, attempts, token } = await stalledPrepay(3000);
     // Assess
-    console.info(`prepay, 3 s Lambda, WeChat stalled: 503 after ${ms} ms`);
     expect(answer.status).toBe(503);
     expect(answer.code).toBe('WECHAT_PAY_UNAVAILABLE');
     expect(ms).toBeLessThan(3000);
-    expect(stalled.requests().length - before).toBe(1);
+    expect(attempts).toBe(1);
     // The order was stored without a prepay_id: paying it again continues it once WeChat answers.
     process.env.WECHAT_PAY_API_BASE = sandboxPayBase;
     resetConfigCache();
-    const again = await invoke(createPaymentHandler, {
-      method: 'POST',
-      path: '/wechat/pay',
-      body: { planId: 'monthly' },
-      token,
-    });
+    const again = await payMonthly(token);
     expect(again.status).toBe(200);
     expect(again.data?.order.status).toBe('PENDING');
   });
 
   it('retries once when the Lambda has time for two attempts, and still answers 503 before an 8 s deadline', async () => {
-    // Prepare
-    const { token } = await signInUser();
-    stallWechatPay();
-    const before = stalled.requests().length;
     // Act
-    const { value: answer, ms } = await timed(() =>
-      invoke(
-        createPaymentHandler,
-        { method: 'POST', path: '/wechat/pay', body: { planId: 'monthly' }, token },
-        lambdaContext(8000),
-      ),
-    );
+    const { answer, ms, attempts } = await stalledPrepay(8000);
     // Assess
-    console.info(`prepay, 8 s Lambda, WeChat stalled: 503 after ${ms} ms`);
     expect(answer.status).toBe(503);
     expect(answer.code).toBe('WECHAT_PAY_UNAVAILABLE');
     expect(ms).toBeLessThan(8000);
-    expect(stalled.requests().length - before).toBe(2);
+    expect(attempts).toBe(2);
   });
 });
 
@@ -100,12 +96,7 @@ describe('an order view whose order query never answers', () => {
   it('answers 200 with the order still PENDING before a 3 s Lambda deadline', async () => {
     // Prepare: an order with its prepay from the sandbox, then WeChat stalls
     const { token } = await signInUser();
-    const created = await invoke(createPaymentHandler, {
-      method: 'POST',
-      path: '/wechat/pay',
-      body: { planId: 'monthly' },
-      token,
-    });
+    const created = await payMonthly(token);
     expect(created.status).toBe(200);
     const outTradeNo: string = created.data?.order.outTradeNo;
     await expireQueryCooldown(outTradeNo);

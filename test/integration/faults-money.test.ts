@@ -802,38 +802,48 @@ describe('F21 slow DynamoDB on the notify (Lambda timeout 4 s, middy early timeo
 
   /**
    * Lets our order's first paid transition reach DynamoDB (it commits), then holds its answer until `hold`
-   * settles: the commit lands while the notify is still waiting.
+   * settles; resolves once the answer is released.
    */
-  function delayAnswer(outTradeNo: string, hold: Promise<unknown>): void {
+  function delayAnswer(outTradeNo: string, hold: Promise<unknown>): Promise<void> {
     let delayed = false;
-    intercept('initialize', async (call, proceed) => {
-      if (!isSettle(call, outTradeNo) || delayed) return proceed();
-      delayed = true;
-      const answer = await proceed();
-      await hold;
-      return answer;
+    return new Promise<void>((released) => {
+      intercept('initialize', async (call, proceed) => {
+        if (!isSettle(call, outTradeNo) || delayed) return proceed();
+        delayed = true;
+        const answer = await proceed();
+        await hold;
+        released();
+        return answer;
+      });
     });
+  }
+
+  /**
+   * Delivers the notify of a fresh PENDING order under a 4 s Lambda context while its paid transition is held
+   * past the deadline: before it is sent (`request`) or after it committed (`answer`). `release` ends the hold.
+   */
+  async function deliverHeld(where: 'request' | 'answer') {
+    const payer = await pendingOrder();
+    const transactionId = newTransactionId();
+    let release: () => void = () => {};
+    const hold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const landed =
+      where === 'request' ? delaySettle(payer.outTradeNo, hold) : delayAnswer(payer.outTradeNo, hold);
+    const started = Date.now();
+    const reply = await deliver(notifyXml(payer, transactionId), lambdaContext(LAMBDA_TIMEOUT_MS));
+    return { payer, transactionId, reply, ms: Date.now() - started, release, landed };
   }
 
   it.concurrent('answers FAIL before the deadline when the transaction is not sent in time; it is never sent late, and the redelivery credits once', async ({
     expect,
   }) => {
-    // Prepare: the transaction is held before it is sent, past the 4 s Lambda timeout
-    const payer = await pendingOrder();
-    const transactionId = newTransactionId();
-    let release: () => void = () => {};
-    const landed = delaySettle(
-      payer.outTradeNo,
-      new Promise<void>((resolve) => {
-        release = resolve;
-      }),
-    );
-    // Act
-    const started = Date.now();
-    const reply = await deliver(notifyXml(payer, transactionId), lambdaContext(LAMBDA_TIMEOUT_MS));
+    // Act: the transaction is held before it is sent, past the 4 s Lambda timeout
+    const { payer, transactionId, reply, ms, release, landed } = await deliverHeld('request');
     // Assess: an answer WeChat retries, before the Lambda's timeout, with nothing committed
     expect(reply).toBe('FAIL');
-    expect(Date.now() - started).toBeLessThan(LAMBDA_TIMEOUT_MS);
+    expect(ms).toBeLessThan(LAMBDA_TIMEOUT_MS);
     await expectCredits(payer, 0);
     // Act: released past the invocation's deadline, the held transaction is refused, not sent late
     release();
@@ -848,25 +858,15 @@ describe('F21 slow DynamoDB on the notify (Lambda timeout 4 s, middy early timeo
   it.concurrent('answers FAIL before the deadline when the commit is answered late; the late commit makes the redelivery a duplicate', async ({
     expect,
   }) => {
-    // Prepare: the transaction commits, its answer is held past the 4 s Lambda timeout
-    const payer = await pendingOrder();
-    const transactionId = newTransactionId();
-    let release: () => void = () => {};
-    delayAnswer(
-      payer.outTradeNo,
-      new Promise<void>((resolve) => {
-        release = resolve;
-      }),
-    );
-    // Act
-    const started = Date.now();
-    const reply = await deliver(notifyXml(payer, transactionId), lambdaContext(LAMBDA_TIMEOUT_MS));
+    // Act: the transaction commits, its answer is held past the 4 s Lambda timeout
+    const { payer, transactionId, reply, ms, release, landed } = await deliverHeld('answer');
     // Assess: middy's early timeout answers FAIL (never SUCCESS without the commit's answer) in time
     expect(reply).toBe('FAIL');
-    expect(Date.now() - started).toBeLessThan(LAMBDA_TIMEOUT_MS);
+    expect(ms).toBeLessThan(LAMBDA_TIMEOUT_MS);
     await expectCredits(payer, 1, { transactionId });
     // Act: WeChat redelivers
     release();
+    await landed;
     const redelivered = await deliver(notifyXml(payer, transactionId));
     // Assess
     expect(redelivered).toBe('SUCCESS');
