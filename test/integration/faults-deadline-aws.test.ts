@@ -1,7 +1,7 @@
 /**
- * Deadlines (issue 12), DynamoDB side: the DynamoDB client pointed at a socket that accepts and never
+ * Deadlines (issue 12), AWS side: the DynamoDB (and SSM) client pointed at a socket that accepts and never
  * answers (this file's own module graph, so its client singleton is built against that socket). A stalled
- * call fails, inside an invocation before its deadline, outside one after its attempts' timeouts (the
+ * call fails (SSM's too), inside an invocation before its deadline, outside one after its attempts' timeouts (the
  * request timeout is an error, not a logged warning); payNotify answers FAIL, which WeChat retries, inside
  * its 4 s Lambda timeout. Bounds are generous: only "before the deadline" matters.
  */
@@ -9,6 +9,7 @@ import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler as payNotifyHandler } from '#functions/pay-notify';
 import { DYNAMO_ATTEMPT_TIMEOUT_MS, DYNAMO_MAX_ATTEMPTS, dynamo } from '#lib/clients/dynamodb';
+import { getSecureParameters, SsmDeadlineError } from '#lib/clients/ssm';
 import { resetConfigCache } from '#lib/config';
 import { ANSWER_MARGIN_MS, withDeadline } from '#lib/deadline';
 import { httpEvent, lambdaContext } from '#local/fixtures/events';
@@ -16,16 +17,30 @@ import { v2NotifyXml } from '#local/fixtures/notify';
 import { type StalledServer, startStalled } from '#test/helpers/stalled-server';
 
 let stalled: StalledServer;
-const dynamoEndpoint = process.env.DYNAMODB_ENDPOINT;
+/** The variables this file points at the stalled socket (SSM with fake credentials), restored after. */
+const saved = Object.fromEntries(
+  ['DYNAMODB_ENDPOINT', 'AWS_ENDPOINT_URL_SSM', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'].map((name) => [
+    name,
+    process.env[name],
+  ]),
+);
 
 beforeAll(async () => {
   stalled = await startStalled();
-  process.env.DYNAMODB_ENDPOINT = stalled.url;
+  Object.assign(process.env, {
+    DYNAMODB_ENDPOINT: stalled.url,
+    AWS_ENDPOINT_URL_SSM: stalled.url,
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+  });
   resetConfigCache();
 });
 
 afterAll(async () => {
-  process.env.DYNAMODB_ENDPOINT = dynamoEndpoint;
+  for (const [name, value] of Object.entries(saved)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
   resetConfigCache();
   await stalled.close();
 });
@@ -84,5 +99,28 @@ describe('a DynamoDB that accepts and never answers', () => {
     // v2 answers FAIL as XML with HTTP 200; WeChat delivers again until it reads SUCCESS.
     expect(result.body).toContain('<return_code><![CDATA[FAIL]]></return_code>');
     expect(ms).toBeLessThan(4000);
+  });
+});
+
+describe('an SSM that accepts and never answers', () => {
+  it('fails the secrets read before the invocation deadline (1.5 s left, a 3 s SSM budget)', async () => {
+    // Prepare
+    const before = stalled.requests().length;
+    // Act
+    const { error, ms } = await timedFailure(() =>
+      withDeadline({ getRemainingTimeInMillis: () => 1500 }, () =>
+        getSecureParameters(['/wechat-miniprogram-backend/test/JWT_SECRET'], { timeoutMs: 3000 }),
+      ),
+    );
+    // Assess
+    console.info(`GetParameters, stalled SSM, 1.5 s left: failed after ${ms} ms (${(error as Error)?.name})`);
+    expect(error).toBeInstanceOf(SsmDeadlineError);
+    expect(ms).toBeLessThan(1500 - ANSWER_MARGIN_MS + 250);
+    expect(
+      stalled
+        .requests()
+        .slice(before)
+        .some((line) => line.startsWith('POST /')),
+    ).toBe(true);
   });
 });
