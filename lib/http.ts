@@ -6,6 +6,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import type { NotifyReply, NotifyRequest, PaymentProvider } from '#lib/clients/payment-provider';
 import { paymentProviders } from '#lib/clients/wechat-pay';
 import { type Config, loadConfig } from '#lib/config';
+import { ANSWER_MARGIN_MS, DeadlineExceededError, withDeadline } from '#lib/deadline';
 import {
   AppError,
   type FieldError,
@@ -44,8 +45,25 @@ export function failure(
   };
 }
 
-/** Maps any thrown error to the envelope: typed errors keep their status; everything else is a logged 500. */
+/**
+ * True for a dependency that did not answer before its timeout or the invocation's deadline: the SDK's
+ * TimeoutError (requestTimeout) and AbortError (deadline signal), DeadlineExceededError, middy's early
+ * TimeoutError.
+ */
+function isTimeout(error: unknown): boolean {
+  const name = (error as { name?: unknown })?.name;
+  return error instanceof DeadlineExceededError || name === 'TimeoutError' || name === 'AbortError';
+}
+
+/**
+ * Maps any thrown error to the envelope: typed errors keep their status; a dependency that did not answer in
+ * time is a 503 SERVICE_UNAVAILABLE with retry-after; everything else is a logged 500.
+ */
 export function errorToResponse(error: unknown): HttpResult {
+  if (isTimeout(error)) {
+    logger.error('a dependency did not answer in time', { error: error as Error });
+    return failure(503, 'SERVICE_UNAVAILABLE', '服务繁忙，请稍后再试', { 'retry-after': '1' });
+  }
   if (error instanceof AppError) {
     const log = error.status >= 500 ? logger.error.bind(logger) : logger.warn.bind(logger);
     log('request failed', { code: error.code, status: error.status, detail: error.detail });
@@ -91,17 +109,31 @@ export interface RouteOptions {
 }
 
 /**
+ * Middy's own early timeout, a backstop behind the invocation's deadline (lib/deadline), which ends every
+ * dependency call ANSWER_MARGIN_MS before the Lambda's timeout: should the route still run this close to
+ * it, middy answers `respond()` rather than letting the Lambda time out without an answer.
+ */
+function earlyTimeout(respond: () => unknown) {
+  return { timeoutEarlyInMillis: Math.floor(ANSWER_MARGIN_MS / 2), timeoutEarlyResponse: respond };
+}
+
+/**
  * The one middy wrapper for API routes: logging context, header normalisation, size cap, JSON body,
- * envelope errors.
+ * envelope errors; the route runs under the invocation's deadline, and a route still running at middy's
+ * early timeout answers 503 SERVICE_UNAVAILABLE.
  */
 export function httpHandler(route: Route, options: RouteOptions = {}) {
-  const handler = middy<HttpEvent, HttpResult>()
+  const handler = middy<HttpEvent, HttpResult>(
+    earlyTimeout(() => {
+      throw new DeadlineExceededError('route');
+    }),
+  )
     .use(injectLambdaContext(logger))
     .use(httpHeaderNormalizer())
     .use(envelopeErrors())
     .use(bodySizeCap(options.maxBodyBytes ?? 4096));
   if (options.jsonBody) handler.use(httpJsonBodyParser());
-  return handler.handler(route);
+  return handler.handler((event, context) => withDeadline(context, () => route(event, context)));
 }
 
 /** The caller's IP address as API Gateway saw it (for spbill_create_ip / payer_client_ip). */
@@ -174,30 +206,46 @@ async function loadNotifyClients(): Promise<NotifyClients> {
  * `load` is replaceable for tests that pin a config or clients.
  */
 export function notifyHandler(route: NotifyRoute, load: () => Promise<NotifyClients> = loadNotifyClients) {
-  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(
+    earlyTimeout(() => {
+      logger.error('notify ran into the early timeout');
+      return bareFail('timeout');
+    }),
+  )
     .use(injectLambdaContext(logger))
-    .handler(async (event) => {
-      let clients: NotifyClients;
-      try {
-        clients = await load();
-      } catch (error) {
-        logger.error('notify config failed', {
-          detail: error instanceof AppError ? error.detail : undefined,
-        });
-        return {
-          statusCode: 500,
-          headers: { 'content-type': 'application/json' },
-          body: '{"code":"FAIL","message":"config"}',
-        };
-      }
-      let provider = clients.providers[0] as PaymentProvider;
-      try {
-        const request = notifyRequest(event);
-        provider = clients.providers.find((candidate) => candidate.accepts(request)) ?? provider;
-        await route(request, { config: clients.config, provider });
-        return provider.notifyAck();
-      } catch (error) {
-        return notifyFailure(provider, error);
-      }
+    .handler((event, context) => withDeadline(context, () => notify(route, load, event)));
+}
+
+/** A FAIL reply before any client is known (WeChat retries a 5xx whatever its body). */
+function bareFail(message: string): APIGatewayProxyStructuredResultV2 {
+  return {
+    statusCode: 500,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ code: 'FAIL', message }),
+  };
+}
+
+async function notify(
+  route: NotifyRoute,
+  load: () => Promise<NotifyClients>,
+  event: APIGatewayProxyEventV2,
+): Promise<APIGatewayProxyStructuredResultV2> {
+  let clients: NotifyClients;
+  try {
+    clients = await load();
+  } catch (error) {
+    logger.error('notify config failed', {
+      detail: error instanceof AppError ? error.detail : undefined,
     });
+    return bareFail('config');
+  }
+  let provider = clients.providers[0] as PaymentProvider;
+  try {
+    const request = notifyRequest(event);
+    provider = clients.providers.find((candidate) => candidate.accepts(request)) ?? provider;
+    await route(request, { config: clients.config, provider });
+    return provider.notifyAck();
+  } catch (error) {
+    return notifyFailure(provider, error);
+  }
 }

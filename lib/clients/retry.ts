@@ -1,12 +1,35 @@
 import { randomInt } from 'node:crypto';
+import { attemptBudget } from '#lib/deadline';
 import { logger } from '#lib/logger';
 
 /** A failure worth one more try: network error, timeout, 5xx, or WeChat's "system busy". */
 export class RetryableError extends Error {}
 
 /**
+ * Kept back from the invocation's deadline by every WeChat attempt, milliseconds: room for what follows a
+ * failed call (createPayment stores the order without a prepay_id) before the answer.
+ */
+export const WECHAT_RESERVE_MS = 700;
+/** A WeChat attempt is not started with less time than this for it, milliseconds. */
+export const WECHAT_MIN_ATTEMPT_MS = 500;
+/** The longest back-off before the second attempt, milliseconds. */
+const MAX_BACKOFF_MS = 300;
+
+/**
+ * The timeout of one WeChat attempt: min(`capMs`, time left before the invocation's deadline −
+ * WECHAT_RESERVE_MS); `capMs` outside an invocation. Throws RetryableError when that is below
+ * WECHAT_MIN_ATTEMPT_MS (the attempt could not end in time).
+ */
+export function wechatAttemptTimeout(capMs: number): number {
+  const timeoutMs = Math.floor(attemptBudget(capMs, WECHAT_RESERVE_MS));
+  if (timeoutMs < WECHAT_MIN_ATTEMPT_MS) throw new RetryableError('deadline: no time left for an attempt');
+  return timeoutMs;
+}
+
+/**
  * Runs `call`; on a RetryableError waits 100–300 ms and runs it once more (WeChat's advice for -1 /
- * SYSTEMERROR). A second RetryableError is replaced by `exhausted(reason)`; other errors pass through.
+ * SYSTEMERROR), unless the invocation's deadline leaves no room for a second attempt after the back-off.
+ * A RetryableError that is not retried is replaced by `exhausted(reason)`; other errors pass through.
  */
 export async function withOneRetry<T>(
   label: string,
@@ -20,7 +43,13 @@ export async function withOneRetry<T>(
       if (!(error instanceof RetryableError)) throw error;
       logger.warn(`${label} failed`, { attempt, reason: error.message });
       if (attempt >= 2) throw exhausted(error.message);
-      await new Promise((resolve) => setTimeout(resolve, 100 + randomInt(200)));
+      const backoff = 100 + randomInt(200);
+      if (
+        attemptBudget(Number.POSITIVE_INFINITY, WECHAT_RESERVE_MS + MAX_BACKOFF_MS) < WECHAT_MIN_ATTEMPT_MS
+      ) {
+        throw exhausted(`${error.message}; no time left for a retry`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, backoff));
     }
   }
 }

@@ -1,5 +1,6 @@
 import { GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { attemptBudget } from '#lib/deadline';
 
 /** SSM answers at most 10 names per GetParameters call. */
 const BATCH = 10;
@@ -39,13 +40,16 @@ function ssm(): SSMClient {
 
 /**
  * Reads SecureString parameters with decryption in parallel GetParameters batches of 10, all within
- * `timeoutMs` (each attempt gets at most half of it, so one hung attempt leaves room for a retry). Rejects
- * with SsmDeadlineError on the deadline, or the SDK's error (ThrottlingException, AccessDeniedException …).
+ * `timeoutMs` or the time the invocation has left (lib/deadline), whichever ends first (each attempt gets
+ * at most half of it, so one hung attempt leaves room for a retry). Rejects with SsmDeadlineError on the
+ * deadline, or the SDK's error (ThrottlingException, AccessDeniedException …).
  */
 export async function getSecureParameters(
   names: readonly string[],
-  { timeoutMs }: { timeoutMs: number },
+  { timeoutMs: cap }: { timeoutMs: number },
 ): Promise<SecureParameters> {
+  const timeoutMs = Math.floor(attemptBudget(cap));
+  if (timeoutMs < 1) throw new SsmDeadlineError(0);
   const deadline = AbortSignal.timeout(timeoutMs);
   const batches: string[][] = [];
   for (let i = 0; i < names.length; i += BATCH) batches.push(names.slice(i, i + BATCH));

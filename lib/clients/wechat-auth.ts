@@ -5,7 +5,7 @@ import {
   TooManyRequestsError,
   UpstreamError,
 } from '#lib/errors';
-import { RetryableError, withOneRetry } from './retry';
+import { RetryableError, wechatAttemptTimeout, withOneRetry } from './retry';
 
 export interface WechatAuthConfig {
   appId: string;
@@ -31,10 +31,11 @@ async function callOnce(config: WechatAuthConfig, code: string): Promise<WechatI
     grant_type: 'authorization_code',
   }).toString();
 
+  const timeoutMs = wechatAttemptTimeout(TIMEOUT_MS);
   let response: Response;
   let text: string;
   try {
-    response = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+    response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     text = await response.text();
   } catch (error) {
     throw new RetryableError(`network: ${(error as Error).name}`);
@@ -86,7 +87,8 @@ async function callOnce(config: WechatAuthConfig, code: string): Promise<WechatI
 
 /**
  * Exchanges a wx.login code for the user's openid (and unionid when bound); WeChat auth.code2Session.
- * 3 s timeout, one retry on errcode -1, 5xx or timeout. Throws BadRequestError INVALID_CODE (40029/40163),
+ * 3 s timeout per attempt (less near the invocation's deadline), one retry on errcode -1, 5xx or timeout
+ * when time allows. Throws BadRequestError INVALID_CODE (40029/40163),
  * TooManyRequestsError (45011), ForbiddenError (40226), ServiceUnavailableError (busy/timeout after the retry),
  * UpstreamError (anything else).
  */

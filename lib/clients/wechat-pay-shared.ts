@@ -1,12 +1,13 @@
 import { ConflictError, ServiceUnavailableError, UpstreamError } from '#lib/errors';
-import { RetryableError, withOneRetry } from './retry';
+import { RetryableError, wechatAttemptTimeout, withOneRetry } from './retry';
 
 /**
- * What the v2 and v3 WeChat Pay clients do alike: one deadline per attempt, network errors and 5xx retried
- * once then answered 503 WECHAT_PAY_UNAVAILABLE, an order WeChat calls paid or closed answered 409.
+ * What the v2 and v3 WeChat Pay clients do alike: one deadline per attempt (bounded by the invocation's),
+ * network errors and 5xx retried once when time allows, then answered 503 WECHAT_PAY_UNAVAILABLE, an order
+ * WeChat calls paid or closed answered 409.
  */
 
-/** One attempt's deadline, milliseconds. */
+/** One attempt's cap, milliseconds (less when the invocation has less time left: see wechatAttemptTimeout). */
 export const PAY_ATTEMPT_TIMEOUT_MS = 5000;
 
 /** The raw answer of one HTTP exchange with WeChat Pay. */
@@ -17,19 +18,17 @@ export interface PayHttpAnswer {
 }
 
 /**
- * One HTTP exchange within PAY_ATTEMPT_TIMEOUT_MS; redirects are answered as they are (never followed).
- * Throws RetryableError on a network failure, a timeout or a 5xx (gateways in front of WeChat answer
- * those unsigned, so they are never acted on).
+ * One HTTP exchange within PAY_ATTEMPT_TIMEOUT_MS, or less when the invocation's deadline is nearer;
+ * redirects are answered as they are (never followed). Throws RetryableError on a network failure, a
+ * timeout, no time left for the attempt, or a 5xx (gateways in front of WeChat answer those unsigned, so
+ * they are never acted on).
  */
 export async function payExchange(url: string, init: RequestInit): Promise<PayHttpAnswer> {
+  const timeoutMs = wechatAttemptTimeout(PAY_ATTEMPT_TIMEOUT_MS);
   let response: Response;
   let text: string;
   try {
-    response = await fetch(url, {
-      ...init,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(PAY_ATTEMPT_TIMEOUT_MS),
-    });
+    response = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
     text = await response.text();
   } catch (error) {
     throw new RetryableError(`network: ${(error as Error).name}`);

@@ -23,7 +23,7 @@ import { loadConfig, resetConfigCache } from '#lib/config';
 import { extendMembership } from '#lib/payments/rules';
 import { findPlan, type Plan } from '#lib/plans';
 import { V2_SUCCESS_REPLY } from '#lib/wechat-pay/v2-protocol';
-import { context, httpEvent } from '#local/fixtures/events';
+import { context, httpEvent, lambdaContext } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
 import { transactionCanceled } from '#test/helpers/dynamo';
 import {
@@ -195,12 +195,6 @@ function notifyXml(
 
 function newTransactionId(): string {
   return `4200000000${Array.from({ length: 18 }, () => randomInt(10)).join('')}`;
-}
-
-/** A Lambda context whose deadline is `timeoutMs` from now: middy arms its early timeout from it. */
-function lambdaContext(timeoutMs: number): Context {
-  const deadline = Date.now() + timeoutMs;
-  return { ...context, getRemainingTimeInMillis: () => deadline - Date.now() } as Context;
 }
 
 /**
@@ -806,28 +800,73 @@ describe('F21 slow DynamoDB on the notify (Lambda timeout 4 s, middy early timeo
     await expectCredits(payer, 1, { transactionId });
   });
 
-  it.concurrent('fails the invocation at the deadline when the transaction takes longer; the late commit makes the redelivery a duplicate', async ({
-    expect,
-  }) => {
-    // Prepare: the transaction is held past the 4 s deadline (until the invocation has failed)
+  /**
+   * Lets our order's first paid transition reach DynamoDB (it commits), then holds its answer until `hold`
+   * settles; resolves once the answer is released.
+   */
+  function delayAnswer(outTradeNo: string, hold: Promise<unknown>): Promise<void> {
+    let delayed = false;
+    return new Promise<void>((released) => {
+      intercept('initialize', async (call, proceed) => {
+        if (!isSettle(call, outTradeNo) || delayed) return proceed();
+        delayed = true;
+        const answer = await proceed();
+        await hold;
+        released();
+        return answer;
+      });
+    });
+  }
+
+  /**
+   * Delivers the notify of a fresh PENDING order under a 4 s Lambda context while its paid transition is held
+   * past the deadline: before it is sent (`request`) or after it committed (`answer`). `release` ends the hold.
+   */
+  async function deliverHeld(where: 'request' | 'answer') {
     const payer = await pendingOrder();
     const transactionId = newTransactionId();
     let release: () => void = () => {};
-    const landed = delaySettle(
-      payer.outTradeNo,
-      new Promise<void>((resolve) => {
-        release = resolve;
-      }),
-    );
-    // Act
+    const hold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const landed =
+      where === 'request' ? delaySettle(payer.outTradeNo, hold) : delayAnswer(payer.outTradeNo, hold);
+    const started = Date.now();
     const reply = await deliver(notifyXml(payer, transactionId), lambdaContext(LAMBDA_TIMEOUT_MS));
-    // Assess: middy's early timeout fails the invocation (WeChat sees 5xx) before anything is committed
-    expect(reply).toBe('LAMBDA_ERROR');
+    return { payer, transactionId, reply, ms: Date.now() - started, release, landed };
+  }
+
+  it.concurrent('answers FAIL before the deadline when the transaction is not sent in time; it is never sent late, and the redelivery credits once', async ({
+    expect,
+  }) => {
+    // Act: the transaction is held before it is sent, past the 4 s Lambda timeout
+    const { payer, transactionId, reply, ms, release, landed } = await deliverHeld('request');
+    // Assess: an answer WeChat retries, before the Lambda's timeout, with nothing committed
+    expect(reply).toBe('FAIL');
+    expect(ms).toBeLessThan(LAMBDA_TIMEOUT_MS);
     await expectCredits(payer, 0);
-    // Act: the aborted attempt's transaction still lands (late); then WeChat redelivers
+    // Act: released past the invocation's deadline, the held transaction is refused, not sent late
     release();
     await landed;
+    await expectCredits(payer, 0);
+    const redelivered = await deliver(notifyXml(payer, transactionId));
+    // Assess
+    expect(redelivered).toBe('SUCCESS');
     await expectCredits(payer, 1, { transactionId });
+  });
+
+  it.concurrent('answers FAIL before the deadline when the commit is answered late; the late commit makes the redelivery a duplicate', async ({
+    expect,
+  }) => {
+    // Act: the transaction commits, its answer is held past the 4 s Lambda timeout
+    const { payer, transactionId, reply, ms, release, landed } = await deliverHeld('answer');
+    // Assess: middy's early timeout answers FAIL (never SUCCESS without the commit's answer) in time
+    expect(reply).toBe('FAIL');
+    expect(ms).toBeLessThan(LAMBDA_TIMEOUT_MS);
+    await expectCredits(payer, 1, { transactionId });
+    // Act: WeChat redelivers
+    release();
+    await landed;
     const redelivered = await deliver(notifyXml(payer, transactionId));
     // Assess
     expect(redelivered).toBe('SUCCESS');

@@ -92,11 +92,11 @@ function routeOf(handler: Handler): Promise<{ method: string; path: string } | u
 }
 
 /**
- * Invokes a handler in-process with an HTTP API v2 event; returns the status, headers and parsed envelope. Every
+ * Invokes a handler in-process with an HTTP API v2 event (and the fixed context, or `lambda`); returns the status, headers and parsed envelope. Every
  * answer is checked against the OpenAPI spec for the handler's route in serverless.yml (throws when it differs).
  */
-export async function invoke(handler: Handler, input: HttpEventInput = {}) {
-  const result = await handler(httpEvent(input), context);
+export async function invoke(handler: Handler, input: HttpEventInput = {}, lambda: Context = context) {
+  const result = await handler(httpEvent(input), lambda);
   const route = await routeOf(handler);
   if (!route) throw new Error('invoke: this handler serves no route in serverless.yml');
   const parsed = envelope(result);

@@ -2,6 +2,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { NotifyRequest } from '#lib/clients/payment-provider';
 import { type Config, loadConfig } from '#lib/config';
+import { ANSWER_MARGIN_MS, DeadlineExceededError, timeLeft } from '#lib/deadline';
 import {
   type AppError,
   BadRequestError,
@@ -29,7 +30,7 @@ import {
   ok,
 } from '#lib/http';
 import { logger } from '#lib/logger';
-import { context, envelope, httpEvent } from '#local/fixtures/events';
+import { context, envelope, httpEvent, lambdaContext } from '#local/fixtures/events';
 import { FakePaymentProvider } from '#test/helpers/fake-payment-provider';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -321,5 +322,70 @@ describe('notifyHandler', () => {
     expect(result.statusCode).toBe(500);
     expect(provider.fails).toEqual([{ status: 500, message: 'internal error' }]);
     expect(result.body).not.toContain('DynamoDB');
+  });
+
+  it('answers 500 FAIL before the Lambda times out when the route is still running (middy’s early timeout)', async () => {
+    // Act: the route never ends; the Lambda has 800 ms
+    const started = Date.now();
+    const result = await notifyLambda(() => new Promise<void>(() => {}))(
+      notifyEvent('<xml/>'),
+      lambdaContext(800),
+    );
+    // Assess
+    expect(Date.now() - started).toBeLessThan(800);
+    expect(result.statusCode).toBe(500);
+    expect(JSON.parse(result.body ?? '{}')).toEqual({ code: 'FAIL', message: 'timeout' });
+  });
+
+  it('runs the route under the invocation deadline', async () => {
+    // Prepare
+    let left = 0;
+    // Act
+    await notifyLambda(() => {
+      left = timeLeft();
+    })(notifyEvent('<xml/>'), lambdaContext(4000));
+    // Assess
+    expect(left).toBeLessThanOrEqual(4000 - ANSWER_MARGIN_MS);
+    expect(left).toBeGreaterThan(3000 - ANSWER_MARGIN_MS);
+  });
+});
+
+describe('deadlines on API routes', () => {
+  it.each([
+    ['DeadlineExceededError', new DeadlineExceededError('DynamoDB')],
+    ['the SDK’s request timeout', Object.assign(new Error('requestTimeout'), { name: 'TimeoutError' })],
+    ['an aborted call', Object.assign(new Error('Request aborted'), { name: 'AbortError' })],
+  ])('maps %s to 503 SERVICE_UNAVAILABLE with retry-after', (_what, error) => {
+    // Act
+    const result = errorToResponse(error);
+    // Assess
+    expect(result.statusCode).toBe(503);
+    expect(result.headers).toMatchObject({ 'retry-after': '1' });
+    expect(envelope(result)).toMatchObject({ success: false, code: 'SERVICE_UNAVAILABLE' });
+  });
+
+  it('answers the 503 envelope before the Lambda times out when the route is still running', async () => {
+    // Prepare
+    const route = httpHandler(() => new Promise(() => {}));
+    // Act
+    const started = Date.now();
+    const result = await route(httpEvent(), lambdaContext(800));
+    // Assess
+    expect(Date.now() - started).toBeLessThan(800);
+    expect(result.statusCode).toBe(503);
+    expect(envelope(result)).toMatchObject({ success: false, code: 'SERVICE_UNAVAILABLE' });
+  });
+
+  it('runs the route without a deadline when the context has no remaining time (the test fixture)', async () => {
+    // Prepare
+    let left = 0;
+    const route = httpHandler(async () => {
+      left = timeLeft();
+      return ok({});
+    });
+    // Act
+    await route(httpEvent(), context);
+    // Assess
+    expect(left).toBe(Number.POSITIVE_INFINITY);
   });
 });

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RetryableError, withOneRetry } from '#lib/clients/retry';
+import { RetryableError, WECHAT_RESERVE_MS, wechatAttemptTimeout, withOneRetry } from '#lib/clients/retry';
+import { ANSWER_MARGIN_MS, withDeadline } from '#lib/deadline';
 import { logger } from '#lib/logger';
 
 const exhausted = (reason: string) => new Error(`exhausted: ${reason}`);
@@ -79,5 +80,57 @@ describe('withOneRetry', () => {
     // Assess
     expect(outcome).toBe(refused);
     expect(call).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe('withOneRetry under an invocation deadline', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('does not retry when a second attempt cannot end before the deadline', async () => {
+    // Prepare: 1.5 s left, less the answer margin and the reserve, leaves no room for a second attempt
+    const call = vi.fn(async () => {
+      throw new RetryableError('network: TimeoutError');
+    });
+    // Act
+    const outcome = await withDeadline({ getRemainingTimeInMillis: () => 1500 }, () =>
+      withOneRetry('unit call', call, exhausted).catch((error: unknown) => error),
+    );
+    // Assess
+    expect((outcome as Error).message).toMatch(/^exhausted: network: TimeoutError; no time left/);
+    expect(call).toHaveBeenCalledTimes(1);
+  });
+
+  it('retries when the deadline leaves room for a second attempt', async () => {
+    // Prepare
+    const call = vi.fn<() => Promise<string>>().mockRejectedValueOnce(new RetryableError('SYSTEMERROR'));
+    call.mockResolvedValueOnce('second');
+    // Act
+    const outcome = await withDeadline({ getRemainingTimeInMillis: () => 10_000 }, () =>
+      withOneRetry('unit call', call, exhausted),
+    );
+    // Assess
+    expect(outcome).toBe('second');
+    expect(call).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe('wechatAttemptTimeout', () => {
+  it('is the cap outside an invocation', () => {
+    expect(wechatAttemptTimeout(5000)).toBe(5000);
+  });
+
+  it('is the time left less the reserve when that is shorter than the cap', async () => {
+    const timeout = await withDeadline({ getRemainingTimeInMillis: () => 3000 }, async () =>
+      wechatAttemptTimeout(5000),
+    );
+    expect(timeout).toBeLessThanOrEqual(3000 - ANSWER_MARGIN_MS - WECHAT_RESERVE_MS);
+    expect(timeout).toBeGreaterThan(3000 - ANSWER_MARGIN_MS - WECHAT_RESERVE_MS - 100);
+  });
+
+  it('refuses an attempt that could not end in time with a RetryableError', async () => {
+    const attempt = withDeadline({ getRemainingTimeInMillis: () => 1200 }, async () =>
+      wechatAttemptTimeout(5000),
+    );
+    await expect(attempt).rejects.toBeInstanceOf(RetryableError);
   });
 });
