@@ -187,6 +187,9 @@ const outTradeNoParameter = {
   schema: { type: 'string', pattern: OUT_TRADE_NO.source },
 };
 
+/** What an account deletion answers (the user's own and the operator's). */
+const DELETED = success('Deleted, or already deleted', object({ deleted: { const: true } }));
+
 const userIdParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 
 const paths: Record<string, Record<string, Schema>> = {
@@ -223,7 +226,7 @@ const paths: Record<string, Record<string, Schema>> = {
         'ORDER_JUST_PAID. Every earlier token stops working; a retried delete answers the same success.',
       security: bearer,
       responses: {
-        '200': success('Deleted', object({ deleted: { const: true } })),
+        '200': DELETED,
         ...failures(401, 409, ...WECHAT),
       },
     },
@@ -464,7 +467,7 @@ const paths: Record<string, Record<string, Schema>> = {
       security: operator,
       parameters: [userIdParameter],
       responses: {
-        '200': success('Deleted', object({ deleted: { const: true } })),
+        '200': DELETED,
         ...failures(404, 409, ...WECHAT),
       },
     },

@@ -1,5 +1,10 @@
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  GetCommand,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { dynamo } from '#lib/clients/dynamodb';
 
@@ -45,50 +50,41 @@ export async function findUserByOpenid(table: string, openid: string): Promise<U
  * Creates a user and its openid link in one transaction, unless the openid is already linked (a concurrent
  * first sign-in won): false then, nothing written.
  */
-export async function createLinkedUser(table: string, user: UserRecord): Promise<boolean> {
-  try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Put: {
-              TableName: table,
-              Item: { ...linkKey(user.openid), userId: user.id },
-              ConditionExpression: 'attribute_not_exists(id)',
-            },
-          },
-          { Put: { TableName: table, Item: user, ConditionExpression: 'attribute_not_exists(id)' } },
-        ],
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof TransactionCanceledException) return false;
-    throw error;
-  }
+export function createLinkedUser(table: string, user: UserRecord): Promise<boolean> {
+  return transactIf([
+    {
+      Put: {
+        TableName: table,
+        Item: { ...linkKey(user.openid), userId: user.id },
+        ConditionExpression: 'attribute_not_exists(id)',
+      },
+    },
+    { Put: { TableName: table, Item: user, ConditionExpression: 'attribute_not_exists(id)' } },
+  ]);
 }
 
 /**
  * Deletes a user and its openid link in one transaction, conditioned on the user's `version` (a membership
  * change meanwhile, i.e. a payment credited, makes it false and deletes nothing).
  */
-export async function deleteUserAndLink(table: string, user: UserRecord): Promise<boolean> {
+export function deleteUserAndLink(table: string, user: UserRecord): Promise<boolean> {
+  return transactIf([
+    {
+      Delete: {
+        TableName: table,
+        Key: { id: user.id },
+        ConditionExpression: 'version = :v',
+        ExpressionAttributeValues: { ':v': user.version },
+      },
+    },
+    { Delete: { TableName: table, Key: linkKey(user.openid) } },
+  ]);
+}
+
+/** Runs one write transaction; false (nothing written) when a condition in it fails. */
+async function transactIf(items: TransactWriteCommandInput['TransactItems']): Promise<boolean> {
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Delete: {
-              TableName: table,
-              Key: { id: user.id },
-              ConditionExpression: 'version = :v',
-              ExpressionAttributeValues: { ':v': user.version },
-            },
-          },
-          { Delete: { TableName: table, Key: linkKey(user.openid) } },
-        ],
-      }),
-    );
+    await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
     return true;
   } catch (error) {
     if (error instanceof TransactionCanceledException) return false;
