@@ -36,7 +36,7 @@ const FAILURE_STATUS: Record<number, string> = {
   400: 'Validation failure (code VALIDATION_ERROR, with errors) or another bad request',
   401: 'No, malformed, expired or revoked session token (UNAUTHORIZED, INVALID_TOKEN, USER_NOT_FOUND, SESSION_REVOKED)',
   404: 'Not found, or not the caller’s (ORDER_NOT_FOUND)',
-  409: 'Conflict with the order’s state (ORDER_PAID, ORDER_CLOSED, ORDER_IN_PROGRESS, …)',
+  409: 'Conflict with the order’s state (ORDER_PAID, ORDER_CLOSED, ORDER_IN_PROGRESS, ORDER_JUST_PAID, …) or a sign-in racing an account deletion (SIGN_IN_CONFLICT)',
   413: 'Body too large (PAYLOAD_TOO_LARGE)',
   415: 'Not application/json (UNSUPPORTED_MEDIA_TYPE)',
   429: 'Too many orders this hour (ORDER_RATE_LIMITED); see retry-after',
@@ -205,7 +205,7 @@ const paths: Record<string, Record<string, Schema>> = {
       ),
       responses: {
         '200': success('Signed in', object({ token: text('Bearer session token (JWT)'), user: ref('User') })),
-        ...failures(400, 401, 413, 415, ...WECHAT),
+        ...failures(400, 401, 409, 413, 415, ...WECHAT),
       },
     },
   },
