@@ -116,8 +116,28 @@ export interface Client {
     limit?: number;
   }): Promise<{ orders: Order[]; nextCursor: string | null }>;
   closeOrder(outTradeNo: string): Promise<Order>;
+  /** A copy of everything the backend holds about the user (PIPL art. 45). */
+  exportData(): Promise<AccountExport>;
+  /** Cancels the account (注销) and forgets the token; rejects with ORDER_JUST_PAID when a payment just landed. */
+  deleteAccount(): Promise<void>;
   token(): string;
-  signOut(): void;
+  /** Ends every session of the user (all devices) and forgets the token here. */
+  signOut(): Promise<void>;
+}
+
+/** What GET /wechat/me/export answers. */
+export interface AccountExport {
+  profile: User;
+  identities: { openid: string; unionid: string | null };
+  createdAt: string;
+  updatedAt: string;
+  membership: {
+    expiredAt: string | null;
+    history: { outTradeNo: string; planId: string; paidAt: string | undefined }[];
+  };
+  /** Every order as stored. */
+  orders: Record<string, unknown>[];
+  exportedAt: string;
 }
 
 export function createClient(options: ClientOptions): Client;

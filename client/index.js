@@ -61,6 +61,7 @@ function createClient(options) {
     } catch (_failure) {
       throw new ApiError('网络异常，请稍后再试', 'NETWORK_ERROR', 0);
     }
+    if (response.statusCode === 204) return undefined;
     const body = response.data && typeof response.data === 'object' ? response.data : {};
     if (response.statusCode >= 200 && response.statusCode < 300 && body.success === true) return body.data;
     throw new ApiError(
@@ -180,10 +181,26 @@ function createClient(options) {
     },
     /** POST /wechat/orders/{outTradeNo}/close → the CLOSED order. */
     closeOrder: closeOrder,
+    /** GET /wechat/me/export → a copy of everything the backend holds about the user. */
+    exportData: async () => (await call('GET', '/wechat/me/export')).export,
+    /** DELETE /wechat/me: cancels the account (注销), then forgets the token. Throws ORDER_JUST_PAID (409). */
+    deleteAccount: async () => {
+      await call('DELETE', '/wechat/me');
+      wxApi.removeStorageSync(tokenKey);
+    },
     /** The stored session token ('' when signed out). */
     token: token,
-    /** Forgets the session token on this device. */
-    signOut: () => wxApi.removeStorageSync(tokenKey),
+    /** POST /wechat/sign_out (every device's session ends), then forgets the token here; a dead token is fine. */
+    signOut: async () => {
+      const bearer = token();
+      wxApi.removeStorageSync(tokenKey);
+      if (!bearer) return;
+      try {
+        await send('POST', '/wechat/sign_out', undefined, bearer);
+      } catch (error) {
+        if (error.status !== 401) throw error;
+      }
+    },
   };
 }
 

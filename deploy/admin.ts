@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { HttpRequest } from '@smithy/types';
+import { USER_ID } from '#lib/auth';
 import { OUT_TRADE_NO } from '#lib/wechat-pay/fields';
 
 /**
@@ -24,6 +25,8 @@ commands:
   reconcile [--all]                     run one reconcile pass now (--all: every PENDING order, whatever its back-off step)
   order <outTradeNo>                    show one stored order (owner, payVersion, prepay, timestamps)
   exceptions [--limit N] [--cursor C]   list payment exceptions, newest first (limit 1–100)
+  user <id>                             show a user for support (profile, membership, orders)
+  delete-user <id>                      cancel an account on a support request (as DELETE /wechat/me)
 
 --stage <stage>  call the deployed stage, signed with your AWS credentials (AWS_PROFILE …);
                  without it, the local stack at http://127.0.0.1:\${PORT:-3000}`;
@@ -31,7 +34,8 @@ commands:
 export type Command =
   | { name: 'reconcile'; all: boolean }
   | { name: 'order'; outTradeNo: string }
-  | { name: 'exceptions'; limit?: number; cursor?: string };
+  | { name: 'exceptions'; limit?: number; cursor?: string }
+  | { name: 'user' | 'delete-user'; id: string };
 
 export interface Invocation {
   command: Command;
@@ -59,7 +63,10 @@ export function parseAdminArgs(argv: readonly string[]): Invocation {
     reconcile: ['all'],
     order: [],
     exceptions: ['limit', 'cursor'],
+    user: [],
+    'delete-user': [],
   };
+  const takesOne: Record<string, string> = { order: 'outTradeNo', user: 'user id', 'delete-user': 'user id' };
   if (!name) throw new UsageError('no command');
   const options = allowed[name];
   if (!options) throw new UsageError(`unknown command "${name}"`);
@@ -68,11 +75,9 @@ export function parseAdminArgs(argv: readonly string[]): Invocation {
       throw new UsageError(`--${option} does not apply to ${name}`);
     }
   }
-  const expected = name === 'order' ? 1 : 0;
-  if (rest.length !== expected) {
-    throw new UsageError(
-      name === 'order' ? 'order takes one outTradeNo' : `unexpected argument "${rest[0]}" for ${name}`,
-    );
+  const one = takesOne[name];
+  if (rest.length !== (one ? 1 : 0)) {
+    throw new UsageError(one ? `${name} takes one ${one}` : `unexpected argument "${rest[0]}" for ${name}`);
   }
   let command: Command;
   if (name === 'reconcile') command = { name, all: values.all === true };
@@ -82,6 +87,10 @@ export function parseAdminArgs(argv: readonly string[]): Invocation {
       throw new UsageError(`"${outTradeNo}" is not an outTradeNo (6–32 of 0-9 A-Z a-z _ - | *)`);
     }
     command = { name, outTradeNo };
+  } else if (name === 'user' || name === 'delete-user') {
+    const id = rest[0] as string;
+    if (!USER_ID.test(id)) throw new UsageError(`"${id}" is not a user id (u and 8–64 of 0-9 A-Z a-z _ -)`);
+    command = { name, id };
   } else {
     const limit = values.limit === undefined ? undefined : Number(values.limit);
     if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 100)) {
@@ -110,7 +119,7 @@ function parseOptions(argv: readonly string[]) {
 }
 
 export interface AdminRequest {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   path: string;
   query: Record<string, string>;
   body?: string;
@@ -120,7 +129,10 @@ export interface AdminRequest {
 const uriEscape = (value: string) =>
   encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
-/** The admin route a command calls: POST /admin/reconcile, GET /admin/orders/{no}, GET /admin/exceptions. */
+/**
+ * The admin route a command calls: POST /admin/reconcile, GET /admin/orders/{no}, GET /admin/exceptions,
+ * GET / DELETE /admin/users/{id}.
+ */
 export function requestFor(command: Command): AdminRequest {
   switch (command.name) {
     case 'reconcile':
@@ -138,6 +150,13 @@ export function requestFor(command: Command): AdminRequest {
       if (command.cursor !== undefined) query.cursor = command.cursor;
       return { method: 'GET', path: '/admin/exceptions', query };
     }
+    case 'user':
+    case 'delete-user':
+      return {
+        method: command.name === 'user' ? 'GET' : 'DELETE',
+        path: `/admin/users/${uriEscape(command.id)}`,
+        query: {},
+      };
   }
 }
 

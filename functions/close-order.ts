@@ -6,8 +6,8 @@ import { closeOrderForUser } from '#lib/payments/close';
 
 export const handler = httpHandler(async (event) => {
   const config = await loadConfig();
-  const userId = await authenticate(event, config);
+  const session = await authenticate(event, config);
   const outTradeNo = event.pathParameters?.outTradeNo ?? '';
-  const order = await closeOrderForUser(config, paymentProviders(config), userId, outTradeNo);
+  const order = await closeOrderForUser(config, paymentProviders(config), session, outTradeNo);
   return ok({ order }, '订单已关闭');
 });

@@ -6,8 +6,8 @@ import { getOrderForUser } from '#lib/payments/views';
 
 export const handler = httpHandler(async (event) => {
   const config = await loadConfig();
-  const userId = await authenticate(event, config);
+  const session = await authenticate(event, config);
   const outTradeNo = event.pathParameters?.outTradeNo ?? '';
-  const order = await getOrderForUser(config, paymentProviders(config), userId, outTradeNo);
+  const order = await getOrderForUser(config, paymentProviders(config), session, outTradeNo);
   return ok({ order }, '查询订单成功');
 });

@@ -5,7 +5,7 @@ import { listOrders } from '#lib/payments/views';
 
 export const handler = httpHandler(async (event) => {
   const config = await loadConfig();
-  const userId = await authenticate(event, config);
+  const session = await authenticate(event, config);
   const { cursor, limit } = event.queryStringParameters ?? {};
-  return ok(await listOrders(config, userId, cursor, limit ? Number(limit) : undefined), '查询订单成功');
+  return ok(await listOrders(config, session, cursor, limit ? Number(limit) : undefined), '查询订单成功');
 });

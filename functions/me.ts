@@ -5,7 +5,7 @@ import { getCurrentUser, toPublicUser } from '#lib/users';
 
 export const handler = httpHandler(async (event) => {
   const config = await loadConfig();
-  const userId = await authenticate(event, config);
-  const user = await getCurrentUser(config, userId);
+  const session = await authenticate(event, config);
+  const user = await getCurrentUser(config, session);
   return ok({ user: toPublicUser(user) }, '查询当前用户信息成功');
 });

@@ -6,9 +6,9 @@ import { parseProfileUpdate, updateUserProfile } from '#lib/users';
 export const handler = httpHandler(
   async (event) => {
     const config = await loadConfig();
-    const userId = await authenticate(event, config);
+    const session = await authenticate(event, config);
     const changes = parseProfileUpdate(event.body);
-    return ok({ user: await updateUserProfile(config, userId, changes) }, '更新用户信息成功');
+    return ok({ user: await updateUserProfile(config, session, changes) }, '更新用户信息成功');
   },
   { jsonBody: true, maxBodyBytes: 16 * 1024 },
 );

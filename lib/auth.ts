@@ -8,15 +8,27 @@ const ALG = 'HS256';
 const TYP = 'JWT';
 const CLOCK_TOLERANCE_SECONDS = 30;
 const MAX_TOKEN_CHARS = 4096;
+/** Our user ids: `u` and base64url characters (never an identity-link key). */
+export const USER_ID = /^u[0-9A-Za-z_-]{8,64}$/;
 
-/** Issues a session token: HS256 JWT with sub = user id, iss, aud, iat, exp (now + jwtTtlSeconds). */
+/** A verified session: whose it is, and the user's session generation it was issued under (`sv`, 0 when absent). */
+export interface Session {
+  userId: string;
+  sessionVersion: number;
+}
+
+/**
+ * Issues a session token: HS256 JWT with sub = user id, sv = the user's session generation, iss, aud, iat,
+ * exp (now + jwtTtlSeconds).
+ */
 export async function issueSessionToken(
   userId: string,
   config: SessionConfig,
   now = new Date(),
+  sessionVersion = 0,
 ): Promise<string> {
   const iat = Math.floor(now.getTime() / 1000);
-  return new SignJWT({})
+  return new SignJWT({ sv: sessionVersion })
     .setProtectedHeader({ alg: ALG, typ: TYP })
     .setSubject(userId)
     .setIssuer(config.jwtIssuer)
@@ -27,7 +39,7 @@ export async function issueSessionToken(
 }
 
 /**
- * Verifies a session token and returns its user id. Only HS256 with our key, iss, aud and typ; exp, iat
+ * Verifies a session token and returns its session (user id and session generation). Only HS256 with our key, iss, aud and typ; exp, iat
  * and sub required; 30 s clock tolerance; tokens older than the configured lifetime are refused.
  * Throws UnauthorizedError (401) for anything else.
  */
@@ -35,7 +47,7 @@ export async function verifySessionToken(
   token: string,
   config: SessionConfig,
   now = new Date(),
-): Promise<string> {
+): Promise<Session> {
   if (token.length > MAX_TOKEN_CHARS || token.split('.').length !== 3) {
     throw new UnauthorizedError('登录已失效，请重新登录', 'INVALID_TOKEN', 'malformed token');
   }
@@ -50,10 +62,14 @@ export async function verifySessionToken(
       maxTokenAge: config.jwtTtlSeconds,
       currentDate: now,
     });
-    if (typeof payload.sub !== 'string' || !/^u[0-9A-Za-z_-]{8,64}$/.test(payload.sub)) {
+    if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) {
       throw new UnauthorizedError('登录已失效，请重新登录', 'INVALID_TOKEN', 'bad sub');
     }
-    return payload.sub;
+    const sv = payload.sv ?? 0;
+    if (typeof sv !== 'number' || !Number.isSafeInteger(sv) || sv < 0) {
+      throw new UnauthorizedError('登录已失效，请重新登录', 'INVALID_TOKEN', 'bad sv');
+    }
+    return { userId: payload.sub, sessionVersion: sv };
   } catch (error) {
     if (error instanceof UnauthorizedError) throw error;
     const expired = error instanceof joseErrors.JWTExpired;
@@ -75,10 +91,25 @@ export function bearerToken(headers: Record<string, string | undefined> | undefi
   return match[1];
 }
 
-/** The user id of the request's session token; throws UnauthorizedError (401). */
+/**
+ * The session of the request's token (signature and claims only); throws UnauthorizedError (401). Whether
+ * the session is still live is checked where the route reads the user (`liveUser`).
+ */
 export async function authenticate(
   event: { headers?: Record<string, string | undefined> },
   config: SessionConfig,
-): Promise<string> {
+): Promise<Session> {
   return verifySessionToken(bearerToken(event.headers), config);
+}
+
+/**
+ * The session's user as read, if the session is still live: throws UnauthorizedError USER_NOT_FOUND when
+ * the user is gone (deleted) and SESSION_REVOKED when the user signed out after the token was issued.
+ */
+export function liveUser<U extends { sessionVersion?: number }>(user: U | undefined, session: Session): U {
+  if (!user) throw new UnauthorizedError('用户不存在，请重新登录', 'USER_NOT_FOUND');
+  if ((user.sessionVersion ?? 0) !== session.sessionVersion) {
+    throw new UnauthorizedError('登录已失效，请重新登录', 'SESSION_REVOKED');
+  }
+  return user;
 }

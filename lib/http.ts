@@ -30,6 +30,11 @@ export function ok(data: Record<string, unknown>, message = '操作成功', stat
   return { statusCode, headers: JSON_HEADERS, body: JSON.stringify({ success: true, message, data }) };
 }
 
+/** An empty 204 answer (sign-out). */
+export function noContent(): HttpResult {
+  return { statusCode: 204 };
+}
+
 /** A failure envelope `{success: false, message, code}`, plus `errors: [{field, code}]` for a validation failure. */
 export function failure(
   statusCode: number,

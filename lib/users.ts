@@ -1,9 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as v from 'valibot';
-import { issueSessionToken } from './auth';
+import { issueSessionToken, liveUser, type Session } from './auth';
 import { code2Session } from './clients/wechat-auth';
 import type { Config } from './config';
-import { BadRequestError, UnauthorizedError } from './errors';
+import { BadRequestError, ConflictError, UnauthorizedError } from './errors';
 import type { ProfileChanges, UserRecord } from './repositories/user-repository';
 import * as users from './repositories/user-repository';
 import { validate } from './validation';
@@ -20,15 +20,15 @@ export interface PublicUser {
   membershipExpiredAt: string | null;
 }
 
-/** Our user id for an openid: stable, opaque, and the same for every concurrent first sign-in. */
-export function userIdForOpenid(openid: string): string {
-  return `u${createHash('sha256').update(`openid:${openid}`).digest('base64url').slice(0, 22)}`;
+/** A new user id: random and opaque (128 bits), never derived from the openid, so a returning ex-user is new. */
+export function newUserId(): string {
+  return `u${randomBytes(16).toString('base64url')}`;
 }
 
 /** A new user with the seed-000 defaults: nickname 微信用户 + 6 chars, sex 2 (unknown), role 0. */
 export function newUser(openid: string, unionid: string | undefined, now: string): UserRecord {
   return {
-    id: userIdForOpenid(openid),
+    id: newUserId(),
     openid,
     ...(unionid ? { unionid } : {}),
     nickname: `微信用户${randomBytes(3).toString('hex')}`,
@@ -38,6 +38,7 @@ export function newUser(openid: string, unionid: string | undefined, now: string
     company: '',
     introduce: '',
     version: 0,
+    sessionVersion: 0,
     createdAt: now,
     updatedAt: now,
   };
@@ -68,28 +69,31 @@ export const SignInBody = v.object({
 });
 
 /**
- * wx.login code → session: code2Session, then find-or-create the user by openid with one conditional
- * write (a returning user costs one DynamoDB request), then a session token. Throws what code2Session throws.
+ * wx.login code → session: code2Session, then find the user through the openid link (two GetItems) or create
+ * user and link in one transaction (a concurrent first sign-in that wins is read instead), then a session
+ * token of the user's session generation. Throws what code2Session throws.
  */
 export async function signIn(config: Config, code: string): Promise<{ token: string; user: PublicUser }> {
   const identity = await code2Session(config, code);
   const now = new Date();
-  const { user } = await users.createUserIfAbsent(
-    config.usersTable,
-    newUser(identity.openid, identity.unionid, now.toISOString()),
-  );
+  let user = await users.findUserByOpenid(config.usersTable, identity.openid);
+  if (!user) {
+    const created = newUser(identity.openid, identity.unionid, now.toISOString());
+    user = (await users.createLinkedUser(config.usersTable, created))
+      ? created
+      : await users.findUserByOpenid(config.usersTable, identity.openid);
+  }
+  if (!user) throw new ConflictError('登录冲突，请重试', 'SIGN_IN_CONFLICT');
   if (identity.unionid && user.unionid !== identity.unionid) {
     await users.setUnionId(config.usersTable, user.id, identity.unionid);
   }
-  const token = await issueSessionToken(user.id, config, now);
+  const token = await issueSessionToken(user.id, config, now, user.sessionVersion ?? 0);
   return { token, user: toPublicUser(user, now) };
 }
 
-/** The signed-in user; a token whose user no longer exists is a 401. */
-export async function getCurrentUser(config: Config, userId: string): Promise<UserRecord> {
-  const user = await users.getUser(config.usersTable, userId);
-  if (!user) throw new UnauthorizedError('用户不存在，请重新登录', 'USER_NOT_FOUND');
-  return user;
+/** The signed-in user; a session whose user is gone or signed out is a 401 (UnauthorizedError). */
+export async function getCurrentUser(config: Config, session: Session): Promise<UserRecord> {
+  return liveUser(await users.getUser(config.usersTable, session.userId), session);
 }
 
 // Text people type (nickname, company, introduce): well-formed UTF-16, NFC, and none of the characters that
@@ -166,13 +170,22 @@ export function parseProfileUpdate(body: unknown): ProfileChanges {
   return changes;
 }
 
-/** Applies validated profile changes to the signed-in user; throws UnauthorizedError if the user is gone. */
+/**
+ * Applies validated profile changes to the signed-in user; throws UnauthorizedError if the user is gone or
+ * the session revoked (one conditional UpdateItem: an update racing a deletion never recreates the user).
+ */
 export async function updateUserProfile(
   config: Config,
-  userId: string,
+  session: Session,
   changes: ProfileChanges,
 ): Promise<PublicUser> {
-  const user = await users.updateProfile(config.usersTable, userId, changes, new Date().toISOString());
-  if (!user) throw new UnauthorizedError('用户不存在，请重新登录', 'USER_NOT_FOUND');
+  const user = await users.updateProfile(
+    config.usersTable,
+    session.userId,
+    changes,
+    new Date().toISOString(),
+    session.sessionVersion,
+  );
+  if (!user) throw new UnauthorizedError('登录已失效，请重新登录', 'USER_NOT_FOUND');
   return toPublicUser(user);
 }

@@ -15,7 +15,7 @@ import { loadConfig, resetConfigCache } from '#lib/config';
 import { extendMembership } from '#lib/payments/rules';
 import { findPlan, PLANS, type Plan } from '#lib/plans';
 import { createOrder, type OrderRecord } from '#lib/repositories/order-repository';
-import { userIdForOpenid } from '#lib/users';
+import { findUserByOpenid } from '#lib/repositories/user-repository';
 import { context, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
 import { type V3Keys, type V3NotifyOptions, v3Notify } from '#local/fixtures/v3';
@@ -37,7 +37,8 @@ export function createApp() {
     PLANS,
     findPlan,
     createOrder,
-    userIdForOpenid,
+    /** The id of the user an openid is linked to (undefined when none is). */
+    userIdOf: async (openid: string) => (await findUserByOpenid((await loadConfig()).usersTable, openid))?.id,
     v2NotifyXml,
     httpEvent,
     context,

@@ -34,9 +34,9 @@ function success(description: string, data: Schema): Schema {
 /** What each failure status means in this API. */
 const FAILURE_STATUS: Record<number, string> = {
   400: 'Validation failure (code VALIDATION_ERROR, with errors) or another bad request',
-  401: 'No, malformed or expired session token (UNAUTHORIZED, INVALID_TOKEN, USER_NOT_FOUND)',
+  401: 'No, malformed, expired or revoked session token (UNAUTHORIZED, INVALID_TOKEN, USER_NOT_FOUND, SESSION_REVOKED)',
   404: 'Not found, or not the caller’s (ORDER_NOT_FOUND)',
-  409: 'Conflict with the order’s state (ORDER_PAID, ORDER_CLOSED, ORDER_IN_PROGRESS, …)',
+  409: 'Conflict with the order’s state (ORDER_PAID, ORDER_CLOSED, ORDER_IN_PROGRESS, ORDER_JUST_PAID, …) or a sign-in racing an account deletion (SIGN_IN_CONFLICT)',
   413: 'Body too large (PAYLOAD_TOO_LARGE)',
   415: 'Not application/json (UNSUPPORTED_MEDIA_TYPE)',
   429: 'Too many orders this hour (ORDER_RATE_LIMITED); see retry-after',
@@ -196,6 +196,11 @@ const outTradeNoParameter = {
   schema: { type: 'string', pattern: OUT_TRADE_NO.source },
 };
 
+/** What an account deletion answers (the user's own and the operator's). */
+const DELETED = success('Deleted, or already deleted', object({ deleted: { const: true } }));
+
+const userIdParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+
 const paths: Record<string, Record<string, Schema>> = {
   '/wechat/sign_in': {
     post: {
@@ -209,7 +214,7 @@ const paths: Record<string, Record<string, Schema>> = {
       ),
       responses: {
         '200': success('Signed in', object({ token: text('Bearer session token (JWT)'), user: ref('User') })),
-        ...failures(400, 401, 413, 415, ...WECHAT),
+        ...failures(400, 401, 409, 413, 415, ...WECHAT),
       },
     },
   },
@@ -220,6 +225,67 @@ const paths: Record<string, Record<string, Schema>> = {
       summary: 'The signed-in user',
       security: bearer,
       responses: { '200': success('The user', object({ user: ref('User') })), ...failures(401, 500) },
+    },
+    delete: {
+      operationId: 'deleteMe',
+      tags: ['profile'],
+      summary: 'Cancel the account (注销): profile and WeChat identities erased, orders pseudonymised',
+      description:
+        'PENDING orders are closed at WeChat first; one paid at that moment is credited and answers 409 ' +
+        'ORDER_JUST_PAID. Every earlier token stops working; a retried delete answers the same success.',
+      security: bearer,
+      responses: {
+        '200': DELETED,
+        ...failures(401, 409, ...WECHAT),
+      },
+    },
+  },
+  '/wechat/me/export': {
+    get: {
+      operationId: 'exportMe',
+      tags: ['profile'],
+      summary: 'A copy of everything held about the caller (PIPL art. 45)',
+      security: bearer,
+      responses: {
+        '200': success(
+          'The copy',
+          object({
+            export: object({
+              profile: ref('User'),
+              identities: object({
+                openid: text('WeChat openid'),
+                unionid: nullable(text('WeChat unionid')),
+              }),
+              createdAt: text('ISO 8601 UTC', { format: 'date-time' }),
+              updatedAt: text('ISO 8601 UTC', { format: 'date-time' }),
+              membership: object({
+                expiredAt: nullable(text('ISO 8601 UTC', { format: 'date-time' })),
+                history: {
+                  type: 'array',
+                  description: 'Paid orders, oldest first',
+                  items: object({
+                    outTradeNo: text('The order'),
+                    planId: text('The plan'),
+                    paidAt: text('ISO 8601 UTC'),
+                  }),
+                },
+              }),
+              orders: { type: 'array', items: { type: 'object' }, description: 'Every order as stored' },
+              exportedAt: text('ISO 8601 UTC', { format: 'date-time' }),
+            }),
+          }),
+        ),
+        ...failures(401, 500),
+      },
+    },
+  },
+  '/wechat/sign_out': {
+    post: {
+      operationId: 'signOut',
+      tags: ['session'],
+      summary: 'End every session of the caller (all devices)',
+      security: bearer,
+      responses: { '204': { description: 'Signed out everywhere' }, ...failures(401, 500) },
     },
   },
   '/wechat/info': {
@@ -352,6 +418,38 @@ const paths: Record<string, Record<string, Schema>> = {
       responses: {
         '200': success('A page of payment exceptions', page('exceptions', ref('PaymentException'))),
         ...failures(400, 500),
+      },
+    },
+  },
+  '/admin/users/{id}': {
+    get: {
+      operationId: 'adminUser',
+      tags: ['admin'],
+      summary: 'A user for support: profile, membership, orders (IAM on AWS)',
+      security: operator,
+      parameters: [userIdParameter],
+      responses: {
+        '200': success(
+          'The user',
+          object({
+            user: ref('User'),
+            createdAt: text('ISO 8601 UTC', { format: 'date-time' }),
+            updatedAt: text('ISO 8601 UTC', { format: 'date-time' }),
+            orders: { type: 'array', items: ref('Order') },
+          }),
+        ),
+        ...failures(404, 500),
+      },
+    },
+    delete: {
+      operationId: 'adminDeleteUser',
+      tags: ['admin'],
+      summary: 'Cancel an account on a support request: same effects as DELETE /wechat/me (IAM on AWS)',
+      security: operator,
+      parameters: [userIdParameter],
+      responses: {
+        '200': DELETED,
+        ...failures(404, 409, ...WECHAT),
       },
     },
   },

@@ -1,11 +1,12 @@
+import type { Session } from '#lib/auth';
 import type { PaymentProvider } from '#lib/clients/payment-provider';
 import type { Config } from '#lib/config';
-import { ConflictError, NotFoundError } from '#lib/errors';
+import { ConflictError } from '#lib/errors';
 import type { OrderRecord } from '#lib/repositories/order-repository';
 import * as orders from '#lib/repositories/order-repository';
-import { OUT_TRADE_NO } from '#lib/wechat-pay/fields';
 import { type Providers, type PublicOrder, providerFor, toPublicOrder } from './rules';
 import { type ReportOutcome, settleReport } from './settle';
+import { ownOrder } from './views';
 
 /** What closing a PENDING order came to: closed here and at WeChat, or paid after all (and settled). */
 export type CloseOutcome = { kind: 'closed'; order: OrderRecord } | { kind: 'paid'; outcome: ReportOutcome };
@@ -32,20 +33,18 @@ export async function closePendingOrder(
 
 /**
  * `POST /wechat/orders/{outTradeNo}/close`: the owner closes an unpaid order (WeChat first). Answers the
- * order (CLOSED; an already CLOSED order answers as it is). Throws NotFoundError (not the caller's order),
+ * order (CLOSED; an already CLOSED order answers as it is). Throws UnauthorizedError, NotFoundError (not the caller's order),
  * ConflictError ORDER_PAID when the order is or turns out to be paid (then settled), ConflictError
  * ORDER_PAY_VERSION_CHANGED for an order of the other pay version, UpstreamError / ServiceUnavailableError.
  */
 export async function closeOrderForUser(
   config: Config,
   providers: Providers,
-  userId: string,
+  session: Session,
   outTradeNo: string,
   now = new Date(),
 ): Promise<PublicOrder> {
-  if (!OUT_TRADE_NO.test(outTradeNo)) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
-  const order = await orders.getOrder(config.ordersTable, outTradeNo);
-  if (!order || order.userId !== userId) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
+  const order = await ownOrder(config, session, outTradeNo);
   if (order.status === 'PAID') throw new ConflictError('订单已支付', 'ORDER_PAID');
   if (order.status !== 'PENDING') return toPublicOrder(order);
   const provider = providerFor(order, providers);

@@ -1,10 +1,10 @@
 import * as v from 'valibot';
+import type { Session } from '#lib/auth';
 import type { PaymentProvider, PayParams } from '#lib/clients/payment-provider';
 import type { Config } from '#lib/config';
 import {
   BadRequestError,
   ConflictError,
-  NotFoundError,
   ServiceUnavailableError,
   TooManyRequestsError,
   UnauthorizedError,
@@ -24,6 +24,7 @@ import {
   prepayRequestOf,
   toPublicOrder,
 } from './rules';
+import { ownOrder } from './views';
 
 export const CreatePaymentBody = v.union(
   [
@@ -124,16 +125,15 @@ async function openClaimedOrder(
 export async function createPayment(
   config: Config,
   provider: PaymentProvider,
-  userId: string,
+  session: Session,
   body: v.InferOutput<typeof CreatePaymentBody>,
   clientIp: string,
   now = new Date(),
 ): Promise<PaymentStart> {
   if ('outTradeNo' in body) {
-    const order = await orders.getOrder(config.ordersTable, body.outTradeNo);
-    if (!order || order.userId !== userId) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
-    return payPendingOrder(config, provider, order, now);
+    return payPendingOrder(config, provider, await ownOrder(config, session, body.outTradeNo), now);
   }
+  const { userId } = session;
   const plan = findPlan(body.planId);
   if (!plan) throw new BadRequestError('会员套餐不存在', 'UNKNOWN_PLAN');
 
@@ -148,8 +148,9 @@ export async function createPayment(
       replacing,
       window,
       cap: ORDERS_PER_USER_HOUR,
+      sessionVersion: session.sessionVersion,
     });
-    if (result.kind === 'no_user') throw new UnauthorizedError('用户不存在，请重新登录', 'USER_NOT_FOUND');
+    if (result.kind === 'no_user') throw new UnauthorizedError('登录已失效，请重新登录', 'USER_NOT_FOUND');
     if (result.kind === 'capped') {
       const nextWindow = Date.parse(`${window}:00:00.000Z`) + 3_600_000;
       throw new TooManyRequestsError(

@@ -110,8 +110,9 @@ export function prepayRequestOf(order: OrderRecord): PrepayRequest {
     outTradeNo: order.outTradeNo,
     description: order.description,
     totalFee: order.totalFee,
-    openid: order.openid,
-    clientIp: order.clientIp,
+    // A pseudonymised order (deleted owner) is never paid again: its owner's sessions are gone.
+    openid: order.openid ?? '',
+    clientIp: order.clientIp ?? '',
     timeExpire: new Date(order.timeExpire),
   };
 }

@@ -1,9 +1,12 @@
 import * as v from 'valibot';
+import { liveUser, type Session } from '#lib/auth';
 import type { OrderQueryResult } from '#lib/clients/payment-provider';
 import type { Config } from '#lib/config';
 import { BadRequestError, NotFoundError } from '#lib/errors';
 import { logger } from '#lib/logger';
+import type { OrderRecord } from '#lib/repositories/order-repository';
 import * as orders from '#lib/repositories/order-repository';
+import * as users from '#lib/repositories/user-repository';
 import { OUT_TRADE_NO } from '#lib/wechat-pay/fields';
 import { type Providers, type PublicOrder, providerFor, toPublicOrder } from './rules';
 import { settleReport } from './settle';
@@ -14,18 +17,17 @@ export const QUERY_COOLDOWN_SECONDS = 5;
 /**
  * `GET /wechat/orders/{outTradeNo}`: the caller's order; a PENDING one is first checked with WeChat's order
  * query (at most once per QUERY_COOLDOWN_SECONDS per order): a SUCCESS there goes through the same
- * exactly-once settle as a notify, a CLOSED one closes it here. Throws NotFoundError for someone else's
- * order. A failing order query or settle leaves the order PENDING (logged, not thrown).
+ * exactly-once settle as a notify, a CLOSED one closes it here. Throws UnauthorizedError (session not
+ * live), NotFoundError for someone else's order. A failing order query or settle leaves the order PENDING
+ * (logged, not thrown).
  */
 export async function getOrderForUser(
   config: Config,
   providers: Providers,
-  userId: string,
+  session: Session,
   outTradeNo: string,
 ): Promise<PublicOrder> {
-  if (!OUT_TRADE_NO.test(outTradeNo)) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
-  const order = await orders.getOrder(config.ordersTable, outTradeNo);
-  if (!order || order.userId !== userId) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
+  const order = await ownOrder(config, session, outTradeNo);
   const provider = providerFor(order, providers);
   if (order.status !== 'PENDING' || !provider) return toPublicOrder(order);
   // One WeChat query per order per cooldown, whoever is looking: the merchant's rate limit is shared.
@@ -57,6 +59,19 @@ export async function getOrderForUser(
   return toPublicOrder(current ?? order);
 }
 
+/**
+ * The caller's order and the liveness of the caller's session in one request (order and user read
+ * together). Throws UnauthorizedError (user gone or signed out), NotFoundError (absent or someone else's).
+ */
+export async function ownOrder(config: Config, session: Session, outTradeNo: string): Promise<OrderRecord> {
+  // A number WeChat would refuse names no order of anyone's: 404 without reading anything.
+  if (!OUT_TRADE_NO.test(outTradeNo)) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
+  const { order, user } = await orders.getOrderAndUser(config, outTradeNo, session.userId);
+  liveUser(user, session);
+  if (!order || order.userId !== session.userId) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
+  return order;
+}
+
 const CURSOR = v.strictObject({
   outTradeNo: v.pipe(v.string(), v.regex(OUT_TRADE_NO)),
   userId: v.string(),
@@ -76,19 +91,26 @@ export function decodeCursor(cursor: string | undefined, userId: string): Record
 }
 
 /**
- * `GET /wechat/orders`: the caller's orders, newest first, `limit` per page (1–50), with an opaque cursor.
- * Throws BadRequestError for a bad limit or cursor.
+ * `GET /wechat/orders`: the caller's orders, newest first, `limit` per page (1–50), with an opaque cursor;
+ * the session is checked by reading the user beside the query. Throws BadRequestError for a bad limit or
+ * cursor, UnauthorizedError for a session that is not live.
  */
 export async function listOrders(
   config: Config,
-  userId: string,
+  session: Session,
   cursor: string | undefined,
   limit = 20,
 ): Promise<{ orders: PublicOrder[]; nextCursor: string | null }> {
   if (!Number.isInteger(limit) || limit < 1 || limit > 50) {
     throw new BadRequestError('limit 应为 1–50 的整数', 'INVALID_LIMIT');
   }
-  const page = await orders.listOrdersByUser(config.ordersTable, userId, limit, decodeCursor(cursor, userId));
+  const { userId } = session;
+  const startKey = decodeCursor(cursor, userId);
+  const [user, page] = await Promise.all([
+    users.getUser(config.usersTable, userId),
+    orders.listOrdersByUser(config.ordersTable, userId, limit, startKey),
+  ]);
+  liveUser(user, session);
   return {
     orders: page.orders.map(toPublicOrder),
     nextCursor: page.lastKey ? Buffer.from(JSON.stringify(page.lastKey)).toString('base64url') : null,

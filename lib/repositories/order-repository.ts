@@ -1,5 +1,6 @@
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   GetCommand,
   PutCommand,
   QueryCommand,
@@ -10,6 +11,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { dynamo } from '#lib/clients/dynamodb';
 import type { PaymentReport } from '#lib/clients/payment-provider';
 import type { PayVersion } from '#lib/wechat-pay/fields';
+import type { UserRecord } from './user-repository';
 
 export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'REFUNDED';
 
@@ -17,14 +19,15 @@ export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'REFUNDED';
 export interface OrderRecord {
   outTradeNo: string;
   userId: string;
-  openid: string;
+  /** The payer's openid; removed (with clientIp) when the owner deletes the account. */
+  openid?: string;
   planId: string;
   description: string;
   totalFee: number;
   status: OrderStatus;
   payVersion: PayVersion;
   /** The payer's IP sent as spbill_create_ip / payer_client_ip; kept so a re-request is identical. */
-  clientIp: string;
+  clientIp?: string;
   createdAt: string;
   timeExpire: string;
   prepayId?: string;
@@ -102,6 +105,59 @@ export function savePrepayId(
         ConditionExpression: '#s = :pending',
         ExpressionAttributeNames: { '#s': 'status' },
         ExpressionAttributeValues: { ':p': prepayId, ':t': now, ':pending': 'PENDING' },
+      }),
+    ),
+  );
+}
+
+/**
+ * An order and its owner-to-be in ONE request (BatchGetItem, strongly consistent): the order by out_trade_no,
+ * the user by id. Either is undefined when absent.
+ */
+export async function getOrderAndUser(
+  tables: { ordersTable: string; usersTable: string },
+  outTradeNo: string,
+  userId: string,
+): Promise<{ order?: OrderRecord; user?: UserRecord }> {
+  const { Responses = {}, UnprocessedKeys = {} } = await dynamo().send(
+    new BatchGetCommand({
+      RequestItems: {
+        [tables.ordersTable]: { Keys: [{ outTradeNo }], ConsistentRead: true },
+        [tables.usersTable]: { Keys: [{ id: userId }], ConsistentRead: true },
+      },
+    }),
+  );
+  if (Object.keys(UnprocessedKeys).length > 0) throw new Error('BatchGetItem left keys unprocessed');
+  return {
+    order: Responses[tables.ordersTable]?.[0] as OrderRecord | undefined,
+    user: Responses[tables.usersTable]?.[0] as UserRecord | undefined,
+  };
+}
+
+/** Every order of one user, newest first (pages of the byUser index until done). */
+export async function listAllOrdersByUser(table: string, userId: string): Promise<OrderRecord[]> {
+  const all: OrderRecord[] = [];
+  let startKey: Record<string, string> | undefined;
+  do {
+    const page = await listOrdersByUser(table, userId, 100, startKey);
+    all.push(...page.orders);
+    startKey = page.lastKey;
+  } while (startKey);
+  return all;
+}
+
+/**
+ * Pseudonymises an order of a deleted account: removes the openid and the payer's IP; the opaque user id and
+ * the money fields stay for the books. Idempotent; an absent order is left absent.
+ */
+export function pseudonymiseOrder(table: string, outTradeNo: string): Promise<boolean> {
+  return writeIf(() =>
+    dynamo().send(
+      new UpdateCommand({
+        TableName: table,
+        Key: { outTradeNo },
+        UpdateExpression: 'REMOVE openid, clientIp',
+        ConditionExpression: 'attribute_exists(outTradeNo)',
       }),
     ),
   );

@@ -1,5 +1,10 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  GetCommand,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { dynamo } from '#lib/clients/dynamodb';
 
@@ -17,6 +22,8 @@ export interface UserRecord {
   /** ISO 8601 UTC, absent when never a member. */
   membershipExpiredAt?: string;
   version: number;
+  /** Session generation: tokens carry the one they were issued under; sign-out increments it (absent = 0). */
+  sessionVersion?: number;
   createdAt: string;
   updatedAt: string;
 }
@@ -25,25 +32,90 @@ export type ProfileChanges = Partial<
   Pick<UserRecord, 'nickname' | 'avatar' | 'sex' | 'company' | 'introduce'>
 >;
 
-/** Creates the user unless one with this id exists (one conditional PutItem); returns the stored user either way. */
-export async function createUserIfAbsent(
-  table: string,
-  user: UserRecord,
-): Promise<{ user: UserRecord; created: boolean }> {
+/**
+ * The identity link: the users-table item that maps a WeChat openid to our user id. Deleting the account
+ * deletes it with the user, so the same WeChat user later signs up anew.
+ */
+const linkKey = (openid: string) => ({ id: `openid#${openid}` });
+
+/** The user an openid is linked to (two strongly consistent GetItems); undefined when none is. */
+export async function findUserByOpenid(table: string, openid: string): Promise<UserRecord | undefined> {
+  const { Item } = await dynamo().send(
+    new GetCommand({ TableName: table, Key: linkKey(openid), ConsistentRead: true }),
+  );
+  return Item ? getUser(table, Item.userId as string) : undefined;
+}
+
+/**
+ * Creates a user and its openid link in one transaction, unless the openid is already linked (a concurrent
+ * first sign-in won): false then, nothing written.
+ */
+export function createLinkedUser(table: string, user: UserRecord): Promise<boolean> {
+  return transactIf([
+    {
+      Put: {
+        TableName: table,
+        Item: { ...linkKey(user.openid), userId: user.id },
+        ConditionExpression: 'attribute_not_exists(id)',
+      },
+    },
+    { Put: { TableName: table, Item: user, ConditionExpression: 'attribute_not_exists(id)' } },
+  ]);
+}
+
+/**
+ * Deletes a user and its openid link in one transaction, conditioned on the user's `version` (a membership
+ * change meanwhile, i.e. a payment credited, makes it false and deletes nothing).
+ */
+export function deleteUserAndLink(table: string, user: UserRecord): Promise<boolean> {
+  return transactIf([
+    {
+      Delete: {
+        TableName: table,
+        Key: { id: user.id },
+        ConditionExpression: 'version = :v',
+        ExpressionAttributeValues: { ':v': user.version },
+      },
+    },
+    { Delete: { TableName: table, Key: linkKey(user.openid) } },
+  ]);
+}
+
+/** Runs one write transaction; false (nothing written) when a condition in it fails. */
+async function transactIf(items: TransactWriteCommandInput['TransactItems']): Promise<boolean> {
+  try {
+    await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+    return true;
+  } catch (error) {
+    if (error instanceof TransactionCanceledException) return false;
+    throw error;
+  }
+}
+
+/** The condition that the user exists and is still on session generation `sessionVersion`. */
+function liveSession(sessionVersion: number) {
+  return {
+    condition: `attribute_exists(id) AND (sessionVersion = :sv${sessionVersion === 0 ? ' OR attribute_not_exists(sessionVersion)' : ''})`,
+    values: { ':sv': sessionVersion },
+  };
+}
+
+/** Ends every session of the user (session generation + 1); false when the user or the session is gone. */
+export async function revokeSessions(table: string, id: string, sessionVersion: number): Promise<boolean> {
+  const live = liveSession(sessionVersion);
   try {
     await dynamo().send(
-      new PutCommand({
+      new UpdateCommand({
         TableName: table,
-        Item: user,
-        ConditionExpression: 'attribute_not_exists(id)',
-        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        Key: { id },
+        UpdateExpression: 'SET sessionVersion = :next',
+        ConditionExpression: live.condition,
+        ExpressionAttributeValues: { ...live.values, ':next': sessionVersion + 1 },
       }),
     );
-    return { user, created: true };
+    return true;
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException && error.Item) {
-      return { user: unmarshall(error.Item) as UserRecord, created: false };
-    }
+    if (error instanceof ConditionalCheckFailedException) return false;
     throw error;
   }
 }
@@ -56,13 +128,18 @@ export async function getUser(table: string, id: string): Promise<UserRecord | u
   return Item as UserRecord | undefined;
 }
 
-/** Sets the given profile fields on an existing user; returns the updated user, undefined if the user is gone. */
+/**
+ * Sets the given profile fields on an existing user whose session generation is still `sessionVersion`;
+ * returns the updated user, undefined if the user or the session is gone (a deleted user is never recreated).
+ */
 export async function updateProfile(
   table: string,
   id: string,
   changes: ProfileChanges,
   now: string,
+  sessionVersion: number,
 ): Promise<UserRecord | undefined> {
+  const live = liveSession(sessionVersion);
   const fields = Object.entries({ ...changes, updatedAt: now }).filter(([, value]) => value !== undefined);
   try {
     const { Attributes } = await dynamo().send(
@@ -71,8 +148,11 @@ export async function updateProfile(
         Key: { id },
         UpdateExpression: `SET ${fields.map((_, i) => `#f${i} = :v${i}`).join(', ')}`,
         ExpressionAttributeNames: Object.fromEntries(fields.map(([name], i) => [`#f${i}`, name])),
-        ExpressionAttributeValues: Object.fromEntries(fields.map(([, value], i) => [`:v${i}`, value])),
-        ConditionExpression: 'attribute_exists(id)',
+        ExpressionAttributeValues: {
+          ...Object.fromEntries(fields.map(([, value], i) => [`:v${i}`, value])),
+          ...live.values,
+        },
+        ConditionExpression: live.condition,
         ReturnValues: 'ALL_NEW',
       }),
     );
@@ -109,6 +189,7 @@ export type ClaimResult =
   | { kind: 'held'; claim?: OrderClaim }
   /** The user already created `cap` orders in this hour window. */
   | { kind: 'capped' }
+  /** The user is gone, or the caller's session was revoked. */
   | { kind: 'no_user' };
 
 const claimAttribute = (planId: string) => `openOrder_${planId}`;
@@ -129,8 +210,11 @@ export async function claimOpenOrder(
     replacing?: OrderClaim;
     window: string;
     cap: number;
+    /** The caller's session generation: a revoked session claims nothing ('no_user'). */
+    sessionVersion: number;
   },
 ): Promise<ClaimResult> {
+  const live = liveSession(input.sessionVersion);
   const slot = input.replacing ? '#c.outTradeNo = :held' : 'attribute_not_exists(#c)';
   for (const sameWindow of [false, true]) {
     try {
@@ -141,7 +225,7 @@ export async function claimOpenOrder(
           UpdateExpression: sameWindow
             ? 'SET #c = :claim, orderCount = orderCount + :one'
             : 'SET #c = :claim, orderWindow = :w, orderCount = :one',
-          ConditionExpression: `attribute_exists(id) AND ${slot} AND ${
+          ConditionExpression: `${live.condition} AND ${slot} AND ${
             sameWindow
               ? 'orderWindow = :w AND orderCount < :cap'
               : '(attribute_not_exists(orderWindow) OR orderWindow <> :w)'
@@ -151,6 +235,7 @@ export async function claimOpenOrder(
             ':claim': input.claim,
             ':w': input.window,
             ':one': 1,
+            ...live.values,
             ...(sameWindow ? { ':cap': input.cap } : {}),
             ...(input.replacing ? { ':held': input.replacing.outTradeNo } : {}),
           },
@@ -163,6 +248,7 @@ export async function claimOpenOrder(
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
       if (!error.Item) return { kind: 'no_user' };
       const old = unmarshall(error.Item) as Record<string, unknown>;
+      if (Number(old.sessionVersion ?? 0) !== input.sessionVersion) return { kind: 'no_user' };
       const held = old[claimAttribute(input.planId)] as OrderClaim | undefined;
       if (input.replacing ? held?.outTradeNo !== input.replacing.outTradeNo : held)
         return { kind: 'held', claim: held };

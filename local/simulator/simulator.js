@@ -244,9 +244,9 @@
     });
   });
 
-  $('switch-user').addEventListener('click', () => {
+  $('switch-user').addEventListener('click', async () => {
     localStorage.removeItem('sim:openid');
-    api.signOut();
+    await api.signOut().catch(() => undefined);
     location.reload();
   });
 

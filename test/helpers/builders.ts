@@ -1,10 +1,21 @@
+import { createHash } from 'node:crypto';
+import type { Session } from '#lib/auth';
 import type { OrderRecord } from '#lib/repositories/order-repository';
 import type { UserRecord } from '#lib/repositories/user-repository';
-import { userIdForOpenid } from '#lib/users';
 
 /** When the built records were created (ISO 8601 UTC). */
 export const BUILT_AT = '2026-11-21T08:00:00.000Z';
 const DEFAULT_OPENID = 'oUnitTestOpenid0000001';
+
+/** A user id for a test openid: fixed per openid, so tests can name it before building the user. */
+export function testUserId(openid = DEFAULT_OPENID): string {
+  return `u${createHash('sha256').update(openid).digest('base64url').slice(0, 22)}`;
+}
+
+/** A live session of a user (the generation the user is on). */
+export function sessionOf(user: Pick<UserRecord, 'id' | 'sessionVersion'>): Session {
+  return { userId: user.id, sessionVersion: user.sessionVersion ?? 0 };
+}
 
 /**
  * A stored user with the seed defaults (non-member, version 0). The id is derived from the openid unless
@@ -13,7 +24,7 @@ const DEFAULT_OPENID = 'oUnitTestOpenid0000001';
 export function aUser(overrides: Partial<UserRecord> = {}): UserRecord {
   const openid = overrides.openid ?? DEFAULT_OPENID;
   return {
-    id: userIdForOpenid(openid),
+    id: testUserId(openid),
     openid,
     nickname: '微信用户a1b2c3',
     avatar: '',

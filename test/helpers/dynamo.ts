@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import type { AwsClientStub } from 'aws-sdk-client-mock';
 import type { OrderRecord } from '#lib/repositories/order-repository';
@@ -21,6 +21,21 @@ export function writesTo(ddb: DynamoMock): string[] {
 /** Answers strongly consistent reads of these orders and users by key (anything else reads as absent). */
 export function storeItems(ddb: DynamoMock, items: { orders?: OrderRecord[]; users?: UserRecord[] }): void {
   ddb.on(GetCommand).resolves({});
+  // BatchGetItem (an order and its user in one request): every key found among the stored items.
+  ddb
+    .on(BatchGetCommand)
+    .callsFake(({ RequestItems }: { RequestItems: Record<string, { Keys: object[] }> }) => {
+      const stored: object[] = [...(items.orders ?? []), ...(items.users ?? [])];
+      const found = (key: object) =>
+        stored.find((item) =>
+          Object.entries(key).every(([name, value]) => item[name as keyof typeof item] === value),
+        );
+      return {
+        Responses: Object.fromEntries(
+          Object.entries(RequestItems).map(([table, { Keys }]) => [table, Keys.map(found).filter(Boolean)]),
+        ),
+      };
+    });
   for (const order of items.orders ?? []) {
     ddb.on(GetCommand, { Key: { outTradeNo: order.outTradeNo } }).resolves({ Item: order });
   }

@@ -1,6 +1,6 @@
 /**
  * INV-6: a sink on stdout/stderr that fails a test when any log line carries a session_key, a configured
- * secret, a private-key PEM, a JWT or an Authorization value. Structured log lines are swallowed (set
+ * secret, a private-key PEM, a JWT or an Authorization value, or personal data the test named (forbidInLogs). Structured log lines are swallowed (set
  * TEST_LOGS=1 to see them); everything else passes through.
  */
 
@@ -23,6 +23,13 @@ function patterns(): RegExp[] {
 
 const found: string[] = [];
 let installed = false;
+/** Personal values a test wrote (openid, nickname, …): no log line may carry them until the test ends. */
+const personal = new Set<string>();
+
+/** Makes every log line that carries one of `values` a leak, until the end of the current test (takeLeaks). */
+export function forbidInLogs(...values: string[]): void {
+  for (const value of values) if (value.length >= 4) personal.add(value);
+}
 
 /** Wraps process.stdout/stderr writes once per worker. */
 export function installLogSink(): void {
@@ -39,6 +46,9 @@ export function installLogSink(): void {
         for (const check of checks) {
           if (check.test(text)) found.push(`${check} in ${text.slice(0, 160)}`);
         }
+        for (const value of personal) {
+          if (text.includes(value)) found.push(`personal data in ${text.slice(0, 160)}`);
+        }
         if (process.env.TEST_LOGS !== '1') return true;
       }
       return write(chunk, ...rest);
@@ -48,5 +58,6 @@ export function installLogSink(): void {
 
 /** Returns and clears what the sink caught since the last call. */
 export function takeLeaks(): string[] {
+  personal.clear();
   return found.splice(0, found.length);
 }

@@ -45,7 +45,9 @@ export function createWxShim(sandboxUrl: string, openid: string): WxShim {
       })
         .then(async (response) => {
           const text = await response.text();
-          const data = response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text;
+          // An empty body (204) reaches wx.request's success as '' whatever the content-type says.
+          const data =
+            text && response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text;
           shim.requests.push({ method: options.method, url: options.url, status: response.status });
           if (typeof data === 'object') checkResponse(options.method, url.pathname, response.status, data);
           options.success({ statusCode: response.status, data });

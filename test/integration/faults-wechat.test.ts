@@ -15,7 +15,6 @@ import { handler as listOrdersHandler } from '#functions/list-orders';
 import { handler as signInHandler } from '#functions/sign-in';
 import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig, resetConfigCache } from '#lib/config';
-import { userIdForOpenid } from '#lib/users';
 import { V2_SUCCESS_REPLY } from '#lib/wechat-pay/v2-protocol';
 import {
   CODE2SESSION,
@@ -30,6 +29,7 @@ import {
   setFault,
   signInUser,
   storedUser,
+  storedUserOf,
 } from './helpers';
 
 const UNIFIEDORDER = '/pay/unifiedorder';
@@ -148,7 +148,7 @@ describe.concurrent('WeChat timeouts (concurrent: each waits on a real client ti
     expect(result.code).toBe('WECHAT_UNAVAILABLE');
     expect(result.data).toBeUndefined();
     expect((await sandboxCallCount(CODE2SESSION)) - before).toBe(2);
-    expect(await storedUser(userIdForOpenid(openid))).toBeUndefined();
+    expect(await storedUserOf(openid)).toBeUndefined();
   });
 
   it('F3 keeps one PENDING order when unifiedorder times out twice, and a retry with {outTradeNo} pays it', async ({
@@ -221,7 +221,7 @@ describe('signIn when code2Session fails (F1, F2)', () => {
     // Assess
     expect(result.status).toBe(status);
     expect((await sandboxCallCount(CODE2SESSION)) - before).toBe(2);
-    const user = await storedUser(userIdForOpenid(openid));
+    const user = await storedUserOf(openid);
     if (status === 200) {
       expect(result.data?.token).toEqual(expect.any(String));
       expect(user?.id).toBe(result.data?.user.id);
@@ -249,7 +249,7 @@ describe('signIn when code2Session fails (F1, F2)', () => {
     expect(result.status).toBeLessThan(500);
     expect(result.code).toBe('INVALID_CODE');
     expect(result.data).toBeUndefined();
-    expect(await storedUser(userIdForOpenid(openid))).toBeUndefined();
+    expect(await storedUserOf(openid)).toBeUndefined();
     // Act: the mini-program calls wx.login again
     const { code: fresh } = await sandboxLogin(openid);
     const again = await invoke(signInHandler, {
@@ -259,7 +259,7 @@ describe('signIn when code2Session fails (F1, F2)', () => {
     });
     // Assess
     expect(again.status).toBe(200);
-    expect(again.data?.user.id).toBe(userIdForOpenid(openid));
+    expect(again.data?.user.id).toBe((await storedUserOf(openid))?.id);
   });
 });
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { handler as notifyHandler } from '#functions/pay-notify';
 import { handler as signInHandler } from '#functions/sign-in';
@@ -7,6 +7,7 @@ import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig } from '#lib/config';
 import type { HttpEvent, HttpResult } from '#lib/http';
 import { listExceptions, type PaymentException } from '#lib/repositories/exception-repository';
+import { findUserByOpenid, type UserRecord } from '#lib/repositories/user-repository';
 import type { PublicUser } from '#lib/users';
 import { context, envelope, type HttpEventInput, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
@@ -121,6 +122,25 @@ export async function storedUser(id: string): Promise<Record<string, unknown> | 
     new GetCommand({ TableName: usersTable, Key: { id }, ConsistentRead: true }),
   );
   return Item;
+}
+
+/** The user an openid is linked to (through the repository, strongly consistent); undefined when none is. */
+export async function storedUserOf(openid: string): Promise<UserRecord | undefined> {
+  return findUserByOpenid((await loadConfig()).usersTable, openid);
+}
+
+/** Every item of a table (a consistent Scan: tests only). */
+export async function scanTable(table: string): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  do {
+    const page = await dynamo().send(
+      new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey }),
+    );
+    items.push(...((page.Items ?? []) as Record<string, unknown>[]));
+    ExclusiveStartKey = page.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  return items;
 }
 
 /** DynamoDB commands that write. */

@@ -25,11 +25,13 @@ const ALLOWED_DYNAMODB = new Set([
   'dynamodb:PutItem',
   'dynamodb:UpdateItem',
   'dynamodb:Query',
+  'dynamodb:BatchGetItem',
   'dynamodb:TransactWriteItems',
 ]);
+/** Account deletion: the only roles that may delete items, and only from the users table (orders are kept). */
+const DELETING_ROLES = ['DeleteMeIamRoleLambdaExecution', 'AdminDeleteUserIamRoleLambdaExecution'];
 const FORBIDDEN_DYNAMODB = [
   'dynamodb:Scan',
-  'dynamodb:DeleteItem',
   'dynamodb:BatchWriteItem',
   'dynamodb:CreateTable',
   'dynamodb:DeleteTable',
@@ -199,12 +201,18 @@ describe('serverless package --stage prod', () => {
     }
   });
 
-  it('lets functions use only GetItem, PutItem, UpdateItem, Query, TransactWriteItems, on table ARNs', () => {
+  it('lets functions use only GetItem, BatchGetItem, PutItem, UpdateItem, Query, TransactWriteItems, on table ARNs', () => {
     for (const [id, role] of resourcesOfType('AWS::IAM::Role')) {
       for (const statement of statementsOf(role)) {
         const actions = list(statement.Action).filter((action) => action.startsWith('dynamodb:'));
         if (actions.length === 0) continue;
         expect(statement.Effect, id).toBe('Allow');
+        if (actions.includes('dynamodb:DeleteItem')) {
+          expect(DELETING_ROLES, id).toContain(id);
+          expect(actions, id).toEqual(['dynamodb:DeleteItem']);
+          expect(statement.Resource, id).toEqual({ 'Fn::GetAtt': ['UsersTable', 'Arn'] });
+          continue;
+        }
         for (const action of actions) {
           expect(FORBIDDEN_DYNAMODB, `${id} ${action}`).not.toContain(action);
           expect(ALLOWED_DYNAMODB.has(action), `${id} ${action}`).toBe(true);

@@ -6,7 +6,6 @@ import { handler as signInHandler } from '#functions/sign-in';
 import { handler as updateInfoHandler } from '#functions/update-info';
 import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig } from '#lib/config';
-import { userIdForOpenid } from '#lib/users';
 import type { HttpEventInput } from '#local/fixtures/events';
 import {
   CODE2SESSION,
@@ -22,6 +21,7 @@ import {
   setFault,
   signInUser,
   storedUser,
+  storedUserOf,
 } from './helpers';
 
 const SIGN_IN = { method: 'POST', path: '/wechat/sign_in' } as const;
@@ -70,7 +70,7 @@ describe('sign-in → me → update info → me', () => {
     expect(signedIn.success).toBe(true);
     const { token, user } = signedIn.data ?? {};
     expect(user).toEqual({
-      id: userIdForOpenid(openid),
+      id: (await storedUserOf(openid))?.id,
       nickname: expect.stringMatching(/^微信用户[0-9a-f]{6}$/),
       avatar: '',
       sex: 2,
@@ -146,7 +146,7 @@ describe('sign-in → me → update info → me', () => {
     const result = await signIn({ body: { code } });
     // Assess
     expect(result).toMatchObject({ status: 400, success: false, code: 'INVALID_CODE' });
-    expect(await storedUser(userIdForOpenid(openid))).toBeUndefined();
+    expect(await storedUserOf(openid)).toBeUndefined();
   });
 
   it('answers an unknown code with 400 INVALID_CODE', async () => {
@@ -197,14 +197,14 @@ describe('concurrency and cost', () => {
     // Assess
     expect(results.map((result) => result.status)).toEqual(Array(20).fill(200));
     const subs = new Set(results.map((result) => decodeJwt(result.data?.token).sub));
-    expect([...subs]).toEqual([userIdForOpenid(openid)]);
+    expect([...subs]).toEqual([(await storedUserOf(openid))?.id]);
     expect(new Set(results.map((result) => result.data?.user.nickname)).size).toBe(1);
     const items = await usersWithOpenid(openid);
     expect(items).toHaveLength(1);
-    expect(items[0]?.id).toBe(userIdForOpenid(openid));
+    expect(items[0]?.id).toBe((await storedUserOf(openid))?.id);
   });
 
-  it('costs a returning user exactly one DynamoDB command', async () => {
+  it('costs a returning user two reads (the openid link, then the user) and no write', async () => {
     // Prepare
     const openid = randomOpenid();
     const first = await signInUser(openid);
@@ -215,7 +215,7 @@ describe('concurrency and cost', () => {
     // Assess
     expect(result.status).toBe(200);
     expect(result.data?.user).toEqual(first.user);
-    expect(counter.calls()).toEqual(['PutItem']);
+    expect(counter.calls()).toEqual(['GetItem', 'GetItem']);
   });
 });
 
@@ -229,7 +229,7 @@ describe('WeChat faults', () => {
     const result = await signIn({ body: { code } });
     // Assess
     expect(result.status).toBe(200);
-    expect(result.data?.user.id).toBe(userIdForOpenid(openid));
+    expect(result.data?.user.id).toBe((await storedUserOf(openid))?.id);
     expect((await sandboxCallCount()) - before).toBe(2);
   });
 
@@ -243,7 +243,7 @@ describe('WeChat faults', () => {
     // Assess
     expect(result).toMatchObject({ status: 503, success: false, code: 'WECHAT_UNAVAILABLE' });
     expect((await sandboxCallCount()) - before).toBe(2);
-    expect(await storedUser(userIdForOpenid(openid))).toBeUndefined();
+    expect(await storedUserOf(openid)).toBeUndefined();
   });
 
   it('answers 503 when WeChat keeps answering 5xx, and creates no user', async () => {
@@ -256,7 +256,7 @@ describe('WeChat faults', () => {
     // Assess
     expect(result).toMatchObject({ status: 503, success: false, code: 'WECHAT_UNAVAILABLE' });
     expect((await sandboxCallCount()) - before).toBe(2);
-    expect(await storedUser(userIdForOpenid(openid))).toBeUndefined();
+    expect(await storedUserOf(openid)).toBeUndefined();
   });
 
   // Two attempts of at most 3 s each, plus the jittered pause between them.
@@ -270,7 +270,7 @@ describe('WeChat faults', () => {
     // Assess
     expect(result).toMatchObject({ status: 503, success: false, code: 'WECHAT_UNAVAILABLE' });
     expect((await sandboxCallCount()) - before).toBe(2);
-    expect(await storedUser(userIdForOpenid(openid))).toBeUndefined();
+    expect(await storedUserOf(openid)).toBeUndefined();
   });
 });
 

@@ -8,9 +8,11 @@ const { apiUrl, sandboxUrl } = inject('stack');
 
 let wx: WxShim;
 let api: Client;
+let openid: string;
 
 beforeEach(() => {
-  wx = createWxShim(sandboxUrl, `oClient${randomBytes(9).toString('base64url')}`);
+  openid = `oClient${randomBytes(9).toString('base64url')}`;
+  wx = createWxShim(sandboxUrl, openid);
   api = createClient({ baseUrl: apiUrl, wx, pollIntervalMs: 200, pollTimeoutMs: 10_000 });
 });
 
@@ -117,5 +119,33 @@ describe('client helper', () => {
     // Assess
     expect(paid.outTradeNo).not.toBe(cancelled?.outTradeNo);
     expect(paid.status).toBe('PAID');
+  });
+
+  it('exports the data, signs out on every device, and deletes the account', async () => {
+    // Arrange: a second device of the same WeChat user
+    const user = await api.updateInfo({ nickname: '离开的人' });
+    const tablet = createClient({ baseUrl: apiUrl, wx: createWxShim(sandboxUrl, openid) });
+    await tablet.signIn();
+
+    // Act
+    const copy = await api.exportData();
+    await api.signOut();
+
+    // Assess: the copy holds what was written; the other device's session ended too
+    expect(copy.profile).toMatchObject({ id: user.id, nickname: '离开的人' });
+    expect(copy.identities.openid).toBe(openid);
+    expect(api.token()).toBe('');
+    const probe = await fetch(`${apiUrl}/wechat/me`, {
+      headers: { authorization: `Bearer ${tablet.token()}` },
+    });
+    expect(probe.status).toBe(401);
+
+    // Act: signed in again, the user leaves
+    await api.signIn();
+    await api.deleteAccount();
+
+    // Assess: the token is gone, and the next sign-in is a brand-new account
+    expect(api.token()).toBe('');
+    expect((await api.signIn()).user.id).not.toBe(user.id);
   });
 });

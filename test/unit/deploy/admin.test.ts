@@ -31,6 +31,11 @@ describe('parseAdminArgs', () => {
       { command: { name: 'order', outTradeNo: 'WX20300102abc' }, stage: 'prod' },
     ],
     [['exceptions'], { command: { name: 'exceptions', limit: undefined, cursor: undefined } }],
+    [['user', 'uAbCdEfGh_-12'], { command: { name: 'user', id: 'uAbCdEfGh_-12' } }],
+    [
+      ['delete-user', 'uAbCdEfGh_-12', '--stage', 'prod'],
+      { command: { name: 'delete-user', id: 'uAbCdEfGh_-12' }, stage: 'prod' },
+    ],
     [
       ['exceptions', '--limit', '20', '--cursor', 'eyJh_b-c'],
       { command: { name: 'exceptions', limit: 20, cursor: 'eyJh_b-c' } },
@@ -45,6 +50,8 @@ describe('parseAdminArgs', () => {
     [['order'], /order takes one outTradeNo/],
     [['order', 'a', 'b'], /order takes one outTradeNo/],
     [['order', '../users/1'], /not an outTradeNo/],
+    [['user'], /user takes one user id/],
+    [['delete-user', 'openid#oAbc123456'], /not a user id/],
     [['reconcile', 'now'], /unexpected argument "now"/],
     [['reconcile', '--limit', '3'], /--limit does not apply to reconcile/],
     [['exceptions', '--all'], /--all does not apply to exceptions/],
@@ -80,6 +87,12 @@ describe('requestFor', () => {
       query: { limit: '5', cursor: 'abc' },
     });
     expect(requestFor({ name: 'exceptions' }).query).toEqual({});
+    expect(requestFor({ name: 'user', id: 'uAbCdEfGh_-12' })).toEqual({
+      method: 'GET',
+      path: '/admin/users/uAbCdEfGh_-12',
+      query: {},
+    });
+    expect(requestFor({ name: 'delete-user', id: 'uAbCdEfGh_-12' }).method).toBe('DELETE');
   });
 });
 

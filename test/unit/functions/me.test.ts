@@ -5,13 +5,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { handler } from '#functions/me';
 import { issueSessionToken } from '#lib/auth';
 import { loadConfig, resetConfigCache } from '#lib/config';
-import { userIdForOpenid } from '#lib/users';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
-import { aUser } from '#test/helpers/builders';
+import { aUser, testUserId } from '#test/helpers/builders';
 import { storeItems } from '#test/helpers/dynamo';
 
 const OPENID = 'oUnitTestOpenid0000001';
-const USER_ID = userIdForOpenid(OPENID);
+const USER_ID = testUserId(OPENID);
 
 function meEvent(token?: string, headers?: Record<string, string>) {
   return httpEvent({ method: 'GET', path: '/wechat/me', token, headers });

@@ -1,14 +1,17 @@
 import { GetParametersCommand } from '@aws-sdk/client-ssm';
-import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from 'vitest';
 import { handler } from '#functions/sign-in';
 import { verifySessionToken } from '#lib/auth';
 import { loadConfig, resetConfigCache } from '#lib/config';
-import { userIdForOpenid } from '#lib/users';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
 import { aUser } from '#test/helpers/builders';
-import { conditionFailed } from '#test/helpers/dynamo';
 import {
   expectNamedNotShown,
   MALFORMED_SECRETS,
@@ -46,9 +49,16 @@ describe('sign-in handler', () => {
     ddb.reset();
   });
 
+  /** The stored link and user of a returning user. */
+  function storedUser(existing: ReturnType<typeof aUser>) {
+    ddb.on(GetCommand, { Key: { id: `openid#${OPENID}` } }).resolves({ Item: { userId: existing.id } });
+    ddb.on(GetCommand, { Key: { id: existing.id } }).resolves({ Item: existing });
+  }
+
   it('returns a token and the new user without session_key when a new user signs in', async () => {
     // Prepare
-    ddb.on(PutCommand).resolves({});
+    ddb.on(GetCommand).resolves({});
+    ddb.on(TransactWriteCommand).resolves({});
 
     // Act
     const result = await handler(signInEvent({ code: 'valid-code_01' }), context);
@@ -61,8 +71,10 @@ describe('sign-in handler', () => {
       message: '登录成功',
       data: { token: expect.any(String), user: expect.any(Object) },
     });
+    const [link, user] = ddb.commandCalls(TransactWriteCommand)[0]?.args[0].input.TransactItems ?? [];
+    expect(link?.Put?.Item).toEqual({ id: `openid#${OPENID}`, userId: user?.Put?.Item?.id });
     expect(body.data?.user).toMatchObject({
-      id: userIdForOpenid(OPENID),
+      id: user?.Put?.Item?.id,
       nickname: expect.stringMatching(/^微信用户[0-9a-f]{6}$/),
       sex: 2,
       role: 0,
@@ -72,15 +84,17 @@ describe('sign-in handler', () => {
     expect(result.body).not.toContain(SESSION_KEY);
     expect(result.body).not.toContain(OPENID);
     const config = await loadConfig();
-    expect(await verifySessionToken(body.data?.token, config)).toBe(userIdForOpenid(OPENID));
-    expect(ddb.commandCalls(PutCommand)).toHaveLength(1);
+    expect(await verifySessionToken(body.data?.token, config)).toEqual({
+      userId: body.data?.user.id,
+      sessionVersion: 0,
+    });
+    expect(ddb.commandCalls(TransactWriteCommand)).toHaveLength(1);
     expect(fetchMock).toHaveBeenCalledTimes(1);
   });
 
-  it('costs exactly one DynamoDB command when a returning user signs in', async () => {
+  it('costs two reads (the openid link, then the user) and no write when a returning user signs in', async () => {
     // Prepare
-    const existing = aUser({ openid: OPENID, nickname: '老朋友', createdAt: '2025-01-01T00:00:00.000Z' });
-    ddb.on(PutCommand).rejects(conditionFailed(existing));
+    storedUser(aUser({ openid: OPENID, nickname: '老朋友', sessionVersion: 3 }));
 
     // Act
     const result = await handler(signInEvent({ code: 'valid-code_02' }), context);
@@ -88,15 +102,16 @@ describe('sign-in handler', () => {
     // Assess
     expect(result.statusCode).toBe(200);
     expect(envelope(result).data?.user.nickname).toBe('老朋友');
-    expect(ddb.calls()).toHaveLength(1);
+    expect(ddb.calls().map((call) => call.args[0].constructor.name)).toEqual(['GetCommand', 'GetCommand']);
+    const config = await loadConfig();
+    expect((await verifySessionToken(envelope(result).data?.token, config)).sessionVersion).toBe(3);
   });
 
   it('records the unionid when a returning user first brings one', async () => {
     // Prepare
     const unionid = 'oUnionUnitTest000000001';
     fetchMock.mockImplementation(wechat({ openid: OPENID, unionid, session_key: SESSION_KEY }));
-    const existing = aUser({ openid: OPENID, createdAt: '2025-01-01T00:00:00.000Z' });
-    ddb.on(PutCommand).rejects(conditionFailed(existing));
+    storedUser(aUser({ openid: OPENID, createdAt: '2025-01-01T00:00:00.000Z' }));
     ddb.on(UpdateCommand).resolves({});
 
     // Act
@@ -193,7 +208,7 @@ describe('sign-in handler', () => {
 
   it('answers 500 with the fixed message and hides the error when DynamoDB fails unexpectedly', async () => {
     // Prepare
-    ddb.on(PutCommand).rejects(new Error('boom secret'));
+    ddb.on(GetCommand).rejects(new Error('boom secret'));
 
     // Act
     const result = await handler(signInEvent({ code: 'valid-code' }), context);
@@ -208,7 +223,10 @@ describe('sign-in handler', () => {
     const ssm = secretsFromFakeSsm();
     const faultEvent = () => signInEvent({ code: 'fault-suite-code_01' });
 
-    beforeEach(() => ddb.on(PutCommand).resolves({}));
+    beforeEach(() => {
+      ddb.on(GetCommand).resolves({});
+      ddb.on(TransactWriteCommand).resolves({});
+    });
     afterEach(() => vi.restoreAllMocks());
 
     it.each(SSM_FAILURES)(

@@ -5,12 +5,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { handler } from '#functions/update-info';
 import { issueSessionToken } from '#lib/auth';
 import { loadConfig, resetConfigCache } from '#lib/config';
-import { userIdForOpenid } from '#lib/users';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
-import { aUser } from '#test/helpers/builders';
+import { aUser, testUserId } from '#test/helpers/builders';
 
 const OPENID = 'oUnitTestOpenid0000001';
-const USER_ID = userIdForOpenid(OPENID);
+const USER_ID = testUserId(OPENID);
 
 function infoEvent(token: string | undefined, body?: string | object, headers?: Record<string, string>) {
   return httpEvent({ method: 'PUT', path: '/wechat/info', token, body, headers });
@@ -47,7 +46,9 @@ describe('update-info handler', () => {
     expect(result.body).not.toContain(OPENID);
     const input = ddb.commandCalls(UpdateCommand)[0]?.args[0].input;
     expect(input?.Key).toEqual({ id: USER_ID });
-    expect(input?.ConditionExpression).toBe('attribute_exists(id)');
+    expect(input?.ConditionExpression).toBe(
+      'attribute_exists(id) AND (sessionVersion = :sv OR attribute_not_exists(sessionVersion))',
+    );
   });
 
   it('never writes role when the body tries to set it next to a nickname', async () => {

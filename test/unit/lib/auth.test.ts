@@ -1,6 +1,6 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { authenticate, bearerToken, issueSessionToken, verifySessionToken } from '#lib/auth';
+import { authenticate, bearerToken, issueSessionToken, liveUser, verifySessionToken } from '#lib/auth';
 import { UnauthorizedError } from '#lib/errors';
 
 const config = {
@@ -47,15 +47,15 @@ async function rejection(token: string, now = NOW): Promise<UnauthorizedError> {
 }
 
 describe('issueSessionToken and verifySessionToken', () => {
-  it('returns the user id when a freshly issued token is verified', async () => {
+  it('returns the user id and session generation when a freshly issued token is verified', async () => {
     // Prepare
     const token = await issueSessionToken(USER_ID, config, NOW);
 
     // Act
-    const userId = await verifySessionToken(token, config, NOW);
+    const session = await verifySessionToken(token, config, NOW);
 
     // Assess
-    expect(userId).toBe(USER_ID);
+    expect(session).toEqual({ userId: USER_ID, sessionVersion: 0 });
   });
 
   it('issues an HS256 JWT with sub, iss, aud, iat and exp = iat + ttl', async () => {
@@ -69,6 +69,7 @@ describe('issueSessionToken and verifySessionToken', () => {
       .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()));
     expect(header).toEqual({ alg: 'HS256', typ: 'JWT' });
     expect(payload).toEqual({
+      sv: 0,
       sub: USER_ID,
       iss: config.jwtIssuer,
       aud: config.jwtAudience,
@@ -82,10 +83,10 @@ describe('issueSessionToken and verifySessionToken', () => {
     const token = await issueSessionToken(USER_ID, config, new Date(NOW.getTime() - (3600 + 20) * 1000));
 
     // Act
-    const userId = await verifySessionToken(token, config, NOW);
+    const session = await verifySessionToken(token, config, NOW);
 
     // Assess
-    expect(userId).toBe(USER_ID);
+    expect(session).toEqual({ userId: USER_ID, sessionVersion: 0 });
   });
 
   it('rejects with TOKEN_EXPIRED when the token expired more than 30 s ago', async () => {
@@ -212,10 +213,10 @@ describe('issueSessionToken and verifySessionToken', () => {
     const token = await validClaims({ change: (jwt) => jwt.setNotBefore(NOW_S + 20) }).sign(config.jwtSecret);
 
     // Act
-    const userId = await verifySessionToken(token, config, NOW);
+    const session = await verifySessionToken(token, config, NOW);
 
     // Assess
-    expect(userId).toBe(USER_ID);
+    expect(session).toEqual({ userId: USER_ID, sessionVersion: 0 });
   });
 
   it('rejects when the token is signed with another key', async () => {
@@ -326,16 +327,48 @@ describe('bearerToken', () => {
   });
 });
 
+describe('session generation (sv)', () => {
+  it('carries the generation it was issued under', async () => {
+    // Act
+    const session = await verifySessionToken(await issueSessionToken(USER_ID, config, NOW, 7), config, NOW);
+
+    // Assess
+    expect(session).toEqual({ userId: USER_ID, sessionVersion: 7 });
+  });
+
+  it.each([
+    ['the user signed out since', { sessionVersion: 1 }, 'SESSION_REVOKED'],
+    ['the user is gone', undefined, 'USER_NOT_FOUND'],
+  ])('refuses a session with 401 when %s', (_name, user, code) => {
+    // Act
+    const act = () => liveUser(user, { userId: USER_ID, sessionVersion: 0 });
+
+    // Assess
+    expect(act).toThrow(expect.objectContaining({ status: 401, code }));
+  });
+
+  it('accepts a generation-0 session of a user stored before generations existed', () => {
+    // Act
+    const user = liveUser<{ id: string; sessionVersion?: number }>(
+      { id: USER_ID },
+      { userId: USER_ID, sessionVersion: 0 },
+    );
+
+    // Assess
+    expect(user).toEqual({ id: USER_ID });
+  });
+});
+
 describe('authenticate', () => {
   it('returns the user id when the request carries a valid bearer token', async () => {
     // Prepare
     const token = await issueSessionToken(USER_ID, config);
 
     // Act
-    const userId = await authenticate({ headers: { authorization: `Bearer ${token}` } }, config);
+    const session = await authenticate({ headers: { authorization: `Bearer ${token}` } }, config);
 
     // Assess
-    expect(userId).toBe(USER_ID);
+    expect(session).toEqual({ userId: USER_ID, sessionVersion: 0 });
   });
 
   it('rejects with 401 when the request has no authorization header', async () => {
@@ -366,7 +399,7 @@ describe('verifySessionToken under clock skew (30 s tolerance; research/reliabil
       (error: unknown) => error,
     );
     // Assess
-    if (outcome === 'accepted') expect(result).toBe(USER_ID);
+    if (outcome === 'accepted') expect(result).toEqual({ userId: USER_ID, sessionVersion: 0 });
     else {
       expect(result).toBeInstanceOf(UnauthorizedError);
       expect((result as UnauthorizedError).code).toBe(outcome);
@@ -383,7 +416,7 @@ describe('verifySessionToken under clock skew (30 s tolerance; research/reliabil
     // Act
     const result = await verifySessionToken(token, config, ISSUED).catch((error: unknown) => error);
     // Assess
-    if (outcome === 'accepted') expect(result).toBe(USER_ID);
+    if (outcome === 'accepted') expect(result).toEqual({ userId: USER_ID, sessionVersion: 0 });
     else expect(result).toBeInstanceOf(UnauthorizedError);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BadRequestError } from '#lib/errors';
-import { newUser, parseProfileUpdate, toPublicUser, userIdForOpenid } from '#lib/users';
+import { newUser, newUserId, parseProfileUpdate, toPublicUser } from '#lib/users';
 import { aUser } from '#test/helpers/builders';
 
 const OPENID = 'oUnitTestOpenid0000001';
@@ -19,26 +19,14 @@ function rejectionOf(body: unknown): BadRequestError {
   throw new Error(`expected a BadRequestError for ${JSON.stringify(body)}`);
 }
 
-describe('userIdForOpenid', () => {
-  it('returns the same id when called twice with one openid', () => {
+describe('newUserId', () => {
+  it('returns a fresh opaque id on every call, so a returning ex-user gets a new one', () => {
     // Act
-    const first = userIdForOpenid(OPENID);
-    const second = userIdForOpenid(OPENID);
+    const ids = new Set(Array.from({ length: 100 }, () => newUserId()));
 
     // Assess
-    expect(second).toBe(first);
-    expect(first).toMatch(/^u[A-Za-z0-9_-]{22}$/);
-  });
-
-  it('returns an opaque id that differs per openid and does not contain it', () => {
-    // Act
-    const id = userIdForOpenid(OPENID);
-    const other = userIdForOpenid('oUnitTestOpenid0000002');
-
-    // Assess
-    expect(other).not.toBe(id);
-    expect(id).not.toContain(OPENID);
-    expect(id).not.toContain(OPENID.slice(1, 12));
+    expect(ids.size).toBe(100);
+    for (const id of ids) expect(id).toMatch(/^u[A-Za-z0-9_-]{22}$/);
   });
 });
 
@@ -49,7 +37,7 @@ describe('newUser', () => {
 
     // Assess
     expect(user).toEqual({
-      id: userIdForOpenid(OPENID),
+      id: expect.stringMatching(/^u[A-Za-z0-9_-]{22}$/),
       openid: OPENID,
       nickname: expect.stringMatching(/^微信用户[0-9a-f]{6}$/),
       avatar: '',
@@ -58,6 +46,7 @@ describe('newUser', () => {
       company: '',
       introduce: '',
       version: 0,
+      sessionVersion: 0,
       createdAt: NOW.toISOString(),
       updatedAt: NOW.toISOString(),
     });

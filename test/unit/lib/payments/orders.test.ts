@@ -11,7 +11,7 @@ import {
   UnauthorizedError,
 } from '#lib/errors';
 import { createPayment } from '#lib/payments/orders';
-import { anOrder, aUser } from '#test/helpers/builders';
+import { anOrder, aUser, sessionOf } from '#test/helpers/builders';
 import { conditionFailed, storeItems, writesTo } from '#test/helpers/dynamo';
 import { FakePaymentProvider } from '#test/helpers/fake-payment-provider';
 
@@ -24,7 +24,7 @@ let provider: FakePaymentProvider;
 
 /** Runs createPayment and returns the error it rejects with (fails when it resolves). */
 async function refusal(body: Parameters<typeof createPayment>[3], userId = user.id): Promise<unknown> {
-  return createPayment(config, provider, userId, body, IP, NOW).then(
+  return createPayment(config, provider, sessionOf({ ...user, id: userId }), body, IP, NOW).then(
     () => expect.fail('createPayment resolved'),
     (error: unknown) => error,
   );
@@ -56,7 +56,7 @@ describe('createPayment {planId}', () => {
     ddb.on(UpdateCommand, { TableName: config.usersTable }).resolves({ Attributes: user });
     provider.answerPrepay('wx_prepay_new');
     // Act
-    const started = await createPayment(config, provider, user.id, { planId: 'quarterly' }, IP, NOW);
+    const started = await createPayment(config, provider, sessionOf(user), { planId: 'quarterly' }, IP, NOW);
     // Assess
     const [claim] = claims();
     expect(claim).toMatchObject({
@@ -109,10 +109,10 @@ describe('createPayment {planId}', () => {
       prepayId: 'wx_prepay_live',
       timeExpire: '2026-11-21T09:00:00.000Z',
     });
-    storeItems(ddb, { orders: [open] });
+    storeItems(ddb, { orders: [open], users: [user] });
     ddb.on(UpdateCommand, { TableName: config.usersTable }).rejects(holding(open.outTradeNo));
     // Act
-    const started = await createPayment(config, provider, user.id, { planId: 'monthly' }, IP, NOW);
+    const started = await createPayment(config, provider, sessionOf(user), { planId: 'monthly' }, IP, NOW);
     // Assess
     expect(started.order.outTradeNo).toBe(open.outTradeNo);
     expect(started.payParams.package).toBe('prepay_id=wx_prepay_live');
@@ -123,10 +123,10 @@ describe('createPayment {planId}', () => {
   it('prepays a held open order that has no prepay_id yet with exactly its stored parameters', async () => {
     // Prepare
     const open = anOrder({ userId: user.id, clientIp: '203.0.113.7' });
-    storeItems(ddb, { orders: [open] });
+    storeItems(ddb, { orders: [open], users: [user] });
     ddb.on(UpdateCommand, { TableName: config.usersTable }).rejects(holding(open.outTradeNo));
     // Act
-    await createPayment(config, provider, user.id, { planId: 'monthly' }, IP, NOW);
+    await createPayment(config, provider, sessionOf(user), { planId: 'monthly' }, IP, NOW);
     // Assess
     expect(provider.prepays).toEqual([
       {
@@ -149,13 +149,13 @@ describe('createPayment {planId}', () => {
   ])('replaces a held order that is %s with a new one', async (_name, overrides) => {
     // Prepare
     const held = anOrder({ userId: user.id, ...overrides });
-    storeItems(ddb, { orders: [held] });
+    storeItems(ddb, { orders: [held], users: [user] });
     ddb
       .on(UpdateCommand, { TableName: config.usersTable })
       .rejectsOnce(holding(held.outTradeNo))
       .resolves({ Attributes: user });
     // Act
-    const started = await createPayment(config, provider, user.id, { planId: 'monthly' }, IP, NOW);
+    const started = await createPayment(config, provider, sessionOf(user), { planId: 'monthly' }, IP, NOW);
     // Assess
     expect(started.order.outTradeNo).not.toBe(held.outTradeNo);
     expect(claims()[1]?.ExpressionAttributeValues?.[':held']).toBe(held.outTradeNo);
@@ -164,7 +164,7 @@ describe('createPayment {planId}', () => {
 
   it('answers 409 ORDER_IN_PROGRESS while another caller’s fresh claim has no stored order yet', async () => {
     // Prepare
-    storeItems(ddb, {});
+    storeItems(ddb, { users: [user] });
     ddb
       .on(UpdateCommand, { TableName: config.usersTable })
       .rejects(holding('M20261121083000inflightINFLI', '2026-11-21T08:29:55.000Z'));
@@ -178,13 +178,13 @@ describe('createPayment {planId}', () => {
 
   it('takes over a claim older than 30 s whose order was never stored', async () => {
     // Prepare
-    storeItems(ddb, {});
+    storeItems(ddb, { users: [user] });
     ddb
       .on(UpdateCommand, { TableName: config.usersTable })
       .rejectsOnce(holding('M20261121082900deadDEADdead', '2026-11-21T08:29:29.000Z'))
       .resolves({ Attributes: user });
     // Act
-    const started = await createPayment(config, provider, user.id, { planId: 'monthly' }, IP, NOW);
+    const started = await createPayment(config, provider, sessionOf(user), { planId: 'monthly' }, IP, NOW);
     // Assess
     expect(claims()[1]?.ExpressionAttributeValues?.[':held']).toBe('M20261121082900deadDEADdead');
     expect(started.order.status).toBe('PENDING');
@@ -206,7 +206,7 @@ describe('createPayment {planId}', () => {
   it('answers 503 ORDER_CONTENDED when the claim keeps changing hands', async () => {
     // Prepare
     const paid = anOrder({ userId: user.id, status: 'PAID', transactionId: '4200000000000000000000000001' });
-    storeItems(ddb, { orders: [paid] });
+    storeItems(ddb, { orders: [paid], users: [user] });
     ddb.on(UpdateCommand, { TableName: config.usersTable }).rejects(holding(paid.outTradeNo));
     // Act
     const error = await refusal({ planId: 'monthly' });
@@ -266,9 +266,16 @@ describe('createPayment {outTradeNo}', () => {
   it('pays the caller’s PENDING order again with its live prepay_id and writes nothing', async () => {
     // Prepare
     const order = anOrder({ userId: user.id, prepayId: 'wx_prepay_live' });
-    storeItems(ddb, { orders: [order] });
+    storeItems(ddb, { orders: [order], users: [user] });
     // Act
-    const started = await createPayment(config, provider, user.id, { outTradeNo: order.outTradeNo }, IP, NOW);
+    const started = await createPayment(
+      config,
+      provider,
+      sessionOf(user),
+      { outTradeNo: order.outTradeNo },
+      IP,
+      NOW,
+    );
     // Assess
     expect(started.order).toEqual({
       outTradeNo: order.outTradeNo,
@@ -290,7 +297,7 @@ describe('createPayment {outTradeNo}', () => {
     ['belongs to another user', [anOrder({ userId: aUser({ openid: 'oSomeoneElse000000001' }).id })]],
   ])('answers 404 ORDER_NOT_FOUND when the order %s', async (_name, orders) => {
     // Prepare
-    storeItems(ddb, { orders });
+    storeItems(ddb, { orders, users: [user] });
     // Act
     const error = await refusal({ outTradeNo: anOrder().outTradeNo });
     // Assess
@@ -307,7 +314,7 @@ describe('createPayment {outTradeNo}', () => {
     ['of the other pay version', { payVersion: 'v3' as const }, 'ORDER_PAY_VERSION_CHANGED'],
   ])('answers 409 when the order is %s, without asking WeChat', async (_name, overrides, code) => {
     // Prepare
-    storeItems(ddb, { orders: [anOrder({ userId: user.id, ...overrides })] });
+    storeItems(ddb, { orders: [anOrder({ userId: user.id, ...overrides })], users: [user] });
     // Act
     const error = await refusal({ outTradeNo: anOrder().outTradeNo });
     // Assess
@@ -326,9 +333,9 @@ describe('createPayment when a notify lands between prepay and saving the prepay
     // Prepare: the prepay_id save finds the order no longer PENDING
     const pending = anOrder({ userId: user.id });
     ddb.on(UpdateCommand).rejects(conditionFailed());
+    storeItems(ddb, { orders: [pending], users: [user] });
     ddb
       .on(GetCommand, { Key: { outTradeNo: pending.outTradeNo } })
-      .resolvesOnce({ Item: pending })
       .resolves({ Item: { ...pending, status } });
     // Act
     const error = await refusal({ outTradeNo: pending.outTradeNo });

@@ -12,7 +12,7 @@ import type { PaymentReport } from '#lib/clients/payment-provider';
 import { type Config, loadConfig } from '#lib/config';
 import { BadRequestError, NotFoundError, ServiceUnavailableError } from '#lib/errors';
 import { decodeCursor, getOrderForUser, listOrders } from '#lib/payments/views';
-import { anOrder, aUser } from '#test/helpers/builders';
+import { anOrder, aUser, sessionOf } from '#test/helpers/builders';
 import { conditionFailed, storeItems, writesTo } from '#test/helpers/dynamo';
 import { FakePaymentProvider } from '#test/helpers/fake-payment-provider';
 
@@ -64,11 +64,10 @@ describe('getOrderForUser', () => {
     ddb
       .on(GetCommand, { Key: { outTradeNo: order.outTradeNo } })
       .resolvesOnce({ Item: order })
-      .resolvesOnce({ Item: order })
       .resolves({ Item: paid });
     provider.answerQuery({ tradeState: 'SUCCESS', report: paidReport() });
     // Act
-    const shown = await getOrderForUser(config, provider, user.id, order.outTradeNo);
+    const shown = await getOrderForUser(config, provider, sessionOf(user), order.outTradeNo);
     // Assess
     expect(provider.queries).toEqual([order.outTradeNo]);
     expect(writesTo(ddb)).toEqual(['UpdateCommand', 'TransactWriteCommand']);
@@ -92,7 +91,7 @@ describe('getOrderForUser', () => {
     // Prepare
     provider.answerQuery(answer());
     // Act
-    const shown = await getOrderForUser(config, provider, user.id, order.outTradeNo);
+    const shown = await getOrderForUser(config, provider, sessionOf(user), order.outTradeNo);
     // Assess
     expect(shown).toMatchObject({ outTradeNo: order.outTradeNo, status: 'PENDING', transactionId: null });
     expect(provider.queries).toHaveLength(1);
@@ -103,8 +102,8 @@ describe('getOrderForUser', () => {
     // Prepare
     ddb.on(UpdateCommand).resolvesOnce({}).rejects(conditionFailed());
     // Act
-    await getOrderForUser(config, provider, user.id, order.outTradeNo);
-    const second = await getOrderForUser(config, provider, user.id, order.outTradeNo);
+    await getOrderForUser(config, provider, sessionOf(user), order.outTradeNo);
+    const second = await getOrderForUser(config, provider, sessionOf(user), order.outTradeNo);
     // Assess
     expect(ddb).toHaveReceivedCommandWith(UpdateCommand, {
       Key: { outTradeNo: order.outTradeNo },
@@ -119,22 +118,22 @@ describe('getOrderForUser', () => {
     ['of the other pay version', { payVersion: 'v3' as const }],
   ])('answers an order that is %s from the table without asking WeChat', async (_name, overrides) => {
     // Prepare
-    storeItems(ddb, { orders: [{ ...order, ...overrides }] });
+    storeItems(ddb, { orders: [{ ...order, ...overrides }], users: [user] });
     // Act
-    const shown = await getOrderForUser(config, provider, user.id, order.outTradeNo);
+    const shown = await getOrderForUser(config, provider, sessionOf(user), order.outTradeNo);
     // Assess
     expect(shown.outTradeNo).toBe(order.outTradeNo);
     expect(provider.queries).toEqual([]);
   });
 
   it('answers 404 for another user’s order without asking WeChat', async () => {
+    // Prepare
+    const other = aUser({ openid: 'oSomeoneElse000000001' });
+    storeItems(ddb, { orders: [order], users: [user, other] });
     // Act
-    const error = await getOrderForUser(
-      config,
-      provider,
-      aUser({ openid: 'oSomeoneElse000000001' }).id,
-      order.outTradeNo,
-    ).catch((caught: unknown) => caught);
+    const error = await getOrderForUser(config, provider, sessionOf(other), order.outTradeNo).catch(
+      (caught: unknown) => caught,
+    );
     // Assess
     expect(error).toBeInstanceOf(NotFoundError);
     expect(error).toMatchObject({ code: 'ORDER_NOT_FOUND' });
@@ -143,7 +142,7 @@ describe('getOrderForUser', () => {
 
   it('answers 404 for an out_trade_no WeChat would refuse without reading the table', async () => {
     // Act
-    const error = await getOrderForUser(config, provider, user.id, 'bad/no').catch(
+    const error = await getOrderForUser(config, provider, sessionOf(user), 'bad/no').catch(
       (caught: unknown) => caught,
     );
     // Assess
@@ -160,7 +159,7 @@ describe('listOrders', () => {
     const next = { ...key, outTradeNo: 'M20261121070000abcdefABCDEF' };
     ddb.on(QueryCommand).resolves({ Items: [order], LastEvaluatedKey: next });
     // Act
-    const page = await listOrders(config, user.id, encode(key), 5);
+    const page = await listOrders(config, sessionOf(user), encode(key), 5);
     // Assess
     expect(ddb).toHaveReceivedCommandWith(QueryCommand, {
       TableName: config.ordersTable,
@@ -177,7 +176,7 @@ describe('listOrders', () => {
     // Prepare
     ddb.on(QueryCommand).resolves({ Items: [] });
     // Act
-    const page = await listOrders(config, user.id, undefined);
+    const page = await listOrders(config, sessionOf(user), undefined);
     // Assess
     expect(page).toEqual({ orders: [], nextCursor: null });
     expect(ddb).toHaveReceivedCommandWith(QueryCommand, { Limit: 20 });
@@ -187,7 +186,9 @@ describe('listOrders', () => {
     'refuses limit %s with 400 INVALID_LIMIT before any query',
     async (limit) => {
       // Act
-      const error = await listOrders(config, user.id, undefined, limit).catch((caught: unknown) => caught);
+      const error = await listOrders(config, sessionOf(user), undefined, limit).catch(
+        (caught: unknown) => caught,
+      );
       // Assess
       expect(error).toBeInstanceOf(BadRequestError);
       expect(error).toMatchObject({ code: 'INVALID_LIMIT' });
@@ -200,7 +201,7 @@ describe('listOrders', () => {
     ['a garbage', 'not-base64-json'],
   ])('refuses %s cursor with 400 INVALID_CURSOR before any query', async (_name, cursor) => {
     // Act
-    const error = await listOrders(config, user.id, cursor).catch((caught: unknown) => caught);
+    const error = await listOrders(config, sessionOf(user), cursor).catch((caught: unknown) => caught);
     // Assess
     expect(error).toBeInstanceOf(BadRequestError);
     expect(error).toMatchObject({ code: 'INVALID_CURSOR' });

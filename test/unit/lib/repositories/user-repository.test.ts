@@ -1,13 +1,20 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createUserIfAbsent, getUser, setUnionId, updateProfile } from '#lib/repositories/user-repository';
+import { createLinkedUser, getUser, setUnionId, updateProfile } from '#lib/repositories/user-repository';
 import { aUser } from '#test/helpers/builders';
-import { conditionFailed } from '#test/helpers/dynamo';
+import { conditionFailed, transactionCanceled } from '#test/helpers/dynamo';
 
 const TABLE = 'wechat-miniprogram-backend-test-users';
 const NOW = '2026-11-21T08:00:00.000Z';
+/** The condition of a write by a session of generation 0: the user exists and never signed out. */
+const LIVE_SESSION_0 =
+  'attribute_exists(id) AND (sessionVersion = :sv OR attribute_not_exists(sessionVersion))';
 
 describe('user-repository', () => {
   const ddb = mockClient(DynamoDBDocumentClient);
@@ -15,70 +22,40 @@ describe('user-repository', () => {
   beforeEach(() => ddb.reset());
   afterEach(() => ddb.reset());
 
-  describe('createUserIfAbsent', () => {
-    it('sends one conditional PutCommand returning ALL_OLD and reports created when the id is new', async () => {
+  describe('createLinkedUser', () => {
+    it('writes the openid link and the user in one transaction, each only if absent', async () => {
       // Prepare
       const fresh = aUser();
-      ddb.on(PutCommand).resolves({});
+      ddb.on(TransactWriteCommand).resolves({});
 
       // Act
-      const result = await createUserIfAbsent(TABLE, fresh);
+      const created = await createLinkedUser(TABLE, fresh);
 
       // Assess
-      expect(result).toEqual({ user: fresh, created: true });
-      expect(ddb).toReceiveCommandWith(PutCommand, {
-        TableName: TABLE,
-        Item: fresh,
-        ConditionExpression: 'attribute_not_exists(id)',
-        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      expect(created).toBe(true);
+      expect(ddb).toReceiveCommandWith(TransactWriteCommand, {
+        TransactItems: [
+          {
+            Put: {
+              TableName: TABLE,
+              Item: { id: `openid#${fresh.openid}`, userId: fresh.id },
+              ConditionExpression: 'attribute_not_exists(id)',
+            },
+          },
+          { Put: { TableName: TABLE, Item: fresh, ConditionExpression: 'attribute_not_exists(id)' } },
+        ],
       });
-      expect(ddb.calls()).toHaveLength(1);
     });
 
-    it('returns the stored user with created false and sends nothing else when the id exists', async () => {
+    it('reports false when the openid is already linked (a concurrent first sign-in won)', async () => {
       // Prepare
-      const stored = aUser({
-        nickname: '老用户',
-        role: 1,
-        membershipExpiredAt: '2027-01-01T00:00:00.000Z',
-        unionid: 'oUnionUnitTest000000001',
-        version: 4,
-        createdAt: '2025-01-01T00:00:00.000Z',
-      });
-      ddb.on(PutCommand).rejects(conditionFailed(stored));
+      ddb.on(TransactWriteCommand).rejects(transactionCanceled('ConditionalCheckFailed', 'None'));
 
       // Act
-      const result = await createUserIfAbsent(TABLE, aUser());
+      const created = await createLinkedUser(TABLE, aUser());
 
       // Assess
-      expect(result).toEqual({ user: stored, created: false });
-      expect(ddb).toHaveReceivedCommandTimes(PutCommand, 1);
-      expect(ddb.calls()).toHaveLength(1);
-    });
-
-    it('rethrows when the condition fails without the old item', async () => {
-      // Prepare
-      ddb.on(PutCommand).rejects(conditionFailed());
-
-      // Act
-      const error = await createUserIfAbsent(TABLE, aUser()).catch((caught: unknown) => caught);
-
-      // Assess
-      expect(error).toBeInstanceOf(ConditionalCheckFailedException);
-    });
-
-    it('rethrows other DynamoDB errors unchanged', async () => {
-      // Prepare
-      const throttled = Object.assign(new Error('Rate exceeded'), {
-        name: 'ProvisionedThroughputExceededException',
-      });
-      ddb.on(PutCommand).rejects(throttled);
-
-      // Act
-      const error = await createUserIfAbsent(TABLE, aUser()).catch((caught: unknown) => caught);
-
-      // Assess
-      expect(error).toBe(throttled);
+      expect(created).toBe(false);
     });
   });
 
@@ -113,13 +90,13 @@ describe('user-repository', () => {
   });
 
   describe('updateProfile', () => {
-    it('sets only placeholders in the expression and conditions on attribute_exists(id)', async () => {
+    it('sets only placeholders in the expression and conditions on the user and its session generation', async () => {
       // Prepare
       const updated = aUser({ nickname: '新昵称', company: 'ACME' });
       ddb.on(UpdateCommand).resolves({ Attributes: updated });
 
       // Act
-      const result = await updateProfile(TABLE, updated.id, { nickname: '新昵称', company: 'ACME' }, NOW);
+      const result = await updateProfile(TABLE, updated.id, { nickname: '新昵称', company: 'ACME' }, NOW, 0);
 
       // Assess
       expect(result).toEqual(updated);
@@ -128,8 +105,8 @@ describe('user-repository', () => {
         Key: { id: updated.id },
         UpdateExpression: 'SET #f0 = :v0, #f1 = :v1, #f2 = :v2',
         ExpressionAttributeNames: { '#f0': 'nickname', '#f1': 'company', '#f2': 'updatedAt' },
-        ExpressionAttributeValues: { ':v0': '新昵称', ':v1': 'ACME', ':v2': NOW },
-        ConditionExpression: 'attribute_exists(id)',
+        ExpressionAttributeValues: { ':v0': '新昵称', ':v1': 'ACME', ':v2': NOW, ':sv': 0 },
+        ConditionExpression: LIVE_SESSION_0,
         ReturnValues: 'ALL_NEW',
       });
     });
@@ -146,7 +123,7 @@ describe('user-repository', () => {
       ddb.on(UpdateCommand).resolves({ Attributes: aUser(changes) });
 
       // Act
-      await updateProfile(TABLE, 'uAbCdEfGhIjKlMnOpQrStUv', changes, NOW);
+      await updateProfile(TABLE, 'uAbCdEfGhIjKlMnOpQrStUv', changes, NOW, 0);
 
       // Assess
       const input = ddb.commandCalls(UpdateCommand)[0]?.args[0].input;
@@ -157,7 +134,7 @@ describe('user-repository', () => {
       expect(Object.values(input?.ExpressionAttributeNames ?? {}).sort()).toEqual(
         [...Object.keys(changes), 'updatedAt'].sort(),
       );
-      expect(input?.ConditionExpression).toBe('attribute_exists(id)');
+      expect(input?.ConditionExpression).toBe(LIVE_SESSION_0);
     });
 
     it('skips undefined fields when a change is undefined', async () => {
@@ -165,7 +142,7 @@ describe('user-repository', () => {
       ddb.on(UpdateCommand).resolves({ Attributes: aUser() });
 
       // Act
-      await updateProfile(TABLE, 'uAbCdEfGhIjKlMnOpQrStUv', { nickname: 'n', avatar: undefined }, NOW);
+      await updateProfile(TABLE, 'uAbCdEfGhIjKlMnOpQrStUv', { nickname: 'n', avatar: undefined }, NOW, 0);
 
       // Assess
       const input = ddb.commandCalls(UpdateCommand)[0]?.args[0].input;
@@ -177,7 +154,7 @@ describe('user-repository', () => {
       ddb.on(UpdateCommand).rejects(conditionFailed());
 
       // Act
-      const result = await updateProfile(TABLE, 'uGone00000000000000000', { nickname: 'n' }, NOW);
+      const result = await updateProfile(TABLE, 'uGone00000000000000000', { nickname: 'n' }, NOW, 0);
 
       // Assess
       expect(result).toBeUndefined();
