@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as v from 'valibot';
 import { issueSessionToken, liveUser, type Session } from './auth';
 import { code2Session } from './clients/wechat-auth';
@@ -73,10 +73,20 @@ export const SignInBody = v.object({
  * user and link in one transaction (a concurrent first sign-in that wins is read instead), then a session
  * token of the user's session generation. Throws what code2Session throws.
  */
+/**
+ * The id a user got before identity links existed (derived from the openid). A user created then keeps it:
+ * their first sign-in after the upgrade links the openid to it, so nobody loses an account or membership.
+ */
+export function legacyUserId(openid: string): string {
+  return `u${createHash('sha256').update(`openid:${openid}`).digest('base64url').slice(0, 22)}`;
+}
+
 export async function signIn(config: Config, code: string): Promise<{ token: string; user: PublicUser }> {
   const identity = await code2Session(config, code);
   const now = new Date();
-  let user = await users.findUserByOpenid(config.usersTable, identity.openid);
+  let user =
+    (await users.findUserByOpenid(config.usersTable, identity.openid)) ??
+    (await users.linkLegacyUser(config.usersTable, identity.openid, legacyUserId(identity.openid)));
   if (!user) {
     const created = newUser(identity.openid, identity.unionid, now.toISOString());
     user = (await users.createLinkedUser(config.usersTable, created))

@@ -1,6 +1,7 @@
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   GetCommand,
+  PutCommand,
   TransactWriteCommand,
   type TransactWriteCommandInput,
   UpdateCommand,
@@ -44,6 +45,32 @@ export async function findUserByOpenid(table: string, openid: string): Promise<U
     new GetCommand({ TableName: table, Key: linkKey(openid), ConsistentRead: true }),
   );
   return Item ? getUser(table, Item.userId as string) : undefined;
+}
+
+/**
+ * A user stored before identity links existed, under `legacyId`: links the openid to it (a conditional
+ * PutItem, so a concurrent sign-in links it once) and returns it; undefined when there is none (or it
+ * belongs to another openid). A deleted user has no item, so a later sign-in gets a new account.
+ */
+export async function linkLegacyUser(
+  table: string,
+  openid: string,
+  legacyId: string,
+): Promise<UserRecord | undefined> {
+  const user = await getUser(table, legacyId);
+  if (!user || user.openid !== openid) return undefined;
+  try {
+    await dynamo().send(
+      new PutCommand({
+        TableName: table,
+        Item: { ...linkKey(openid), userId: user.id },
+        ConditionExpression: 'attribute_not_exists(id)',
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+  return user;
 }
 
 /**

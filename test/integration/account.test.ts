@@ -1,3 +1,4 @@
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { handler as adminDeleteUserHandler } from '#functions/admin-delete-user';
 import { handler as adminGetUserHandler } from '#functions/admin-get-user';
@@ -11,9 +12,12 @@ import { handler as meHandler } from '#functions/me';
 import { handler as notifyHandler } from '#functions/pay-notify';
 import { handler as signOutHandler } from '#functions/sign-out';
 import { handler as updateInfoHandler } from '#functions/update-info';
+import { dynamo } from '#lib/clients/dynamodb';
 import { type Config, loadConfig } from '#lib/config';
+import { legacyUserId } from '#lib/users';
 import { context, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
+import { aUser } from '#test/helpers/builders';
 import { forbidInLogs } from '#test/helpers/log-sink';
 import {
   countDynamoCalls,
@@ -407,5 +411,31 @@ describe('DynamoDB budget with the session check', () => {
       'Query',
     ]);
     expect(await cost(() => signOut(token))).toEqual(['UpdateItem']);
+  });
+});
+
+describe('users created before identity links', () => {
+  it('keep their id, profile and membership: the first sign-in after the upgrade links their openid', async () => {
+    // Prepare: a user stored the old way (id derived from the openid, no link item)
+    const openid = randomOpenid('oLegacy');
+    const { usersTable } = await loadConfig();
+    const legacy = aUser({
+      id: legacyUserId(openid),
+      openid,
+      role: 1,
+      membershipExpiredAt: '2099-01-01T00:00:00.000Z',
+    });
+    await dynamo().send(new PutCommand({ TableName: usersTable, Item: legacy }));
+    // Act
+    const first = await signInUser(openid);
+    const second = await signInUser(openid);
+    // Assess
+    expect(first.user.id).toBe(legacy.id);
+    expect(first.user).toMatchObject({ role: 1, membershipExpiredAt: '2099-01-01T00:00:00.000Z' });
+    expect(second.user.id).toBe(legacy.id);
+    const { Item } = await dynamo().send(
+      new GetCommand({ TableName: usersTable, Key: { id: `openid#${openid}` }, ConsistentRead: true }),
+    );
+    expect(Item?.userId).toBe(legacy.id);
   });
 });
