@@ -38,7 +38,8 @@ export async function g2(ctx: Ctx): Promise<Result> {
   const user = population.users[0] as ExpectedUser;
   const days = population.orders.reduce((sum, order) => sum + order.plan.days, 0);
   const expectedEnd = new Date(new Date(user.start as string).getTime() + days * 86_400_000).toISOString();
-  const stored = (await ctx.ledger.scan(population.tables.users))[0];
+  // The users table also holds the openid link item; read the user's own.
+  const stored = (await ctx.ledger.scan(population.tables.users)).find((item) => item.id === user.id);
   if (stored?.membershipExpiredAt !== expectedEnd) {
     result.failures.push(
       `INV-2 membership ends ${String(stored?.membershipExpiredAt)}, expected ${user.start} + ${days} days = ${expectedEnd}`,
