@@ -19,6 +19,7 @@ export const SECRET_NAMES = [
   'WECHAT_MCH_PRIVATE_KEY',
   'WECHAT_PAY_PUBLIC_KEY',
   'WECHAT_PAY_PLATFORM_CERTS',
+  'WECHAT_MP_SECRET',
 ] as const;
 export type SecretName = (typeof SECRET_NAMES)[number];
 
@@ -27,6 +28,8 @@ export type RawSecrets = Partial<Record<SecretName, string>>;
 
 interface CommonSecrets {
   wechatSecret: string;
+  /** The official account's AppSecret (WECHAT_MP_SECRET); '' when this function or stage has no H5. */
+  mpSecret: string;
   jwtSecret: Uint8Array;
 }
 
@@ -61,12 +64,15 @@ export function ssmParameterName(settings: Pick<Settings, 'service' | 'stage'>, 
 
 /** The pay secrets of one version (what a migration window adds for the other version). */
 export function paySecretNamesFor(payVersion: PayVersion): SecretName[] {
-  return secretNamesFor(payVersion).filter((name) => name !== 'WECHAT_SECRET' && name !== 'JWT_SECRET');
+  return secretNamesFor(payVersion).filter((name) => !COMMON_SECRET_NAMES.includes(name));
 }
+
+/** Secrets every pay version shares (WECHAT_MP_SECRET is optional: absent, H5 features answer FEATURE_DISABLED). */
+const COMMON_SECRET_NAMES: readonly SecretName[] = ['WECHAT_SECRET', 'JWT_SECRET', 'WECHAT_MP_SECRET'];
 
 /** Every secret the configured pay version uses (the local default). */
 export function secretNamesFor(payVersion: PayVersion): SecretName[] {
-  const common: SecretName[] = ['WECHAT_SECRET', 'JWT_SECRET'];
+  const common: SecretName[] = [...COMMON_SECRET_NAMES];
   return payVersion === 'v2'
     ? [...common, 'WECHAT_MCH_KEY']
     : [
@@ -97,7 +103,7 @@ export function neededSecretNames(env: NodeJS.ProcessEnv, settings: Settings): S
 /** Reads one raw secret set: required values, PEM normalisation. */
 class SecretReader {
   constructor(
-    private readonly raw: RawSecrets,
+    readonly raw: RawSecrets,
     private readonly needed: readonly SecretName[],
   ) {}
 
@@ -120,6 +126,7 @@ class SecretReader {
 function commonSecrets(read: SecretReader): CommonSecrets {
   const secrets: CommonSecrets = {
     wechatSecret: read.wants('WECHAT_SECRET') ? read.required('WECHAT_SECRET') : '',
+    mpSecret: read.wants('WECHAT_MP_SECRET') ? (read.raw.WECHAT_MP_SECRET ?? '') : '',
     jwtSecret: new Uint8Array(),
   };
   if (read.wants('JWT_SECRET')) {
@@ -243,7 +250,7 @@ export function parseSecrets(
  * The raw secrets from SSM SecureStrings `/<service>/<stage>/<NAME>` in batched, decrypted GetParameters
  * calls that end within `settings.ssmTimeoutMs`. Throws ConfigError naming the path of a missing parameter
  * or of one that is not a SecureString, or naming the failure when SSM does not answer in time; v3's public
- * key and platform certificates are alternatives, so either may be absent.
+ * key and platform certificates are alternatives, so either may be absent; WECHAT_MP_SECRET is optional.
  */
 export async function fetchSecretsFromSsm(
   settings: Settings,
@@ -261,9 +268,10 @@ export async function fetchSecretsFromSsm(
     const path = ssmParameterName(settings, name);
     const value = answer.values[path];
     const optionalInV3 = name === 'WECHAT_PAY_PUBLIC_KEY' || name === 'WECHAT_PAY_PLATFORM_CERTS';
+    const optional = optionalInV3 || name === 'WECHAT_MP_SECRET';
     if (answer.notSecure.includes(path)) throw new ConfigError(`SSM parameter ${path} is not a SecureString`);
     if (value !== undefined) result[name] = value;
-    else if (!optionalInV3) throw new ConfigError(`SSM parameter ${path} is missing`);
+    else if (!optional) throw new ConfigError(`SSM parameter ${path} is missing`);
   }
   return result;
 }

@@ -27,6 +27,12 @@ interface CommonSettings {
   payMigrationFrom: PayVersion | '';
   /** How long a cold start may wait for SSM, milliseconds (SSM_TIMEOUT_MS, set per function to fit its timeout). */
   ssmTimeoutMs: number;
+  /** WECHAT_MP_APPID: the official account (公众号) AppID used by H5 pages; '' when H5 is not configured. */
+  mpAppId: string;
+  /** WECHAT_OPEN_BASE: where WeChat web OAuth's authorize page lives (the sandbox locally). */
+  openBase: string;
+  /** H5_ORIGINS: origins (scheme://host[:port]) H5 redirects and JS-SDK page URLs must belong to; [] = none. */
+  h5Origins: string[];
 }
 
 export interface V2Settings extends CommonSettings {
@@ -50,6 +56,7 @@ const DEFAULTS: Record<string, string> = {
   STAGE: 'dev',
   WECHAT_API_BASE: 'https://api.weixin.qq.com',
   WECHAT_PAY_API_BASE: 'https://api.mch.weixin.qq.com',
+  WECHAT_OPEN_BASE: 'https://open.weixin.qq.com',
   WECHAT_PAY_VERSION: 'v2',
   WECHAT_PAY_SIGN_TYPE: 'MD5',
   JWT_TTL_SECONDS: String(7 * 24 * 3600),
@@ -72,6 +79,40 @@ function oneOf<T extends string>(name: string, value: string, allowed: readonly 
     throw new ConfigError(`${name} must be one of ${allowed.join(', ')}`);
   }
   return value as T;
+}
+
+function readMpAppId(env: NodeJS.ProcessEnv): string {
+  const value = optional(env, 'WECHAT_MP_APPID');
+  if (value && !/^wx[0-9a-zA-Z]{16}$/.test(value)) {
+    throw new ConfigError('WECHAT_MP_APPID must be an official account AppID (wx + 16 letters or digits)');
+  }
+  return value;
+}
+
+/** H5_ORIGINS: comma-separated origins, each `https://host[:port]` (http only for localhost / 127.0.0.1). */
+function readH5Origins(env: NodeJS.ProcessEnv): string[] {
+  const listed = optional(env, 'H5_ORIGINS')
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean);
+  return listed.map((origin) => {
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      throw new ConfigError('H5_ORIGINS must list origins like https://h5.example.com');
+    }
+    const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1';
+    if (
+      url.origin !== origin.replace(/\/+$/, '') ||
+      !(url.protocol === 'https:' || (local && url.protocol === 'http:'))
+    ) {
+      throw new ConfigError(
+        'H5_ORIGINS must list origins like https://h5.example.com (no path, query or user)',
+      );
+    }
+    return url.origin;
+  });
 }
 
 /** Plain settings from the environment; throws ConfigError naming the variable (never its value). */
@@ -106,6 +147,9 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     jwtTtlSeconds: ttl,
     payMigrationFrom: migrationFrom as PayVersion | '',
     ssmTimeoutMs,
+    mpAppId: readMpAppId(env),
+    openBase: required(env, 'WECHAT_OPEN_BASE').replace(/\/+$/, ''),
+    h5Origins: readH5Origins(env),
   };
   const payVersion = oneOf('WECHAT_PAY_VERSION', required(env, 'WECHAT_PAY_VERSION'), ['v2', 'v3'] as const);
   if (payVersion === 'v2') {

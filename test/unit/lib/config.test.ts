@@ -87,6 +87,9 @@ describe('readSettings', () => {
       jwtTtlSeconds: 604800,
       payMigrationFrom: '',
       ssmTimeoutMs: 3000,
+      mpAppId: '',
+      openBase: 'https://open.weixin.qq.com',
+      h5Origins: [],
     });
   });
 
@@ -194,7 +197,7 @@ describe('parseSecrets', () => {
     expect(secrets.wechatSecret).toBe('unit-test-app-secret');
     expect(new TextDecoder().decode(secrets.jwtSecret)).toBe(JWT_SECRET);
     expect(secrets.mchKey).toBe(MCH_KEY);
-    expect(Object.keys(secrets).sort()).toEqual(['jwtSecret', 'mchKey', 'wechatSecret']);
+    expect(Object.keys(secrets).sort()).toEqual(['jwtSecret', 'mchKey', 'mpSecret', 'wechatSecret']);
   });
 
   it('returns typed v3 secrets when the PEMs parse', () => {
@@ -428,6 +431,7 @@ describe('neededSecretNames', () => {
     expect(neededSecretNames({}, readSettings(V3_ENV))).toEqual([
       'WECHAT_SECRET',
       'JWT_SECRET',
+      'WECHAT_MP_SECRET',
       'WECHAT_APIV3_KEY',
       'WECHAT_MCH_PRIVATE_KEY',
       'WECHAT_PAY_PUBLIC_KEY',
@@ -435,7 +439,12 @@ describe('neededSecretNames', () => {
     ]);
     expect(neededSecretNames({ SECRET_NAMES: ' , ' }, readSettings(V3_ENV))).toEqual([]);
     expect(neededSecretNames({ SECRET_NAMES: '' }, readSettings(V2_ENV))).toEqual([]);
-    expect(secretNamesFor('v2')).toEqual(['WECHAT_SECRET', 'JWT_SECRET', 'WECHAT_MCH_KEY']);
+    expect(secretNamesFor('v2')).toEqual([
+      'WECHAT_SECRET',
+      'JWT_SECRET',
+      'WECHAT_MP_SECRET',
+      'WECHAT_MCH_KEY',
+    ]);
   });
 
   it('throws a ConfigError when SECRET_NAMES lists an unknown name', () => {
@@ -501,7 +510,7 @@ describe('loadConfig', () => {
     const input = ssm.commandCalls(GetParametersCommand)[0]?.args[0].input;
     expect(input?.WithDecryption).toBe(true);
     expect([...(input?.Names ?? [])].sort()).toEqual(
-      [path('WECHAT_SECRET'), path('JWT_SECRET'), path('WECHAT_MCH_KEY')].sort(),
+      [path('WECHAT_SECRET'), path('JWT_SECRET'), path('WECHAT_MCH_KEY'), path('WECHAT_MP_SECRET')].sort(),
     );
     expect(config.wechatSecret).toBe(V2_RAW.WECHAT_SECRET);
     expect(new TextDecoder().decode(config.jwtSecret)).toBe(JWT_SECRET);
@@ -625,7 +634,7 @@ describe('loadConfig', () => {
 
     // Assess
     expect(ssm.commandCalls(GetParametersCommand)).toHaveLength(1);
-    expect(ssm.commandCalls(GetParametersCommand)[0]?.args[0].input.Names).toHaveLength(6);
+    expect(ssm.commandCalls(GetParametersCommand)[0]?.args[0].input.Names).toHaveLength(7);
     expect(config.payVersion).toBe('v3');
     const v3 = config as V3Config;
     expect(v3.payPublicKeyPem).toBe(PUBLIC_KEY_PEM);
