@@ -15,7 +15,7 @@ export type DeletedBy = 'user' | 'operator';
 
 /**
  * Cancels an account (PIPL art. 47): closes its PENDING orders at WeChat first, then deletes the user and
- * its openid link in one transaction (profile, unionid and every session go with them), then pseudonymises
+ * its identity links (openids, unionid) in one transaction (profile, unionid and every session go with them), then pseudonymises
  * its orders (openid and payer IP removed; user id and money kept for the books). Idempotent: an absent user
  * only has its orders pseudonymised again. Throws ConflictError ORDER_JUST_PAID when WeChat reports an order
  * paid while closing it (settled as usual) or a payment is credited meanwhile (nothing deleted then), and
@@ -109,7 +109,11 @@ export async function exportData(config: Config, session: Session) {
     .reverse();
   return {
     profile: toPublicUser(stored),
-    identities: { openid: stored.openid, unionid: stored.unionid ?? null },
+    identities: {
+      openid: stored.openid ?? null,
+      officialAccountOpenid: stored.mpOpenid ?? null,
+      unionid: stored.unionid ?? null,
+    },
     createdAt: stored.createdAt,
     updatedAt: stored.updatedAt,
     membership: { expiredAt: stored.membershipExpiredAt ?? null, history: membership },

@@ -78,10 +78,14 @@ export class WechatPayV2 implements PaymentProvider {
   constructor(private readonly config: V2ClientConfig) {}
 
   /** POSTs a signed XML request and returns the verified response fields (return_code SUCCESS, sign valid). */
-  private async call(path: string, fields: Record<string, string | number>): Promise<Record<string, string>> {
+  private async call(
+    path: string,
+    fields: Record<string, string | number>,
+    appId = this.config.appId,
+  ): Promise<Record<string, string>> {
     const { config } = this;
     const params: Record<string, string | number> = {
-      appid: config.appId,
+      appid: appId,
       mch_id: config.mchId,
       nonce_str: nonceStr(),
       sign_type: config.v2SignType,
@@ -121,16 +125,20 @@ export class WechatPayV2 implements PaymentProvider {
   /** unifiedorder (trade_type JSAPI) → prepay_id. ORDERPAID / ORDERCLOSED → ConflictError; others → UpstreamError. */
   async prepay(request: PrepayRequest): Promise<string> {
     if (!this.config.notifyUrl) throw new ConfigError('WECHAT_NOTIFY_URL is not set');
-    const result = await this.call('/pay/unifiedorder', {
-      body: request.description,
-      out_trade_no: request.outTradeNo,
-      total_fee: request.totalFee,
-      spbill_create_ip: request.clientIp,
-      notify_url: this.config.notifyUrl,
-      trade_type: 'JSAPI',
-      openid: request.openid,
-      time_expire: formatTimeExpire(request.timeExpire),
-    });
+    const result = await this.call(
+      '/pay/unifiedorder',
+      {
+        body: request.description,
+        out_trade_no: request.outTradeNo,
+        total_fee: request.totalFee,
+        spbill_create_ip: request.clientIp,
+        notify_url: this.config.notifyUrl,
+        trade_type: 'JSAPI',
+        openid: request.openid,
+        time_expire: formatTimeExpire(request.timeExpire),
+      },
+      request.appId,
+    );
     if (result.result_code === 'SUCCESS' && result.prepay_id) return result.prepay_id;
     const code = result.err_code ?? 'UNKNOWN';
     logger.error('unifiedorder refused', {
@@ -141,19 +149,20 @@ export class WechatPayV2 implements PaymentProvider {
     throw orderStateConflict(code) ?? payUpstream('微信支付下单失败', `unifiedorder ${code}`);
   }
 
-  /** wx.requestPayment parameters, signed with the configured sign type. */
-  payParams(prepayId: string): PayParams {
-    return buildPayParamsV2({
-      appId: this.config.appId,
+  /** wx.requestPayment parameters, signed (appId included) with the configured sign type; H5 also gets `appId`. */
+  payParams(prepayId: string, appId?: string): PayParams {
+    const params = buildPayParamsV2({
+      appId: appId ?? this.config.appId,
       prepayId,
       signType: this.config.v2SignType,
       key: this.config.mchKey,
     });
+    return appId ? { appId, ...params } : params;
   }
 
   /** orderquery by out_trade_no. */
-  async queryOrder(outTradeNo: string): Promise<OrderQueryResult> {
-    const result = await this.call('/pay/orderquery', { out_trade_no: outTradeNo });
+  async queryOrder(outTradeNo: string, appId?: string): Promise<OrderQueryResult> {
+    const result = await this.call('/pay/orderquery', { out_trade_no: outTradeNo }, appId);
     if (result.result_code !== 'SUCCESS') return { tradeState: result.err_code ?? 'UNKNOWN' };
     const tradeState = result.trade_state ?? 'UNKNOWN';
     if (tradeState !== 'SUCCESS') return { tradeState };
@@ -164,12 +173,12 @@ export class WechatPayV2 implements PaymentProvider {
    * closeorder by out_trade_no (WeChat Pay v2 关闭订单): SUCCESS or ORDERCLOSED → CLOSED; ORDERPAID → the
    * order query's report. Other err_codes → UpstreamError.
    */
-  async closeOrder(outTradeNo: string): Promise<CloseResult> {
-    const result = await this.call('/pay/closeorder', { out_trade_no: outTradeNo });
+  async closeOrder(outTradeNo: string, appId?: string): Promise<CloseResult> {
+    const result = await this.call('/pay/closeorder', { out_trade_no: outTradeNo }, appId);
     const code = result.result_code === 'SUCCESS' ? 'SUCCESS' : (result.err_code ?? 'UNKNOWN');
     if (code === 'SUCCESS' || code === 'ORDERCLOSED') return { tradeState: 'CLOSED' };
     if (code === 'ORDERPAID') {
-      const query = await this.queryOrder(outTradeNo);
+      const query = await this.queryOrder(outTradeNo, appId);
       if ('report' in query) return { tradeState: 'SUCCESS', report: query.report };
     }
     throw payUpstream('微信支付关单失败', `closeorder ${code}`);

@@ -237,7 +237,7 @@ export class WechatPayV3 implements PaymentProvider {
     const { config } = this;
     if (!config.notifyUrl) throw new ConfigError('WECHAT_NOTIFY_URL is not set');
     const { status, data } = await this.call('POST', '/v3/pay/transactions/jsapi', {
-      appid: config.appId,
+      appid: request.appId ?? config.appId,
       mchid: config.mchId,
       description: request.description,
       out_trade_no: request.outTradeNo,
@@ -254,9 +254,17 @@ export class WechatPayV3 implements PaymentProvider {
     throw this.failure('jsapi', status, data);
   }
 
-  /** wx.requestPayment parameters, paySign SHA256withRSA with the merchant key (signType RSA). */
-  payParams(prepayId: string): PayParams {
-    return buildPayParamsV3({ appId: this.config.appId, prepayId, privateKey: this.privateKey });
+  /**
+   * wx.requestPayment parameters, paySign SHA256withRSA with the merchant key over the appId the prepay used
+   * (signType RSA); H5 (`appId` given) also gets `appId`.
+   */
+  payParams(prepayId: string, appId?: string): PayParams {
+    const params = buildPayParamsV3({
+      appId: appId ?? this.config.appId,
+      prepayId,
+      privateKey: this.privateKey,
+    });
+    return appId ? { appId, ...params } : params;
   }
 
   /**

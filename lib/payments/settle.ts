@@ -9,7 +9,7 @@ import * as exceptions from '#lib/repositories/exception-repository';
 import type { OrderRecord } from '#lib/repositories/order-repository';
 import * as orders from '#lib/repositories/order-repository';
 import * as users from '#lib/repositories/user-repository';
-import { assertOurMerchant, extendMembership, standingFor } from './rules';
+import { assertOrderAppId, assertOurMerchant, extendMembership, standingFor } from './rules';
 
 export type SettleOutcome = 'credited' | 'duplicate';
 
@@ -30,7 +30,7 @@ const SETTLE_BUDGET_MS = 3000;
 
 /**
  * Credits a payment WeChat reported (v2/v3 notify or order query) exactly once, keyed on out_trade_no:
- * checks appid/mchid/currency/amount against our records, then one transaction (order PENDING → PAID,
+ * checks appid/mchid/currency/amount against our records (the appid the order was made with), then one transaction (order PENDING → PAID,
  * membership max(now, end) + plan days, role 1). A changed user version is re-read and retried (jittered
  * backoff, within a 3 s budget), never taken for a duplicate.
  * Returns 'duplicate' when the order is already PAID with the same transaction_id. Throws
@@ -44,6 +44,7 @@ export async function settlePayment(
 ): Promise<SettleOutcome> {
   assertOurMerchant(report, config);
   const stored = await orders.getOrder(config.ordersTable, report.outTradeNo);
+  if (stored) assertOrderAppId(stored, report, config.appId);
   if (standingFor(stored, report) === 'duplicate') return 'duplicate';
   const order = stored as OrderRecord;
   const plan = findPlan(order.planId);

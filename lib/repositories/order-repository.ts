@@ -21,6 +21,11 @@ export interface OrderRecord {
   userId: string;
   /** The payer's openid; removed (with clientIp) when the owner deletes the account. */
   openid?: string;
+  /**
+   * The AppID the order was made with when it is not the mini-program's: the official account's
+   * (WECHAT_MP_APPID) for an order paid from an H5 page. Absent = the mini-program's (WECHAT_APPID).
+   */
+  appId?: string;
   planId: string;
   description: string;
   totalFee: number;

@@ -183,6 +183,53 @@ describe('readSettings', () => {
     // Assess
     expect(error.detail).toContain('JWT_TTL_SECONDS');
   });
+
+  it('reads the official account AppID, the OAuth base and the H5 origins (normalised to origins)', () => {
+    // Act
+    const settings = readSettings({
+      ...BASE_ENV,
+      WECHAT_MP_APPID: 'wx0f0ca1ac0ffee0d2',
+      WECHAT_OPEN_BASE: 'http://127.0.0.1:3100/',
+      H5_ORIGINS: ' https://h5.example.com , https://shop.example.com:8443/,http://localhost:5173',
+    });
+
+    // Assess
+    expect(settings.mpAppId).toBe('wx0f0ca1ac0ffee0d2');
+    expect(settings.openBase).toBe('http://127.0.0.1:3100');
+    expect(settings.h5Origins).toEqual([
+      'https://h5.example.com',
+      'https://shop.example.com:8443',
+      'http://localhost:5173',
+    ]);
+  });
+
+  it.each(['wx123', 'gh_0f0ca1ac0ffee0d2', 'wx0f0ca1ac0ffee0d2!', ' wx0f0ca1ac0ffee0d2'])(
+    'throws a ConfigError naming WECHAT_MP_APPID (not its value) when it is %j',
+    (value) => {
+      // Act
+      const error = configErrorOf(() => readSettings({ ...BASE_ENV, WECHAT_MP_APPID: value }));
+
+      // Assess
+      expectNamesWithoutValue(error, 'WECHAT_MP_APPID', value);
+    },
+  );
+
+  it.each([
+    'h5.example.com',
+    'http://h5.example.com',
+    'https://h5.example.com/page',
+    'https://h5.example.com?x=1',
+    'https://user@h5.example.com',
+    'javascript:alert(1)',
+    'ftp://h5.example.com',
+    'https://h5.example.com,//evil.example',
+  ])('throws a ConfigError naming H5_ORIGINS when it lists %j', (value) => {
+    // Act
+    const error = configErrorOf(() => readSettings({ ...BASE_ENV, H5_ORIGINS: value }));
+
+    // Assess
+    expect(error.detail).toContain('H5_ORIGINS');
+  });
 });
 
 describe('parseSecrets', () => {
