@@ -1,6 +1,7 @@
 import { envValue } from '#lib/env';
 import { registerFaultControl, registerLoginControl, registerPayControl } from './control';
 import { LoginCodes, registerLogin } from './login';
+import { OAuthState, registerOAuth } from './oauth';
 import { PayStore } from './pay-store';
 import { registerPayV2 } from './pay-v2';
 import { payV3SettingsFromEnv, registerPayV3 } from './pay-v3';
@@ -17,8 +18,13 @@ export function createConfiguredSandbox(): Sandbox {
   const store = new PayStore();
   const codes = new LoginCodes();
   registerLogin(sandbox, codes, { appId: envValue('WECHAT_APPID'), secret: envValue('WECHAT_SECRET') });
+  registerOAuth(sandbox, new OAuthState(), {
+    appId: envValue('WECHAT_MP_APPID'),
+    secret: envValue('WECHAT_MP_SECRET'),
+  });
   registerPayV2(sandbox, store, {
     appId: envValue('WECHAT_APPID'),
+    mpAppId: envValue('WECHAT_MP_APPID'),
     mchId: envValue('WECHAT_MCH_ID'),
     mchKey: envValue('WECHAT_MCH_KEY'),
   });
