@@ -20,9 +20,12 @@ import { applyProfileDefaults, userForIdentity } from './users';
  * back to the H5 page with the session token in the URL fragment (which browsers never send to a server).
  */
 
-/** The H5 settings, or FeatureDisabledError (404) when this stage has no official account or no H5 origins. */
-function h5Config(config: Config): Config {
-  if (!config.mpAppId || !config.mpSecret || config.h5Origins.length === 0) {
+/**
+ * The H5 settings, or FeatureDisabledError (404) when this stage has no official account (WECHAT_MP_APPID),
+ * no H5_ORIGINS, or (for the code exchange, `secret`) no WECHAT_MP_SECRET.
+ */
+function h5Config(config: Config, secret: boolean): Config {
+  if (!config.mpAppId || config.h5Origins.length === 0 || (secret && !config.mpSecret)) {
     throw new FeatureDisabledError('H5 登录未开启', 'WECHAT_MP_APPID, WECHAT_MP_SECRET or H5_ORIGINS unset');
   }
   return config;
@@ -75,7 +78,7 @@ export function callbackUrl(event: HttpEvent, redirect: string): string {
  * VALIDATION_ERROR (bad scope) (400).
  */
 export function startOAuth(config: Config, event: HttpEvent, now = new Date()): HttpResult {
-  const h5 = h5Config(config);
+  const h5 = h5Config(config, false);
   const redirect = allowedRedirect(query(event, 'redirect') ?? '', h5.h5Origins);
   const scope = (query(event, 'scope') ?? 'snsapi_base') as OAuthScope;
   if (!OAUTH_SCOPES.includes(scope)) {
@@ -107,7 +110,7 @@ const CODE = /^[A-Za-z0-9_-]{1,128}$/;
  * WeChat client throws (429/502/503).
  */
 export async function finishOAuth(config: Config, event: HttpEvent, now = new Date()): Promise<HttpResult> {
-  const h5 = h5Config(config);
+  const h5 = h5Config(config, true);
   const redirect = allowedRedirect(query(event, 'redirect') ?? '', h5.h5Origins);
   const scope = verifyState(
     keyOf(h5),

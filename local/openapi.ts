@@ -35,7 +35,7 @@ function success(description: string, data: Schema): Schema {
 const FAILURE_STATUS: Record<number, string> = {
   400: 'Validation failure (code VALIDATION_ERROR, with errors) or another bad request',
   401: 'No, malformed, expired or revoked session token (UNAUTHORIZED, INVALID_TOKEN, USER_NOT_FOUND, SESSION_REVOKED)',
-  404: 'Not found, or not the caller’s (ORDER_NOT_FOUND)',
+  404: 'Not found, or not the caller’s (ORDER_NOT_FOUND); a feature this stage has not configured (FEATURE_DISABLED)',
   409: 'Conflict with the order’s state (ORDER_PAID, ORDER_CLOSED, ORDER_IN_PROGRESS, ORDER_JUST_PAID, …) or a sign-in racing an account deletion (SIGN_IN_CONFLICT)',
   413: 'Body too large (PAYLOAD_TOO_LARGE)',
   415: 'Not application/json (UNSUPPORTED_MEDIA_TYPE)',
@@ -136,14 +136,18 @@ const schemas: Record<string, Schema> = {
     ['outTradeNo', 'planId', 'description', 'totalFee', 'status', 'createdAt', 'paidAt', 'transactionId'],
   ),
   PayParams: {
-    ...object({
-      timeStamp: text('Unix seconds', { pattern: '^\\d{1,10}$' }),
-      nonceStr: text('Random string'),
-      package: text('prepay_id=…', { pattern: '^prepay_id=' }),
-      signType: { enum: ['MD5', 'HMAC-SHA256', 'RSA'] },
-      paySign: text('Signature over the other fields'),
-    }),
-    description: 'Exactly what wx.requestPayment takes',
+    ...object(
+      {
+        appId: text('H5 sessions only: the official account AppID, for WeixinJSBridge getBrandWCPayRequest'),
+        timeStamp: text('Unix seconds', { pattern: '^\\d{1,10}$' }),
+        nonceStr: text('Random string'),
+        package: text('prepay_id=…', { pattern: '^prepay_id=' }),
+        signType: { enum: ['MD5', 'HMAC-SHA256', 'RSA'] },
+        paySign: text('Signature over the other fields (and the appId)'),
+      },
+      ['timeStamp', 'nonceStr', 'package', 'signType', 'paySign'],
+    ),
+    description: 'Exactly what wx.requestPayment takes (plus appId for H5 getBrandWCPayRequest)',
   },
   ReconcileSummary: object({
     checked: { type: 'integer', minimum: 0, description: 'Orders looked at' },
@@ -218,6 +222,46 @@ const paths: Record<string, Record<string, Schema>> = {
       },
     },
   },
+  '/wechat/oauth/authorize': {
+    get: {
+      operationId: 'oauthAuthorize',
+      tags: ['session'],
+      summary: 'H5 sign-in: 302 to WeChat web OAuth (official account)',
+      description:
+        'Redirects the browser to `{WECHAT_OPEN_BASE}/connect/oauth2/authorize?…#wechat_redirect`. `redirect` ' +
+        'must be under H5_ORIGINS (exact origin) or the answer is 400 REDIRECT_NOT_ALLOWED; the state is signed, ' +
+        'binds the redirect and scope, and lives 10 minutes. 404 FEATURE_DISABLED when H5 is not configured.',
+      parameters: [
+        { name: 'redirect', in: 'query', required: true, schema: { type: 'string', maxLength: 1024 } },
+        { name: 'scope', in: 'query', schema: { enum: ['snsapi_base', 'snsapi_userinfo'] } },
+      ],
+      responses: {
+        '302': { description: 'To WeChat’s authorize page (Location)' },
+        ...failures(400, 404, 500),
+      },
+    },
+  },
+  '/wechat/oauth/callback': {
+    get: {
+      operationId: 'oauthCallback',
+      tags: ['session'],
+      summary: 'H5 sign-in: WeChat’s redirect back; 302 to `<redirect>#token=<JWT>`',
+      description:
+        'WeChat appends code and state. Signs the user in (one user per person: linked by unionid with the ' +
+        'mini-program) and 302s to the page with the session token in the fragment; no code (the user ' +
+        'refused) 302s to `<redirect>#error=access_denied`. Bad state 400 INVALID_STATE, expired 400 ' +
+        'STATE_EXPIRED, used code 400 INVALID_CODE.',
+      parameters: [
+        { name: 'redirect', in: 'query', required: true, schema: { type: 'string', maxLength: 1024 } },
+        { name: 'state', in: 'query', required: true, schema: { type: 'string', maxLength: 128 } },
+        { name: 'code', in: 'query', schema: { type: 'string', maxLength: 128 } },
+      ],
+      responses: {
+        '302': { description: 'To the H5 page, `#token=<JWT>` or `#error=access_denied` (Location)' },
+        ...failures(400, 404, 409, 429, ...WECHAT),
+      },
+    },
+  },
   '/wechat/me': {
     get: {
       operationId: 'me',
@@ -253,7 +297,8 @@ const paths: Record<string, Record<string, Schema>> = {
             export: object({
               profile: ref('User'),
               identities: object({
-                openid: text('WeChat openid'),
+                openid: nullable(text('Mini-program openid')),
+                officialAccountOpenid: nullable(text('Official-account openid (H5 sign-in)')),
                 unionid: nullable(text('WeChat unionid')),
               }),
               createdAt: text('ISO 8601 UTC', { format: 'date-time' }),

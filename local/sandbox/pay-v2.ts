@@ -162,7 +162,7 @@ function orderQuery(merchant: V2Merchant, params: Record<string, string>): Field
 /** `POST /pay/closeorder` (关闭订单) by out_trade_no: an unpaid open order becomes CLOSED. */
 function closeOrder(merchant: V2Merchant, params: Record<string, string>): Fields {
   if (!params.out_trade_no) throw new V2Refusal('LACK_PARAMS', '缺少参数 out_trade_no');
-  const order = findOrder(merchant, { out_trade_no: params.out_trade_no });
+  const order = findOrder(merchant, { appid: params.appid ?? '', out_trade_no: params.out_trade_no });
   if (order.tradeState === 'SUCCESS') throw new V2Refusal('ORDERPAID', '订单已支付，不能发起关单');
   if (order.tradeState === 'CLOSED') throw new V2Refusal('ORDERCLOSED', '订单已关闭，无法重复关闭');
   order.tradeState = 'CLOSED';
