@@ -27,11 +27,6 @@ type Scope = 'snsapi_base' | 'snsapi_userinfo';
 
 const CODE_LIFETIME_MS = 5 * 60 * 1000;
 const TOKEN_LIFETIME_S = 7200;
-/**
- * Sandbox web OAuth codes are `oc` + 32 hex: a shape the test log sink recognises (test/helpers/log-sink.ts),
- * so a code that reaches a log line fails the test.
- */
-export const SANDBOX_OAUTH_CODE = /\boc[0-9a-f]{32}\b/;
 
 const randomOpenid = () => `o${randomBytes(14).toString('base64url')}`;
 
@@ -49,6 +44,7 @@ export class OAuthState {
     const identity = this.next ?? { openid: randomOpenid() };
     this.next = undefined;
     if (identity.deny) return { identity };
+    // `oc` + 32 hex (tokens `wt`/`rt` + 48 hex): shapes the test log sink refuses in any log line.
     const code = `oc${randomBytes(16).toString('hex')}`;
     this.codes.set(code, { identity, scope, expiresAt: Date.now() + CODE_LIFETIME_MS, used: false });
     return { identity, code };

@@ -1,10 +1,11 @@
 /**
  * INV-6: a sink on stdout/stderr that fails a test when any log line carries a session_key, a configured
- * secret, a private-key PEM, a JWT or an Authorization value, or personal data the test named (forbidInLogs). Structured log lines are swallowed (set
+ * secret, a private-key PEM, a JWT or an Authorization value, a web OAuth code or web access_token in the
+ * sandbox's shapes (local/sandbox/oauth.ts), or personal data the test named (forbidInLogs). Structured log lines are swallowed (set
  * TEST_LOGS=1 to see them); everything else passes through.
  */
 
-const SECRET_ENV = ['WECHAT_SECRET', 'JWT_SECRET', 'WECHAT_MCH_KEY', 'WECHAT_APIV3_KEY'];
+const SECRET_ENV = ['WECHAT_SECRET', 'JWT_SECRET', 'WECHAT_MCH_KEY', 'WECHAT_APIV3_KEY', 'WECHAT_MP_SECRET'];
 
 function patterns(): RegExp[] {
   const escapeRegExp = (value: string) => value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -17,6 +18,9 @@ function patterns(): RegExp[] {
     /\beyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}/,
     /WECHATPAY2-SHA256-RSA2048\s+\w+="/,
     /Bearer\s+[\w-]+\.[\w-]+/i,
+    // The sandbox's web OAuth codes (`oc` + 32 hex) and web access / refresh tokens (`wt` / `rt` + 48 hex).
+    /\boc[0-9a-f]{32}\b/,
+    /\b[wr]t[0-9a-f]{48}\b/,
     ...secrets.map((secret) => new RegExp(escapeRegExp(secret))),
   ];
 }

@@ -18,10 +18,12 @@ import { getOrder } from '#lib/repositories/order-repository';
 import { verifyV2Sign } from '#lib/wechat-pay/v2-protocol';
 import { verifyRsaSha256 } from '#lib/wechat-pay/v3-protocol';
 import { context, httpEvent } from '#local/fixtures/events';
+import { v2NotifyXml } from '#local/fixtures/notify';
 import { forbidInLogs } from '#test/helpers/log-sink';
 import {
   countDynamoCalls,
   type DynamoCallCounter,
+  exceptionsFor,
   invoke,
   randomOpenid,
   sandboxCallCount,
@@ -544,6 +546,40 @@ describe('H5 pay (JSAPI under the official account)', () => {
       expect(await getOrder(config.ordersTable, order.outTradeNo)).toMatchObject({ status: 'PAID' });
     },
   );
+
+  it('records an H5 order reported under the mini-program AppID as a payment exception, never credited', async () => {
+    // Prepare
+    process.env.WECHAT_PAY_VERSION = 'v2';
+    resetConfigCache();
+    const config = await loadConfig();
+    const { token, session } = await h5SignIn({ openid: randomOpenid('oMp') }, 'snsapi_base');
+    const created = await invoke(createPaymentHandler, {
+      method: 'POST',
+      path: '/wechat/pay',
+      token,
+      body: { planId: 'monthly' },
+    });
+    const { outTradeNo } = created.data?.order ?? {};
+
+    // Act: a validly signed notify for this order, naming the mini-program's AppID
+    const reply = await notifyHandler(
+      httpEvent({
+        method: 'POST',
+        path: '/wechat/notify',
+        headers: { 'content-type': 'text/xml' },
+        body: v2NotifyXml({ outTradeNo, totalFee: 1800, appid: config.appId }),
+      }),
+      context,
+    );
+
+    // Assess: acknowledged once recorded (WeChat stops retrying), nothing credited
+    expect(reply.body).toContain('SUCCESS');
+    expect((await exceptionsFor(outTradeNo)).map((exception) => exception.reason)).toEqual([
+      'merchant_mismatch',
+    ]);
+    expect(await getOrder(config.ordersTable, outTradeNo)).toMatchObject({ status: 'PENDING' });
+    expect((await storedUser(session.userId))?.role).toBe(0);
+  });
 
   it('refuses to continue an H5 order from the mini-program (409 ORDER_CHANNEL_MISMATCH)', async () => {
     // Prepare: one person on both sides, an open H5 order

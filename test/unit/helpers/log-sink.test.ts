@@ -14,6 +14,15 @@ describe('log sink (INV-6)', () => {
     expect(takeLeaks()).toHaveLength(3);
   });
 
+  it('catches a web OAuth code, a web access_token and the official account secret', () => {
+    // Act
+    logger.warn('callback failed', { query: `code=oc${'0a'.repeat(16)}&state=b1764460000` });
+    logger.info('oops', { accessToken: `wt${'5f'.repeat(24)}` });
+    logger.info('oops', { value: process.env.WECHAT_MP_SECRET });
+    // Assess
+    expect(takeLeaks()).toHaveLength(3);
+  });
+
   it('lets ordinary log lines through', () => {
     // Act
     logger.info('payment credited', { outTradeNo: 'M20261121080000abcdefABCDEF' });
