@@ -411,25 +411,36 @@ describe('one user everywhere: identities linked by unionid', () => {
     }
   });
 
-  it('a returning sign-in costs two GetItems on either side, and no write', async () => {
+  it('a returning sign-in costs two GetItems on either side and no write; linking costs one transaction', async () => {
     // Prepare
     const unionid = randomUnionid();
     const openid = randomOpenid();
     const mpOpenid = randomOpenid('oMp');
-    await miniSignIn(openid, unionid);
-    await h5SignIn({ openid: mpOpenid, unionid }, 'snsapi_base');
+    const firstMini = await sandboxLogin(openid, unionid);
+    const firstH5 = await toCallback({ openid: mpOpenid, unionid }, 'snsapi_userinfo');
+    counter = countDynamoCalls();
+
+    // Act: first the mini-program (a new user), then H5 (linked to it)
+    await invoke(signInHandler, { method: 'POST', path: '/wechat/sign_in', body: { code: firstMini.code } });
+    const newUser = counter.calls();
+    counter.reset();
+    await callback(firstH5);
+    const linked = counter.calls();
+    counter.reset();
+    // Act: both return
     const { code } = await sandboxLogin(openid, unionid);
     const back = await toCallback({ openid: mpOpenid, unionid }, 'snsapi_base');
-
-    // Act
-    counter = countDynamoCalls();
+    counter.reset();
     await invoke(signInHandler, { method: 'POST', path: '/wechat/sign_in', body: { code } });
     const mini = counter.calls();
     counter.reset();
     await callback(back);
     const h5 = counter.calls();
 
-    // Assess
+    // Assess: openid link, legacy id, unionid link misses, then one transaction (links + user)
+    expect(newUser).toEqual(['GetItem', 'GetItem', 'GetItem', 'TransactWriteItems']);
+    // mpopenid link miss, unionid link + its user, one transaction (link + user), the profile defaults
+    expect(linked).toEqual(['GetItem', 'GetItem', 'GetItem', 'TransactWriteItems', 'UpdateItem']);
     expect(mini).toEqual(['GetItem', 'GetItem']);
     expect(h5).toEqual(['GetItem', 'GetItem']);
   });
