@@ -348,7 +348,7 @@ describe('GET /wechat/me/export', () => {
     expect(result.status).toBe(200);
     const data = result.data?.export;
     expect(data.profile).toMatchObject({ id: user.id, ...profile, role: 1 });
-    expect(data.identities).toEqual({ openid, unionid: null });
+    expect(data.identities).toEqual({ openid, officialAccountOpenid: null, unionid: null });
     expect(data.membership.expiredAt).toEqual(expect.any(String));
     expect(data.membership.history).toEqual([
       { outTradeNo: paid.outTradeNo, planId: 'monthly', paidAt: expect.any(String) },
