@@ -1,6 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { handler as createPaymentHandler } from '#functions/create-payment';
 import { handler as deleteMeHandler } from '#functions/delete-me';
@@ -12,6 +13,7 @@ import { handler as notifyHandler } from '#functions/pay-notify';
 import { handler as signInHandler } from '#functions/sign-in';
 import { handler as updateInfoHandler } from '#functions/update-info';
 import { verifySessionToken } from '#lib/auth';
+import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig, resetConfigCache } from '#lib/config';
 import { signState, stateKey } from '#lib/oauth-state';
 import { getOrder } from '#lib/repositories/order-repository';
@@ -386,6 +388,47 @@ describe('one user everywhere: identities linked by unionid', () => {
     expect(mini.userId).toBe(h5.session.userId);
     expect(await storedUser(mini.userId)).toMatchObject({ openid, unionid });
     expect(await usersWithUnionid(unionid)).toHaveLength(1);
+  });
+
+  it('a user stored before unionid links keeps its id: its next sign-in links the unionid, then H5 finds it', async () => {
+    // Prepare: the user as the previous release stored it (openid link, unionid on the item, no unionid link)
+    const { usersTable } = await loadConfig();
+    const unionid = randomUnionid();
+    const openid = randomOpenid();
+    const id = `uLegacyUnion${randomOpenid('')}`;
+    const at = '2026-01-01T00:00:00.000Z';
+    await dynamo().send(
+      new PutCommand({ TableName: usersTable, Item: { id: `openid#${openid}`, userId: id } }),
+    );
+    await dynamo().send(
+      new PutCommand({
+        TableName: usersTable,
+        Item: {
+          id,
+          openid,
+          unionid,
+          nickname: '老用户',
+          avatar: '',
+          sex: 2,
+          role: 0,
+          company: '',
+          introduce: '',
+          version: 0,
+          createdAt: at,
+          updatedAt: at,
+        },
+      }),
+    );
+
+    // Act
+    const mini = await miniSignIn(openid, unionid);
+    const h5 = await h5SignIn({ openid: randomOpenid('oMp'), unionid }, 'snsapi_userinfo');
+
+    // Assess
+    expect(mini.userId).toBe(id);
+    expect(h5.session.userId).toBe(id);
+    expect(await storedUser(`unionid#${unionid}`)).toEqual({ id: `unionid#${unionid}`, userId: id });
+    expect(await storedUser(id)).toMatchObject({ nickname: '老用户', unionidLinked: true });
   });
 
   it('concurrent first sign-ins from both sides make one user, round after round', async () => {
