@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { handler as closeOrderHandler } from '#functions/close-order';
 import { handler as createPaymentHandler } from '#functions/create-payment';
 import { handler as deleteMeHandler } from '#functions/delete-me';
 import { handler as exportMeHandler } from '#functions/export-me';
@@ -14,8 +15,10 @@ import { handler as signInHandler } from '#functions/sign-in';
 import { handler as updateInfoHandler } from '#functions/update-info';
 import { verifySessionToken } from '#lib/auth';
 import { dynamo } from '#lib/clients/dynamodb';
+import { paymentProvider } from '#lib/clients/wechat-pay';
 import { loadConfig, resetConfigCache } from '#lib/config';
 import { signState, stateKey } from '#lib/oauth-state';
+import { reconcile } from '#lib/payments/reconcile';
 import { getOrder } from '#lib/repositories/order-repository';
 import { verifyV2Sign } from '#lib/wechat-pay/v2-protocol';
 import { verifyRsaSha256 } from '#lib/wechat-pay/v3-protocol';
@@ -633,6 +636,47 @@ describe('H5 pay (JSAPI under the official account)', () => {
     ]);
     expect(await getOrder(config.ordersTable, outTradeNo)).toMatchObject({ status: 'PENDING' });
     expect((await storedUser(session.userId))?.role).toBe(0);
+  });
+
+  it('v2: the reconciler credits an H5 order whose notify was lost, and the owner closes another (queries under its AppID)', async () => {
+    // Prepare: two H5 orders; one paid with the notify lost
+    process.env.WECHAT_PAY_VERSION = 'v2';
+    resetConfigCache();
+    const config = await loadConfig();
+    const { token, session } = await h5SignIn({ openid: randomOpenid('oMp') }, 'snsapi_base');
+    const open = async (planId: string) =>
+      (await invoke(createPaymentHandler, { method: 'POST', path: '/wechat/pay', token, body: { planId } }))
+        .data?.order.outTradeNo as string;
+    const lost = await open('monthly');
+    const unpaid = await open('quarterly');
+    const paid = await sandbox<{ transactionId: string }>('/sandbox/pay', {
+      outTradeNo: lost,
+      deliver: false,
+    });
+
+    // Act
+    const summary = await reconcile(config, paymentProvider(config), {
+      all: true,
+      deadline: Date.now() + 30_000,
+    });
+    const closed = await invoke(closeOrderHandler, {
+      method: 'POST',
+      path: `/wechat/orders/${unpaid}/close`,
+      pathParameters: { outTradeNo: unpaid },
+      token,
+    });
+
+    // Assess
+    expect(summary.credited).toBeGreaterThanOrEqual(1);
+    expect(await getOrder(config.ordersTable, lost)).toMatchObject({
+      status: 'PAID',
+      transactionId: paid.transactionId,
+      paidVia: 'orderquery-v2',
+    });
+    expect((await storedUser(session.userId))?.role).toBe(1);
+    expect(closed.status).toBe(200);
+    expect(closed.data?.order.status).toBe('CLOSED');
+    expect(await exceptionsFor(lost)).toEqual([]);
   });
 
   it('refuses to continue an H5 order from the mini-program (409 ORDER_CHANNEL_MISMATCH)', async () => {
