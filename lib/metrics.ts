@@ -9,3 +9,9 @@ export function countPaymentException(reason: string): void {
   single.addDimension('reason', reason);
   single.addMetric('PaymentException', MetricUnit.Count, 1);
 }
+
+/** Counts the differences one daily bill run found (0 too, so a missing run shows as missing data) and flushes it. */
+export function countBillDifferences(count: number): void {
+  const single = metrics.singleMetric();
+  single.addMetric('BillDifferences', MetricUnit.Count, count);
+}

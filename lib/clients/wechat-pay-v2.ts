@@ -1,3 +1,4 @@
+import { gunzipSync } from 'node:zlib';
 import type {
   CloseResult,
   NotifyReply,
@@ -11,7 +12,6 @@ import type {
   TradeBillDownload,
 } from '#lib/clients/payment-provider';
 import type { V2Config } from '#lib/config';
-import { gunzipSync } from 'node:zlib';
 import { ConfigError, NotifyRejectedError } from '#lib/errors';
 import { logger } from '#lib/logger';
 import { compactDay } from '#lib/wechat-pay/bill';

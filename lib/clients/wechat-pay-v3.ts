@@ -357,7 +357,11 @@ export class WechatPayV3 implements PaymentProvider {
       return bytes;
     });
     if (billSha1(text) !== hashValue.toLowerCase()) {
-      throw payUpstream('微信支付账单校验失败', 'billdownload: SHA1 differs from hash_value', 'WECHAT_PAY_BILL_CORRUPT');
+      throw payUpstream(
+        '微信支付账单校验失败',
+        'billdownload: SHA1 differs from hash_value',
+        'WECHAT_PAY_BILL_CORRUPT',
+      );
     }
     return { kind: 'bill', text: text.toString('utf8') };
   }

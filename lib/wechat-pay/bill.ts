@@ -157,7 +157,13 @@ function chinaTimeToIso(text: string, lineNo: number): string {
   ];
   const ms = Date.UTC(year, month - 1, day, hour, minute, second);
   const check = new Date(ms);
-  if (check.getUTCDate() !== day || check.getUTCMonth() !== month - 1 || hour > 23 || minute > 59 || second > 59) {
+  if (
+    check.getUTCDate() !== day ||
+    check.getUTCMonth() !== month - 1 ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  ) {
     throw new BadLine(lineNo, `交易时间 "${text}" is not a real time`);
   }
   return new Date(ms - CST_OFFSET_MS).toISOString();
@@ -249,10 +255,15 @@ export function parseTradeBill(text: string): TradeBill {
     }
   }
 
-  const summary = parseSummary(header(lines[summaryAt] as string), lines[summaryAt + 1] as string, summaryAt + 2);
+  const summary = parseSummary(
+    header(lines[summaryAt] as string),
+    lines[summaryAt + 1] as string,
+    summaryAt + 2,
+  );
   const detailCount = summaryAt - 1;
   const problems: string[] = [];
-  if (summary.count !== detailCount) problems.push(`${SUMMARY_COUNT} ${summary.count} ≠ ${detailCount} lines`);
+  if (summary.count !== detailCount)
+    problems.push(`${SUMMARY_COUNT} ${summary.count} ≠ ${detailCount} lines`);
   if (summary.settlementTotal !== sums.settlement) problems.push('应结订单总金额 ≠ the sum of 应结订单金额');
   if (summary.refundTotal !== sums.refund) problems.push('退款总金额 ≠ the sum of 退款金额');
   if (summary.orderTotal !== undefined && summary.orderTotal !== sums.total) {
@@ -282,7 +293,8 @@ function parseSummary(names: string[], line: string, lineNo: number): BillSummar
     return amount;
   };
   const count = value(SUMMARY_COUNT) ?? '';
-  if (!/^(0|[1-9]\d{0,9})$/.test(count)) throw new BadLine(lineNo, `${SUMMARY_COUNT} "${count}" is not a count`);
+  if (!/^(0|[1-9]\d{0,9})$/.test(count))
+    throw new BadLine(lineNo, `${SUMMARY_COUNT} "${count}" is not a count`);
   return {
     count: Number(count),
     settlementTotal: fen('应结订单总金额') as number,
@@ -298,7 +310,8 @@ export const TRADE_BILL_HEADER =
   '应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,' +
   '手续费,费率,订单金额,申请退款金额,费率备注';
 
-const SUMMARY_HEADER = '总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额';
+const SUMMARY_HEADER =
+  '总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额';
 
 /** One line to write into a bill (what the sandbox processed). Amounts integer fen; `at` a Date. */
 export type BillLineInput =
