@@ -61,9 +61,9 @@ export interface BillRefund {
 export interface BillSummary {
   /** 总交易单数: every detail line. */
   count: number;
-  /** 应结订单总金额. */
+  /** 应结订单总金额 (总交易额 in the older layout). */
   settlementTotal: number;
-  /** 退款总金额. */
+  /** 退款总金额 (总退款金额 in the older layout). */
   refundTotal: number;
   /** 订单总金额 (2018+ layout only). */
   orderTotal?: number;
@@ -282,11 +282,14 @@ function parseSummary(names: string[], line: string, lineNo: number): BillSummar
     const i = names.indexOf(name);
     return i < 0 ? undefined : (fields[i] ?? '').trim();
   };
-  const fen = (name: string, optional = false): number | undefined => {
-    const text = value(name);
+  /** The first of `names` the summary header has (2018+ name first, then the older one). */
+  const fen = (name: string | string[], optional = false): number | undefined => {
+    const candidates = Array.isArray(name) ? name : [name];
+    const found = candidates.find((candidate) => value(candidate) !== undefined);
+    const text = found === undefined ? undefined : value(found);
     if (text === undefined) {
       if (optional) return undefined;
-      throw new BadLine(lineNo - 1, `missing summary column ${name}`);
+      throw new BadLine(lineNo - 1, `missing summary column ${candidates.join(' / ')}`);
     }
     const amount = yuanToFen(text);
     if (amount === null) throw new BadLine(lineNo, `${name} "${text}" is not an amount in yuan`);
@@ -297,8 +300,8 @@ function parseSummary(names: string[], line: string, lineNo: number): BillSummar
     throw new BadLine(lineNo, `${SUMMARY_COUNT} "${count}" is not a count`);
   return {
     count: Number(count),
-    settlementTotal: fen('应结订单总金额') as number,
-    refundTotal: fen('退款总金额') as number,
+    settlementTotal: fen(['应结订单总金额', '总交易额']) as number,
+    refundTotal: fen(['退款总金额', '总退款金额']) as number,
     orderTotal: fen('订单总金额', true),
     requestedRefundTotal: fen('申请退款总金额', true),
   };
