@@ -186,65 +186,89 @@ const schemas: Record<string, Schema> = {
     },
     ['outTradeNo', 'transactionId', 'reason', 'reportedFee', 'source', 'at'],
   ),
-  BillReport: object({
-    date: text('China-time day checked', { format: 'date' }),
-    status: {
-      enum: ['done', 'empty', 'not_ready'],
-      description:
-        'done: a bill compared; empty: no bill that day (NO_STATEMENT_EXIST); not_ready: WeChat still making it',
-    },
-    version: { enum: ['v2', 'v3'] },
-    checkedAt: text('ISO 8601 UTC', { format: 'date-time' }),
-    matched: { type: 'integer', minimum: 0, description: 'Bill lines that agree with the ledger' },
-    paidNotCredited: {
-      type: 'array',
-      items: object(
-        {
+  BillReport: object(
+    {
+      date: text('China-time day checked', { format: 'date' }),
+      status: {
+        enum: ['done', 'empty', 'not_ready'],
+        description:
+          'done: a bill compared; empty: no bill that day (NO_STATEMENT_EXIST); not_ready: WeChat still making it',
+      },
+      version: { enum: ['v2', 'v3'] },
+      checkedAt: text('ISO 8601 UTC', { format: 'date-time' }),
+      matched: { type: 'integer', minimum: 0, description: 'Bill lines that agree with the ledger' },
+      paidNotCredited: {
+        type: 'array',
+        items: object(
+          {
+            outTradeNo: text('out_trade_no'),
+            transactionId: text('transaction_id'),
+            billFee: FEN,
+            ourStatus: { enum: ['ABSENT', 'PENDING', 'PAID', 'CLOSED', 'REFUNDED'] },
+            outcome: { enum: ['credited', 'duplicate', 'exception', 'failed'] },
+          },
+          ['outTradeNo', 'transactionId', 'billFee', 'ourStatus'],
+        ),
+      },
+      creditedNotInBill: {
+        type: 'array',
+        items: object({
           outTradeNo: text('out_trade_no'),
           transactionId: text('transaction_id'),
+          ourFee: FEN,
+        }),
+      },
+      amountMismatch: {
+        type: 'array',
+        items: object({
+          kind: { enum: ['payment', 'refund'] },
+          outTradeNo: text('out_trade_no'),
+          id: text('transaction_id (payment) or out_refund_no (refund)'),
           billFee: FEN,
-          ourStatus: { enum: ['ABSENT', 'PENDING', 'PAID', 'CLOSED', 'REFUNDED'] },
-          outcome: { enum: ['credited', 'duplicate', 'exception', 'failed'] },
-        },
-        ['outTradeNo', 'transactionId', 'billFee', 'ourStatus'],
-      ),
-    },
-    creditedNotInBill: {
-      type: 'array',
-      items: object({ outTradeNo: text('out_trade_no'), transactionId: text('transaction_id'), ourFee: FEN }),
-    },
-    amountMismatch: {
-      type: 'array',
-      items: object({
-        kind: { enum: ['payment', 'refund'] },
-        outTradeNo: text('out_trade_no'),
-        id: text('transaction_id (payment) or out_refund_no (refund)'),
-        billFee: FEN,
-        ourFee: FEN,
+          ourFee: FEN,
+        }),
+      },
+      refundsNotRecorded: {
+        type: 'array',
+        items: object({
+          outTradeNo: text('out_trade_no'),
+          outRefundNo: text('out_refund_no'),
+          refundId: text('refund_id'),
+          billFee: FEN,
+          billStatus: text('退款状态 in the bill'),
+          ourStatus: { enum: ['ABSENT', 'PROCESSING', 'SUCCESS', 'CLOSED', 'ABNORMAL'] },
+        }),
+      },
+      refundsNotInBill: {
+        type: 'array',
+        items: object({ outTradeNo: text('out_trade_no'), outRefundNo: text('out_refund_no'), ourFee: FEN }),
+      },
+      differences: { type: 'integer', minimum: 0, description: 'All differences' },
+      truncated: {
+        type: 'boolean',
+        description: 'The stored lists were cut (every difference is also an exception)',
+      },
+      totals: object({
+        lines: { type: 'integer', minimum: 0 },
+        paymentFee: FEN,
+        refundFee: FEN,
       }),
     },
-    refundsNotRecorded: {
-      type: 'array',
-      items: object({
-        outTradeNo: text('out_trade_no'),
-        outRefundNo: text('out_refund_no'),
-        refundId: text('refund_id'),
-        billFee: FEN,
-        billStatus: text('退款状态 in the bill'),
-        ourStatus: { enum: ['ABSENT', 'PROCESSING', 'SUCCESS', 'CLOSED', 'ABNORMAL'] },
-      }),
-    },
-    refundsNotInBill: {
-      type: 'array',
-      items: object({ outTradeNo: text('out_trade_no'), outRefundNo: text('out_refund_no'), ourFee: FEN }),
-    },
-    differences: { type: 'integer', minimum: 0, description: 'All differences' },
-    totals: object({
-      lines: { type: 'integer', minimum: 0 },
-      paymentFee: FEN,
-      refundFee: FEN,
-    }),
-  }),
+    [
+      'date',
+      'status',
+      'version',
+      'checkedAt',
+      'matched',
+      'paidNotCredited',
+      'creditedNotInBill',
+      'amountMismatch',
+      'refundsNotRecorded',
+      'refundsNotInBill',
+      'differences',
+      'totals',
+    ],
+  ),
   SeedPayResult: {
     ...object({
       appId: text('The mini-program appid'),

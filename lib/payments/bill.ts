@@ -143,33 +143,18 @@ function noDifferences(day: string): BillDiff {
   };
 }
 
-/** The stored records of bill lines the day's ledger does not hold (by key, one read each). */
-async function lookUp(
+/** The stored records of bill lines the day's ledger does not hold (by key, in batches). */
+function lookUp(
   config: Config,
   bill: TradeBill,
   ledger: { orders: OrderRecord[]; refunds: LedgerRefund[] },
 ): Promise<{ orders: OrderRecord[]; refunds: LedgerRefund[] }> {
   const haveOrders = new Set(ledger.orders.map((order) => order.outTradeNo));
   const haveRefunds = new Set(ledger.refunds.map((refund) => refund.outRefundNo));
-  const orderNos = [...new Set(bill.payments.map((line) => line.outTradeNo))].filter(
-    (no) => !haveOrders.has(no),
-  );
-  const refundNos = [...new Set(bill.refunds.map((line) => line.outRefundNo))].filter(
-    (no) => !haveRefunds.has(no),
-  );
-  const found = {
-    orders: [] as OrderRecord[],
-    refunds: [] as LedgerRefund[],
-  };
-  for (const no of orderNos) {
-    const order = await orders.getOrder(config.ordersTable, no);
-    if (order) found.orders.push(order);
-  }
-  for (const no of refundNos) {
-    const refund = await ledgers.getRefund(config.ordersTable, no);
-    if (refund) found.refunds.push(refund);
-  }
-  return found;
+  return ledgers.getLedgerItems(config.ordersTable, {
+    outTradeNos: bill.payments.map((line) => line.outTradeNo).filter((no) => !haveOrders.has(no)),
+    outRefundNos: bill.refunds.map((line) => line.outRefundNo).filter((no) => !haveRefunds.has(no)),
+  });
 }
 
 /** Credits the PENDING ones (order query + settle) and records every other difference as a payment exception. */

@@ -73,14 +73,34 @@ export interface BillReport {
   differences: number;
   /** The bill's own totals (its summary line): lines, payments and refunds in fen. */
   totals: { lines: number; paymentFee: number; refundFee: number };
+  /** Set on a stored report whose lists were cut to STORED_PER_LIST entries each (`differences` counts all). */
+  truncated?: boolean;
 }
+
+/** Entries kept per difference list in a stored report (a DynamoDB item holds at most 400 KB). */
+export const STORED_PER_LIST = 200;
+const LISTS = [
+  'paidNotCredited',
+  'creditedNotInBill',
+  'amountMismatch',
+  'refundsNotRecorded',
+  'refundsNotInBill',
+] as const;
 
 const keyOf = (date: string) => `BILL#${date}`;
 
-/** Stores (or replaces) the report of `report.date`. */
+/**
+ * Stores (or replaces) the report of `report.date`, each difference list cut to STORED_PER_LIST entries (then
+ * `truncated`; every difference is also a payment exception).
+ */
 export async function saveBillReport(table: string, report: BillReport): Promise<void> {
+  const stored: BillReport = { ...report };
+  for (const list of LISTS) {
+    if (report[list].length <= STORED_PER_LIST) continue;
+    Object.assign(stored, { [list]: report[list].slice(0, STORED_PER_LIST), truncated: true });
+  }
   await dynamo().send(
-    new PutCommand({ TableName: table, Item: { ...report, outTradeNo: keyOf(report.date), kind: 'bill' } }),
+    new PutCommand({ TableName: table, Item: { ...stored, outTradeNo: keyOf(report.date), kind: 'bill' } }),
   );
 }
 
