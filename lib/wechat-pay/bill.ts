@@ -200,14 +200,17 @@ export function parseTradeBill(text: string): TradeBill {
     throw new BillFormatError(1, 'missing an amount column (订单金额/总金额, 应结订单金额, 退款金额)');
   }
 
+  // Lines need the columns read, no more (a header may carry trailing columns the lines leave out).
+  const needed =
+    Math.max(...Object.values(index), totalColumn, settlementColumn, refundColumn, requestedColumn) + 1;
   const payments: BillPayment[] = [];
   const refunds: BillRefund[] = [];
   const sums = { settlement: 0, refund: 0, total: 0, requested: 0 };
   for (let i = 1; i < summaryAt; i++) {
     const lineNo = i + 1;
     const fields = fieldsOf(lines[i] as string, lineNo);
-    if (fields.length < names.length) {
-      throw new BadLine(lineNo, `${fields.length} fields, the header names ${names.length}`);
+    if (fields.length < needed) {
+      throw new BadLine(lineNo, `${fields.length} fields, the columns read need ${needed}`);
     }
     const text = (column: number) => (fields[column] ?? '').trim();
     const fen = (column: number): number => {
@@ -241,11 +244,14 @@ export function parseTradeBill(text: string): TradeBill {
     if (tradeState === 'SUCCESS') {
       payments.push({ kind: 'payment', ...common, totalFee: total, settlementFee: settlement });
     } else if (tradeState === 'REFUND' || tradeState === 'REVOKED') {
+      // A revoked (付款码 撤销) payment may carry no refund numbers; a refund must.
+      const refundNumber = (key: 'refundId' | 'outRefundNo') =>
+        tradeState === 'REFUND' ? required(key) : text(index[key]).replace(/^0$/, '');
       refunds.push({
         kind: 'refund',
         ...common,
-        refundId: required('refundId'),
-        outRefundNo: required('outRefundNo'),
+        refundId: refundNumber('refundId'),
+        outRefundNo: refundNumber('outRefundNo'),
         refundFee: requested,
         refundStatus: text(index.refundStatus),
         tradeState,

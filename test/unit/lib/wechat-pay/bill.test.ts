@@ -156,6 +156,24 @@ describe('parseTradeBill', () => {
     expect(bill.summary).toEqual({ count: 1, settlementTotal: 1, refundTotal: 0 });
   });
 
+  it('reads a REVOKED payment without refund numbers, and a header with a column the lines leave out', () => {
+    // Prepare
+    const text = [
+      `${TRADE_BILL_HEADER},新增字段`,
+      '`2026-11-28 10:00:00,`wx2421b1c4370ec43b,`10000100,`0,`,`4200000612202611280000000004,`ORDER0000000004,`oUser,`MICROPAY,`REVOKED,`OTHERS,`CNY,`0.00,`0.00,`0,`0,`1.00,`0.00,`,`,`付款码,`,`0.00000,`0.60%,`0.00,`1.00,`',
+      '总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额',
+      '`1,`0.00,`1.00,`0.00,`0.00000,`0.00,`1.00',
+    ].join('\r\n');
+
+    // Act
+    const bill = parseTradeBill(text);
+
+    // Assess
+    expect(bill.refunds).toMatchObject([
+      { tradeState: 'REVOKED', outTradeNo: 'ORDER0000000004', refundId: '', outRefundNo: '', refundFee: 100 },
+    ]);
+  });
+
   it('refuses a malformed amount, naming the line and the column', () => {
     // Prepare
     const text = ALL_BILL.replace('`18.00,`0.00,`0,`0', '`18.001,`0.00,`0,`0');
