@@ -68,6 +68,12 @@ const SETTINGS = {
     default: 'rate(5 minutes)',
     check: matches(/^(rate\(\d+ (minute|minutes|hour|hours)\)|cron\(.+\))$/, 'an EventBridge rate(…) or cron(…)'),
   },
+  // The daily bill: 10:30 China time (WeChat makes yesterday's bill from 09:00), then hourly until 14:30 while
+  // WeChat still answers STATEMENT_CREATING (a day with a final report is not fetched again).
+  BILL_SCHEDULE: {
+    default: 'cron(30 2-6 * * ? *)',
+    check: matches(/^(rate\(\d+ (minute|minutes|hour|hours)\)|cron\(.+\))$/, 'an EventBridge rate(…) or cron(…)'),
+  },
   REGION: { default: 'ap-southeast-1', check: matches(/^[a-z]{2}(-[a-z]+)+-\d$/, 'an AWS region') },
   DOMAIN_NAME: {
     required: (s) => Boolean(s.DOMAIN_CERTIFICATE_ARN) || s.NOTIFY_ON_DOMAIN === 'true',

@@ -72,6 +72,9 @@ const bearer = [{ session: [] }];
 const operator = [{ operator: [] }];
 const WECHAT = [502, 503, 500];
 
+/** An amount in integer fen. */
+const FEN: Schema = { type: 'integer', minimum: 0, description: 'Integer fen' };
+
 const schemas: Record<string, Schema> = {
   Failure: object(
     {
@@ -171,14 +174,104 @@ const schemas: Record<string, Schema> = {
           'paid_by_other',
           'not_pending',
           'owner_missing',
+          'bill_not_credited',
+          'bill_missing_payment',
+          'bill_amount_mismatch',
+          'bill_refund_not_recorded',
+          'bill_refund_missing',
         ],
       },
       orderFee: { type: 'integer', description: 'Our order’s total_fee, integer fen' },
       reportedFee: { type: 'integer', description: 'What WeChat reported, integer fen' },
-      source: { enum: ['notify-v2', 'notify-v3', 'orderquery-v2', 'orderquery-v3'] },
+      source: { enum: ['notify-v2', 'notify-v3', 'orderquery-v2', 'orderquery-v3', 'bill-v2', 'bill-v3'] },
       at: text('ISO 8601 UTC', { format: 'date-time' }),
+      billDate: text('A daily bill difference: the bill’s China-time day', { format: 'date' }),
+      outRefundNo: text('A refund difference: its out_refund_no'),
     },
     ['outTradeNo', 'transactionId', 'reason', 'reportedFee', 'source', 'at'],
+  ),
+  BillReport: object(
+    {
+      date: text('China-time day checked', { format: 'date' }),
+      status: {
+        enum: ['done', 'empty', 'not_ready'],
+        description:
+          'done: a bill compared; empty: no bill that day (NO_STATEMENT_EXIST); not_ready: WeChat still making it',
+      },
+      version: { enum: ['v2', 'v3'] },
+      checkedAt: text('ISO 8601 UTC', { format: 'date-time' }),
+      matched: { type: 'integer', minimum: 0, description: 'Bill lines that agree with the ledger' },
+      paidNotCredited: {
+        type: 'array',
+        items: object(
+          {
+            outTradeNo: text('out_trade_no'),
+            transactionId: text('transaction_id'),
+            billFee: FEN,
+            ourStatus: { enum: ['ABSENT', 'PENDING', 'PAID', 'CLOSED', 'REFUNDED'] },
+            outcome: { enum: ['credited', 'duplicate', 'exception', 'failed'] },
+          },
+          ['outTradeNo', 'transactionId', 'billFee', 'ourStatus'],
+        ),
+      },
+      creditedNotInBill: {
+        type: 'array',
+        items: object({
+          outTradeNo: text('out_trade_no'),
+          transactionId: text('transaction_id'),
+          ourFee: FEN,
+        }),
+      },
+      amountMismatch: {
+        type: 'array',
+        items: object({
+          kind: { enum: ['payment', 'refund'] },
+          outTradeNo: text('out_trade_no'),
+          id: text('transaction_id (payment) or out_refund_no (refund)'),
+          billFee: FEN,
+          ourFee: FEN,
+        }),
+      },
+      refundsNotRecorded: {
+        type: 'array',
+        items: object({
+          outTradeNo: text('out_trade_no'),
+          outRefundNo: text('out_refund_no'),
+          refundId: text('refund_id'),
+          billFee: FEN,
+          billStatus: text('退款状态 in the bill'),
+          ourStatus: { enum: ['ABSENT', 'PROCESSING', 'SUCCESS', 'CLOSED', 'ABNORMAL'] },
+        }),
+      },
+      refundsNotInBill: {
+        type: 'array',
+        items: object({ outTradeNo: text('out_trade_no'), outRefundNo: text('out_refund_no'), ourFee: FEN }),
+      },
+      differences: { type: 'integer', minimum: 0, description: 'All differences' },
+      truncated: {
+        type: 'boolean',
+        description: 'The stored lists were cut (every difference is also an exception)',
+      },
+      totals: object({
+        lines: { type: 'integer', minimum: 0 },
+        paymentFee: FEN,
+        refundFee: FEN,
+      }),
+    },
+    [
+      'date',
+      'status',
+      'version',
+      'checkedAt',
+      'matched',
+      'paidNotCredited',
+      'creditedNotInBill',
+      'amountMismatch',
+      'refundsNotRecorded',
+      'refundsNotInBill',
+      'differences',
+      'totals',
+    ],
   ),
   SeedPayResult: {
     ...object({
@@ -437,6 +530,27 @@ const paths: Record<string, Record<string, Schema>> = {
       responses: {
         '200': success('What the pass did', ref('ReconcileSummary')),
         ...failures(400, 500),
+      },
+    },
+  },
+  '/admin/bill': {
+    get: {
+      operationId: 'adminBill',
+      tags: ['admin'],
+      summary: 'Check a day’s WeChat trade bill against the ledger now; the stored report (IAM on AWS)',
+      security: operator,
+      parameters: [
+        {
+          name: 'date',
+          in: 'query',
+          required: true,
+          description: 'China-time day YYYY-MM-DD, not in the future (INVALID_DATE, FUTURE_DATE)',
+          schema: { type: 'string', format: 'date' },
+        },
+      ],
+      responses: {
+        '200': success('The day’s report', object({ report: ref('BillReport') })),
+        ...failures(400, ...WECHAT),
       },
     },
   },

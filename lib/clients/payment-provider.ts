@@ -74,6 +74,13 @@ export interface NotifyReply {
   body: string;
 }
 
+/**
+ * A day's trade bill (bill_type ALL) as WeChat answered: the uncompressed text, `empty` (NO_STATEMENT_EXIST / No
+ * Bill Exist: no trade that day), or `not_ready` (STATEMENT_CREATING / Bill Creating: ask again later; WeChat
+ * makes bills from 09:00 China time the next day).
+ */
+export type TradeBillDownload = { kind: 'bill'; text: string } | { kind: 'empty' } | { kind: 'not_ready' };
+
 export interface PaymentProvider {
   readonly version: PayVersion;
   /**
@@ -97,6 +104,12 @@ export interface PaymentProvider {
    * ServiceUnavailableError when WeChat fails or the close is not confirmed.
    */
   closeOrder(outTradeNo: string, appId?: string): Promise<CloseResult>;
+  /**
+   * Downloads the trade bill (ALL) of one China-time day `YYYY-MM-DD` (v2 `/pay/downloadbill`, gzip; v3
+   * `/v3/bill/tradebill` then its download_url, the SHA-1 checked). Throws UpstreamError on a refusal or a
+   * corrupt bill, ServiceUnavailableError when WeChat does not answer in time.
+   */
+  downloadTradeBill(day: string): Promise<TradeBillDownload>;
   /** Whether a notify body is in this version's format (v2 XML, v3 JSON). */
   accepts(request: NotifyRequest): boolean;
   /**

@@ -1,3 +1,4 @@
+import { gunzipSync } from 'node:zlib';
 import type {
   CloseResult,
   NotifyReply,
@@ -8,10 +9,12 @@ import type {
   PaymentReport,
   PayParams,
   PrepayRequest,
+  TradeBillDownload,
 } from '#lib/clients/payment-provider';
 import type { V2Config } from '#lib/config';
 import { ConfigError, NotifyRejectedError } from '#lib/errors';
 import { logger } from '#lib/logger';
+import { compactDay } from '#lib/wechat-pay/bill';
 import {
   buildPayParamsV2,
   formatTimeExpire,
@@ -25,7 +28,14 @@ import {
   verifyV2Sign,
 } from '#lib/wechat-pay/v2-protocol';
 import { RetryableError } from './retry';
-import { orderStateConflict, payExchange, payUpstream, withPayRetry } from './wechat-pay-shared';
+import {
+  isGzip,
+  orderStateConflict,
+  payDownload,
+  payExchange,
+  payUpstream,
+  withPayRetry,
+} from './wechat-pay-shared';
 
 type V2ClientConfig = Pick<
   V2Config,
@@ -182,6 +192,64 @@ export class WechatPayV2 implements PaymentProvider {
       if ('report' in query) return { tradeState: 'SUCCESS', report: query.report };
     }
     throw payUpstream('微信支付关单失败', `closeorder ${code}`);
+  }
+
+  /**
+   * `POST /pay/downloadbill` (下载交易账单, bill_type ALL, tar_type GZIP) for `day` (China time YYYY-MM-DD). The
+   * bill comes back as gzip (or plain text) and carries no sign; a refusal is unsigned XML with return_code FAIL:
+   * "No Bill Exist" (error_code 20002) → empty, "Bill Creating" → not_ready, anything else → UpstreamError.
+   */
+  async downloadTradeBill(day: string): Promise<TradeBillDownload> {
+    const { config } = this;
+    const params: Record<string, string> = {
+      appid: config.appId,
+      mch_id: config.mchId,
+      nonce_str: nonceStr(),
+      sign_type: config.v2SignType,
+      bill_date: compactDay(day),
+      bill_type: 'ALL',
+      tar_type: 'GZIP',
+    };
+    params.sign = signV2(params, config.mchKey, config.v2SignType);
+    const body = toV2Xml(params);
+    const path = '/pay/downloadbill';
+    return withPayRetry('v2', path, async () => {
+      const answer = await payDownload(`${config.payApiBase}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/xml; charset=utf-8' },
+        body,
+      });
+      let bytes = answer.bytes;
+      if (isGzip(bytes)) {
+        try {
+          bytes = gunzipSync(bytes);
+        } catch {
+          throw payUpstream('微信支付账单损坏', `${path}: gzip does not inflate`);
+        }
+        return { kind: 'bill', text: bytes.toString('utf8') };
+      }
+      const text = bytes.toString('utf8');
+      if (!text.trimStart().startsWith('<')) {
+        if (answer.status !== 200) throw payUpstream('微信支付响应异常', `${path}: http ${answer.status}`);
+        return { kind: 'bill', text };
+      }
+      let result: Record<string, string>;
+      try {
+        result = parseV2Xml(text);
+      } catch {
+        throw payUpstream('微信支付响应异常', `${path}: unparsable response (http ${answer.status})`);
+      }
+      const message = (result.return_msg ?? '').toLowerCase();
+      if (message.includes('no bill exist')) return { kind: 'empty' };
+      if (message.includes('bill creating')) return { kind: 'not_ready' };
+      if (message.includes('systemerror') || result.err_code === 'SYSTEMERROR') {
+        throw new RetryableError('SYSTEMERROR');
+      }
+      throw payUpstream(
+        '微信支付账单下载失败',
+        `${path}: ${result.return_msg ?? ''} ${result.error_code ?? result.err_code ?? ''}`.trim(),
+      );
+    });
   }
 
   accepts(request: NotifyRequest): boolean {

@@ -10,6 +10,7 @@ import {
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { dynamo } from '#lib/clients/dynamodb';
 import type { PaymentReport } from '#lib/clients/payment-provider';
+import { chinaDay } from '#lib/wechat-pay/bill';
 import type { PayVersion } from '#lib/wechat-pay/fields';
 import type { UserRecord } from './user-repository';
 
@@ -48,6 +49,8 @@ export interface OrderRecord {
   closedAt?: string;
   /** When a view last queried WeChat for this order (ISO UTC): the query cooldown. */
   lastQueryAt?: string;
+  /** The China-time day (YYYY-MM-DD) of paidAt, set by the paid transition: the byLedgerDay index (daily bill). */
+  ledgerDay?: string;
   /**
    * The owner as stored when the order was opened: settle's first attempt computes the membership from it
    * instead of reading the user (its transaction is conditioned on this `version`, so any change since is
@@ -209,7 +212,8 @@ export type PaidTransitionResult =
 
 /**
  * The exactly-once paid transition in ONE transaction: the order PENDING → PAID (conditioned on status
- * and amount) and the owner's membership set (conditioned on the user's version, optimistic locking).
+ * and amount), its ledgerDay (China day of paidAt, for the daily bill) set, and the owner's membership set
+ * (conditioned on the user's version, optimistic locking).
  */
 export async function markOrderPaidAndExtendMembership(input: {
   ordersTable: string;
@@ -230,7 +234,8 @@ export async function markOrderPaidAndExtendMembership(input: {
               TableName: input.ordersTable,
               Key: { outTradeNo: order.outTradeNo },
               UpdateExpression:
-                'SET #s = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, bankType = :bank, cashFee = :cash ' +
+                'SET #s = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, bankType = :bank, cashFee = :cash, ' +
+                'ledgerDay = :day ' +
                 'REMOVE reconcileShard, reconcileAt',
               ConditionExpression: '#s = :pending AND totalFee = :fee',
               ExpressionAttributeNames: { '#s': 'status' },
@@ -240,6 +245,7 @@ export async function markOrderPaidAndExtendMembership(input: {
                 ':fee': order.totalFee,
                 ':tx': paid.transactionId,
                 ':paidAt': paid.paidAt,
+                ':day': chinaDay(paid.paidAt),
                 ':via': paid.paidVia,
                 ':bank': paid.bankType ?? '',
                 ':cash': paid.cashFee ?? order.totalFee,

@@ -1,4 +1,5 @@
 import { envValue } from '#lib/env';
+import { registerBills } from './bill';
 import { registerFaultControl, registerLoginControl, registerPayControl } from './control';
 import { LoginCodes, registerLogin } from './login';
 import { OAuthState, registerOAuth } from './oauth';
@@ -22,13 +23,16 @@ export function createConfiguredSandbox(): Sandbox {
     appId: envValue('WECHAT_MP_APPID'),
     secret: envValue('WECHAT_MP_SECRET'),
   });
-  registerPayV2(sandbox, store, {
+  const v2Settings = {
     appId: envValue('WECHAT_APPID'),
     mpAppId: envValue('WECHAT_MP_APPID'),
     mchId: envValue('WECHAT_MCH_ID'),
     mchKey: envValue('WECHAT_MCH_KEY'),
-  });
-  registerPayV3(sandbox, store, payV3SettingsFromEnv());
+  };
+  const v3Settings = payV3SettingsFromEnv();
+  registerPayV2(sandbox, store, v2Settings);
+  registerPayV3(sandbox, store, v3Settings);
+  registerBills(sandbox, store, v2Settings, v3Settings);
   registerFaultControl(sandbox);
   registerLoginControl(sandbox, codes);
   registerPayControl(sandbox, store);

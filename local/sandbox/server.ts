@@ -18,7 +18,8 @@ export interface SandboxRequest {
 export interface SandboxReply {
   status: number;
   headers?: Record<string, string>;
-  body: string;
+  /** Text, or bytes (a gzip bill). */
+  body: string | Uint8Array;
 }
 
 export type RouteHandler = (request: SandboxRequest) => Promise<SandboxReply> | SandboxReply;

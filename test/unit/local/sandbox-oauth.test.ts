@@ -23,7 +23,10 @@ function request(method: string, path: string, body?: unknown): SandboxRequest {
 async function call(box: Sandbox, method: string, path: string, body?: unknown) {
   const reply = await box.handle(request(method, path, body));
   if (!reply) throw new Error('no reply');
-  return reply;
+  return {
+    ...reply,
+    body: typeof reply.body === 'string' ? reply.body : Buffer.from(reply.body).toString('utf8'),
+  };
 }
 
 const authorizePath = (scope = 'snsapi_userinfo', appid = SETTINGS.appId) =>
