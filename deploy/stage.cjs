@@ -43,6 +43,14 @@ const SETTINGS = {
   WECHAT_PAY_PUBLIC_KEY_ID: { default: '', check: matches(/^PUB_KEY_ID_\d+$/, 'PUB_KEY_ID_<digits>') },
   WECHAT_API_BASE: { default: 'https://api.weixin.qq.com', check: matches(/^https:\/\//, 'an https URL') },
   WECHAT_PAY_API_BASE: { default: 'https://api.mch.weixin.qq.com', check: matches(/^https:\/\//, 'an https URL') },
+  WECHAT_MP_APPID: {
+    default: '',
+    check: matches(/^wx[0-9a-zA-Z]{16}$/, 'the official account AppID, wx + 16 characters (leave it out for no H5)'),
+  },
+  H5_ORIGINS: {
+    default: '',
+    check: matches(/^https:\/\/[^/,\s]+(,\s*https:\/\/[^/,\s]+)*$/, 'comma-separated https origins such as https://h5.example.com'),
+  },
   JWT_TTL_SECONDS: {
     default: '604800',
     check: (v) => (/^\d+$/.test(v) && +v >= 60 && +v <= 7776000) || 'must be seconds between 60 and 7776000',

@@ -59,6 +59,13 @@ export class NotFoundError extends AppError {
   }
 }
 
+/** A feature whose settings are absent on this stage (e.g. H5 without WECHAT_MP_APPID): 404 FEATURE_DISABLED. */
+export class FeatureDisabledError extends AppError {
+  constructor(message = '该功能未开启', detail?: string) {
+    super(404, 'FEATURE_DISABLED', message, detail);
+  }
+}
+
 export class ConflictError extends AppError {
   constructor(message: string, code = 'CONFLICT', detail?: string) {
     super(409, code, message, detail);
