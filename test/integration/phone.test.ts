@@ -85,10 +85,7 @@ describe('POST /wechat/phone', () => {
     const me = await invoke(meHandler, { path: '/wechat/me', token });
     expect(me.data?.user).toMatchObject({ phoneNumber, countryCode: '86' });
     const exported = await invoke(exportMeHandler, { path: '/wechat/me/export', token });
-    expect((exported.data?.export as { profile: unknown }).profile).toMatchObject({
-      phoneNumber,
-      countryCode: '86',
-    });
+    expect(exported.data?.export?.profile).toMatchObject({ phoneNumber, countryCode: '86' });
     expect(await storedUser(user.id)).toMatchObject({ phoneNumber, countryCode: '86' });
     const admin = await invoke(adminGetUserHandler, {
       path: `/admin/users/${user.id}`,
