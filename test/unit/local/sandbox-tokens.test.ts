@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   fetchJsapiTicket,
   fetchPhoneNumber,
@@ -215,5 +215,47 @@ describe('getuserphonenumber', () => {
       status: 429,
       code: 'WECHAT_RATE_LIMITED',
     });
+  });
+});
+
+describe('token lifetimes (TokenStore, the clock moved)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('rolls the stable token in its last 5 minutes (the old one still works), then the old one expires (42001)', () => {
+    // Arrange
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const store = new TokenStore({ [APP.appId]: APP.secret });
+    const first = store.stableToken(APP.appId, false);
+
+    // Act
+    vi.setSystemTime(Date.now() + (7200 - 299) * 1000);
+    const rolled = store.stableToken(APP.appId, false);
+    const oldDuringOverlap = store.check(first.token);
+    vi.setSystemTime(Date.now() + 300 * 1000);
+    const oldAfter = store.check(first.token);
+
+    // Assess
+    expect(first.expiresIn).toBe(7200);
+    expect(rolled.token).not.toBe(first.token);
+    expect(rolled.expiresIn).toBe(7200);
+    expect(oldDuringOverlap).toEqual({ appId: APP.appId });
+    expect(oldAfter).toMatchObject({ errcode: 42001 });
+    expect(store.check(rolled.token)).toEqual({ appId: APP.appId });
+  });
+
+  it('answers the remaining lifetime in normal mode before the roll', () => {
+    // Arrange
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const store = new TokenStore({ [APP.appId]: APP.secret });
+    const first = store.stableToken(APP.appId, false);
+
+    // Act
+    vi.setSystemTime(Date.now() + 6855 * 1000);
+    const again = store.stableToken(APP.appId, false);
+
+    // Assess
+    expect(again).toEqual({ token: first.token, expiresIn: 345 });
   });
 });
