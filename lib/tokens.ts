@@ -28,8 +28,9 @@ export const REFRESH_AHEAD_MS = 5 * 60_000;
 export const EXPIRY_MARGIN_MS = 30_000;
 /** How long a refresh lease lasts: a stable_token call with its one retry ends well within it. */
 export const LEASE_MS = 10_000;
-/** How often a waiting caller reads the store again. */
+/** A waiting caller reads the store again after this long at first, then backs off (with jitter) up to POLL_MAX_MS. */
 export const POLL_MS = 100;
+export const POLL_MAX_MS = 400;
 /** The longest a caller waits for another's refresh (less when the invocation's deadline is nearer). */
 export const MAX_WAIT_MS = 8_000;
 
@@ -108,30 +109,32 @@ export class TokenBroker {
 
   private async fromStore(source: CredentialSource, bad: string | undefined): Promise<string> {
     const waitUntil = this.now() + Math.min(MAX_WAIT_MS, timeLeft() - WECHAT_RESERVE_MS);
-    for (;;) {
+    for (let round = 0; ; round++) {
       const stored = await store.readCredential(this.table, source.kind, source.appId);
+      // A live lease seen in the read is not contended for: someone is refreshing.
+      const leased = (stored?.leaseUntil ?? 0) >= this.now();
       if (this.usable(stored, bad)) {
         if (this.now() < stored.refreshAt) {
           this.held.set(this.name(source), stored);
           return stored.value;
         }
         // Due for its ahead-of-expiry refresh but still valid: one caller refreshes, everyone else uses it.
-        const refreshed = await this.refreshUnderLease(source, stored.rev);
-        if (refreshed === undefined) return stored.value;
-        return refreshed.value ?? stored.value;
+        const refreshed = leased ? undefined : await this.refreshUnderLease(source, stored.rev);
+        return refreshed?.value ?? stored.value;
       }
       // Nothing usable (cold store, expired, or the value WeChat just refused): refresh, or wait for whoever does.
-      const refreshed = await this.refreshUnderLease(source, stored?.rev);
+      const refreshed = leased ? undefined : await this.refreshUnderLease(source, stored?.rev);
       if (refreshed?.value !== undefined) return refreshed.value;
       if (refreshed?.error) throw refreshed.error;
-      if (this.now() + POLL_MS > waitUntil) {
+      const pause = Math.min(POLL_MAX_MS, POLL_MS * 1.5 ** round) * (0.5 + Math.random() / 2);
+      if (this.now() + pause > waitUntil) {
         throw new ServiceUnavailableError(
           undefined,
           'WECHAT_UNAVAILABLE',
           `${source.kind}: refresh still running`,
         );
       }
-      await sleep(POLL_MS);
+      await sleep(pause);
     }
   }
 

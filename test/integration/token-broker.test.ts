@@ -70,6 +70,28 @@ beforeAll(async () => {
   config = await loadConfig();
   app = { appId: config.appId, secret: config.wechatSecret, apiBase: config.apiBase };
   mp = { appId: config.mpAppId, secret: config.mpSecret, apiBase: config.apiBase };
+  // Warm DynamoDB Local's JVM with bursts like the tests' own: a cold one on a loaded machine can stall a
+  // first burst past the client's 2 s attempt timeout, which says nothing about the broker.
+  for (let burst = 0; burst < 3; burst++) {
+    await Promise.allSettled(
+      Array.from({ length: 50 }, (_, i) =>
+        dynamo().send(
+          new UpdateCommand({
+            TableName: config.usersTable,
+            Key: { id: `warmup#${i}` },
+            UpdateExpression: 'SET n = :n',
+            ConditionExpression: 'attribute_not_exists(leaseUntil)',
+            ExpressionAttributeValues: { ':n': burst },
+          }),
+        ),
+      ),
+    );
+  }
+  await Promise.allSettled(
+    Array.from({ length: 50 }, (_, i) =>
+      dynamo().send(new DeleteCommand({ TableName: config.usersTable, Key: { id: `warmup#${i}` } })),
+    ),
+  );
 });
 
 beforeEach(clearStore);
@@ -88,7 +110,10 @@ describe('cold start', () => {
     const stored = await storedUser(key('access_token', app.appId));
     expect(stored).toMatchObject({ value: tokens[0], rev: 1 });
     expect(stored?.leaseOwner).toBeUndefined();
-    expect(Number(stored?.expiresAt) - Date.now()).toBeGreaterThan(7000_000);
+    // The sandbox answers a token issued earlier in this run with its remaining lifetime, as WeChat does.
+    const lifetime = Number(stored?.expiresAt) - Date.now();
+    expect(lifetime).toBeGreaterThan(3600_000);
+    expect(lifetime).toBeLessThanOrEqual(7200_000);
     expect(Number(stored?.refreshAt)).toBe(Number(stored?.expiresAt) - 5 * 60_000);
     await forbidStoredValues();
   });
