@@ -15,11 +15,11 @@ import * as store from './repositories/token-repository';
 /**
  * The token broker: one access_token per AppID (and one jsapi_ticket per official account) shared by every
  * Lambda through the users table, so that no two containers refresh and invalidate each other (the 40001
- * storm). A container keeps what it read until the refresh time; the store is refreshed ahead of expiry by one
- * caller at a time (a conditional-write lease with an end, so a crashed holder blocks nobody for long) while
- * the others keep using the still-valid value, or, when there is none (cold store, expired), wait briefly
- * (bounded by the invocation's deadline) and read again. Tokens come from getStableAccessToken in normal mode
- * only; force_refresh is never used. Values are never logged.
+ * storm). A container keeps what it read until the refresh time (concurrent callers in it share one read); the
+ * store is refreshed ahead of expiry by one caller at a time (a conditional-write lease with an end, so a crashed
+ * holder blocks nobody for long) while the others keep using the still-valid value, or, when there is none (cold
+ * store, expired), wait briefly (bounded by the invocation's deadline) and read again. Tokens come from
+ * getStableAccessToken in normal mode only; force_refresh is never used. Values are never logged.
  */
 
 /** Refresh this long before WeChat's expiry (stable_token rolls the token in its last 5 minutes). */
@@ -60,6 +60,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export class TokenBroker {
   /** What this container last read or stored, per credential. */
   private readonly held = new Map<string, Held>();
+  /** A read of the store already under way in this container, per credential (concurrent callers share it). */
+  private readonly reading = new Map<string, Promise<string>>();
 
   constructor(
     private readonly table: string,
@@ -72,9 +74,15 @@ export class TokenBroker {
    * be had before the deadline, and what `source.fetch` throws for the caller that refreshes.
    */
   async get(source: CredentialSource): Promise<string> {
-    const mine = this.held.get(this.name(source));
+    const name = this.name(source);
+    const mine = this.held.get(name);
     if (mine && this.now() < mine.refreshAt) return mine.value;
-    return this.fromStore(source, undefined);
+    let reading = this.reading.get(name);
+    if (!reading) {
+      reading = this.fromStore(source, undefined).finally(() => this.reading.delete(name));
+      this.reading.set(name, reading);
+    }
+    return reading;
   }
 
   /**

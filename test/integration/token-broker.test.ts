@@ -15,7 +15,7 @@ import {
   withAccessToken,
 } from '#lib/tokens';
 import { forbidInLogs } from '#test/helpers/log-sink';
-import { sandboxCallCount, sandboxUrl, storedUser } from './helpers';
+import { countDynamoCalls, sandboxCallCount, sandboxUrl, storedUser } from './helpers';
 
 /**
  * The token broker against DynamoDB Local and the sandbox, under true concurrency: each TokenBroker is one
@@ -115,6 +115,22 @@ describe('cold start', () => {
     expect(lifetime).toBeGreaterThan(3600_000);
     expect(lifetime).toBeLessThanOrEqual(7200_000);
     expect(Number(stored?.refreshAt)).toBe(Number(stored?.expiresAt) - 5 * 60_000);
+    await forbidStoredValues();
+  });
+
+  it('concurrent callers in one container share one read of the store', async () => {
+    // Arrange
+    await new TokenBroker(config.usersTable).get(accessTokenSource(app));
+    const broker = new TokenBroker(config.usersTable);
+    const counter = countDynamoCalls();
+
+    // Act
+    const tokens = await Promise.all(Array.from({ length: 20 }, () => broker.get(accessTokenSource(app))));
+
+    // Assess
+    counter.stop();
+    expect(new Set(tokens).size).toBe(1);
+    expect(counter.calls()).toEqual(['GetItem']);
     await forbidStoredValues();
   });
 
