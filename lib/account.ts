@@ -15,11 +15,11 @@ export type DeletedBy = 'user' | 'operator';
 
 /**
  * Cancels an account (PIPL art. 47): closes its PENDING orders at WeChat first, then deletes the user and
- * its openid link in one transaction (profile, phone number, unionid and every session go with them), then pseudonymises
- * its orders (openid and payer IP removed; user id and money kept for the books). Idempotent: an absent user
- * only has its orders pseudonymised again. Throws ConflictError ORDER_JUST_PAID when WeChat reports an order
- * paid while closing it (settled as usual) or a payment is credited meanwhile (nothing deleted then), and
- * UpstreamError / ServiceUnavailableError when WeChat fails.
+ * its openid link in one transaction (profile, phone number, unionid and every session go with them), then
+ * pseudonymises its orders (openid and payer IP removed; user id and money kept for the books). Idempotent: an
+ * absent user only has its orders pseudonymised again. Throws ConflictError ORDER_JUST_PAID when WeChat reports
+ * an order paid while closing it (settled as usual) or a payment is credited meanwhile (nothing deleted then),
+ * and UpstreamError / ServiceUnavailableError when WeChat fails.
  */
 export async function deleteAccount(
   config: Config,
@@ -93,9 +93,9 @@ interface MembershipPeriod {
 }
 
 /**
- * `GET /wechat/me/export` (PIPL art. 45): everything held about the caller, as held: the profile, the WeChat
- * identities, the bound phone number (in `profile`), timestamps, every order, and the membership history (paid orders, oldest first). Throws
- * UnauthorizedError for a session that is not live.
+ * `GET /wechat/me/export` (PIPL art. 45): everything held about the caller, as held: the profile (with the bound
+ * phone number), the WeChat identities, timestamps, every order, and the membership history (paid orders, oldest
+ * first). Throws UnauthorizedError for a session that is not live.
  */
 export async function exportData(config: Config, session: Session) {
   const [user, owned] = await Promise.all([
