@@ -19,6 +19,10 @@ export interface PublicUser {
   company: string;
   introduce: string;
   membershipExpiredAt: string | null;
+  /** The bound phone number (POST /wechat/phone), only in the owner's own views; absent when none is bound. */
+  phoneNumber?: string;
+  /** Its country code, with phoneNumber. */
+  countryCode?: string;
 }
 
 /** A new user id: random and opaque (128 bits), never derived from the openid, so a returning ex-user is new. */
@@ -56,7 +60,7 @@ export function newUserFor(identity: Identity, now: string): UserRecord {
   };
 }
 
-/** The public shape of a stored user; a lapsed membership reads as role 0. */
+/** The user's own view of a stored user (the phone number included); a lapsed membership reads as role 0. */
 export function toPublicUser(user: UserRecord, now = new Date()): PublicUser {
   const member = user.role === 1 && !!user.membershipExpiredAt && new Date(user.membershipExpiredAt) > now;
   return {
@@ -68,6 +72,9 @@ export function toPublicUser(user: UserRecord, now = new Date()): PublicUser {
     company: user.company,
     introduce: user.introduce,
     membershipExpiredAt: user.membershipExpiredAt ?? null,
+    ...(user.phoneNumber && user.countryCode
+      ? { phoneNumber: user.phoneNumber, countryCode: user.countryCode }
+      : {}),
   };
 }
 

@@ -1,3 +1,4 @@
+import { jssdkSignature } from '#lib/wechat/jssdk';
 import { localEnv } from './env';
 
 /**
@@ -30,6 +31,8 @@ interface User {
   nickname: string;
   role: number;
   membershipExpiredAt: string | null;
+  phoneNumber?: string;
+  countryCode?: string;
 }
 
 interface Order {
@@ -163,6 +166,40 @@ async function main(): Promise<void> {
   const reread = (await api<{ user: User }>('GET', '/wechat/me', { token })).data?.user;
   check(reread?.nickname === nickname, `GET /wechat/me after the update shows nickname ${reread?.nickname}`);
   step('PUT /wechat/info', `nickname "${nickname}" saved and read back`);
+
+  const phoneCode = await sandbox('POST', '/sandbox/phone-code', { openid: login.openid });
+  check(typeof phoneCode.code === 'string', 'sandbox phone-code gave no code');
+  const withPhone = (
+    await api<{ user: User }>('POST', '/wechat/phone', { body: { code: phoneCode.code }, token })
+  ).data?.user;
+  check(/^\d{11}$/.test(withPhone?.phoneNumber ?? ''), 'POST /wechat/phone returned no phoneNumber');
+  const phone = withPhone?.phoneNumber ?? '';
+  step('POST /wechat/phone', `bound +${withPhone?.countryCode} ${phone.slice(0, 3)}****${phone.slice(-4)}`);
+
+  const h5Origin = (env.H5_ORIGINS ?? '').split(',')[0]?.trim();
+  if (env.WECHAT_MP_APPID && h5Origin) {
+    const page = `${h5Origin}/h5/demo.html?from=demo`;
+    const config = (
+      await api<{ appId: string; timestamp: number; nonceStr: string; signature: string }>(
+        'GET',
+        `/wechat/jssdk/config?url=${encodeURIComponent(`${page}#/home`)}`,
+      )
+    ).data;
+    const { ticket } = await sandbox('GET', '/sandbox/jsapi-ticket');
+    const expected = config
+      ? jssdkSignature({
+          jsapiTicket: String(ticket),
+          nonceStr: config.nonceStr,
+          timestamp: config.timestamp,
+          url: page,
+        })
+      : undefined;
+    check(
+      config?.signature === expected?.signature,
+      'GET /wechat/jssdk/config: the signature does not verify',
+    );
+    step('GET /wechat/jssdk/config', `wx.config for ${page}: appId ${config?.appId}, signature verified`);
+  }
 
   const plans = (await api<{ plans: Plan[] }>('GET', '/wechat/plans')).data?.plans;
   check(Array.isArray(plans) && plans.length > 0, 'GET /wechat/plans returned no plans');

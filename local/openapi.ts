@@ -39,7 +39,7 @@ const FAILURE_STATUS: Record<number, string> = {
   409: 'Conflict with the order’s state (ORDER_PAID, ORDER_CLOSED, ORDER_IN_PROGRESS, ORDER_JUST_PAID, …) or a sign-in racing an account deletion (SIGN_IN_CONFLICT)',
   413: 'Body too large (PAYLOAD_TOO_LARGE)',
   415: 'Not application/json (UNSUPPORTED_MEDIA_TYPE)',
-  429: 'Too many orders this hour (ORDER_RATE_LIMITED); see retry-after',
+  429: 'Too many orders this hour (ORDER_RATE_LIMITED), or WeChat’s quota reached (WECHAT_RATE_LIMITED); see retry-after',
   500: 'A bug (INTERNAL_ERROR); details only in the logs',
   502: 'WeChat answered something unusable (WECHAT_ERROR, …)',
   503: 'WeChat busy or not answering (WECHAT_UNAVAILABLE, …)',
@@ -449,6 +449,53 @@ const paths: Record<string, Record<string, Schema>> = {
       },
     },
   },
+  '/wechat/phone': {
+    post: {
+      operationId: 'bindPhone',
+      tags: ['profile'],
+      summary: 'Bind the caller’s phone number from a getPhoneNumber code (single use, 5 minutes)',
+      description:
+        'The code of `<button open-type="getPhoneNumber">`; the number is shown only to its owner (GET /wechat/me, ' +
+        'the export) and erased with the account. A used or expired code answers 400 INVALID_CODE.',
+      security: bearer,
+      requestBody: json(
+        object({
+          code: text('The getPhoneNumber code', { pattern: '^[A-Za-z0-9_-]{1,128}$' }),
+        }),
+      ),
+      responses: {
+        '200': success('Bound', object({ user: ref('User') })),
+        ...failures(400, 401, 413, 415, 429, ...WECHAT),
+      },
+    },
+  },
+  '/wechat/jssdk/config': {
+    get: {
+      operationId: 'jssdkConfig',
+      tags: ['h5'],
+      summary: 'wx.config’s signature for an H5 page of the official account (no session needed)',
+      description:
+        'Send `location.href.split("#")[0]`, URL-encoded. The page must be under H5_ORIGINS (400 URL_NOT_ALLOWED); ' +
+        'without WECHAT_MP_APPID, WECHAT_MP_SECRET or H5_ORIGINS the route answers 404 FEATURE_DISABLED.',
+      parameters: [
+        { name: 'url', in: 'query', required: true, schema: { type: 'string' }, description: 'The page URL' },
+      ],
+      responses: {
+        '200': success(
+          'The wx.config fields (add jsApiList)',
+          object({
+            appId: text('The official account AppID (WECHAT_MP_APPID)'),
+            timestamp: { type: 'integer', description: 'Unix seconds' },
+            nonceStr: text('Random string'),
+            signature: text('SHA-1 hex of jsapi_ticket, noncestr, timestamp, url', {
+              pattern: '^[0-9a-f]{40}$',
+            }),
+          }),
+        ),
+        ...failures(400, 404, 429, ...WECHAT),
+      },
+    },
+  },
   '/wechat/plans': {
     get: {
       operationId: 'plans',
@@ -663,6 +710,7 @@ export function openApiDocument(servers = [{ url: 'http://127.0.0.1:3000', descr
       { name: 'session', description: 'wx.login → session token' },
       { name: 'profile', description: 'The signed-in user' },
       { name: 'payments', description: 'Plans, orders and WeChat Pay' },
+      { name: 'h5', description: 'Official-account H5 pages' },
       { name: 'wechat', description: 'Called by WeChat, not by the mini-program' },
       { name: 'admin', description: 'Operators (IAM-authorized on AWS)' },
     ],

@@ -30,6 +30,10 @@ export interface UserRecord {
   version: number;
   /** Session generation: tokens carry the one they were issued under; sign-out increments it (absent = 0). */
   sessionVersion?: number;
+  /** The bound phone number without country code (getuserphonenumber's purePhoneNumber); personal data, never logged. */
+  phoneNumber?: string;
+  /** Its country code, digits (e.g. '86'). */
+  countryCode?: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -37,6 +41,9 @@ export interface UserRecord {
 export type ProfileChanges = Partial<
   Pick<UserRecord, 'nickname' | 'avatar' | 'sex' | 'company' | 'introduce'>
 >;
+
+/** A phone number to bind (POST /wechat/phone). */
+export type PhoneChanges = Required<Pick<UserRecord, 'phoneNumber' | 'countryCode'>>;
 
 /**
  * The identity links: users-table items that map a WeChat identity to our user id: `openid#<openid>` (the
@@ -267,10 +274,34 @@ export async function getUser(table: string, id: string): Promise<UserRecord | u
  * Sets the given profile fields on an existing user whose session generation is still `sessionVersion`;
  * returns the updated user, undefined if the user or the session is gone (a deleted user is never recreated).
  */
-export async function updateProfile(
+export function updateProfile(
   table: string,
   id: string,
   changes: ProfileChanges,
+  now: string,
+  sessionVersion: number,
+): Promise<UserRecord | undefined> {
+  return updateLiveUser(table, id, changes, now, sessionVersion);
+}
+
+/**
+ * Binds a phone number to an existing user whose session generation is still `sessionVersion` (one conditional
+ * UpdateItem, like updateProfile); returns the updated user, undefined if the user or the session is gone.
+ */
+export function setPhone(
+  table: string,
+  id: string,
+  phone: PhoneChanges,
+  now: string,
+  sessionVersion: number,
+): Promise<UserRecord | undefined> {
+  return updateLiveUser(table, id, phone, now, sessionVersion);
+}
+
+async function updateLiveUser(
+  table: string,
+  id: string,
+  changes: ProfileChanges | PhoneChanges,
   now: string,
   sessionVersion: number,
 ): Promise<UserRecord | undefined> {

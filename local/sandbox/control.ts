@@ -30,7 +30,7 @@ export interface PayControlOptions {
 }
 
 /**
- * `POST /sandbox/faults {endpoint, mode: timeout|busy|5xx, count?}`, `DELETE /sandbox/faults`, `GET
+ * `POST /sandbox/faults {endpoint, mode: timeout|busy|5xx|quota, count?}`, `DELETE /sandbox/faults`, `GET
  * /sandbox/calls`.
  */
 export function registerFaultControl(sandbox: Sandbox): void {
@@ -41,7 +41,7 @@ export function registerFaultControl(sandbox: Sandbox): void {
       count?: number;
     };
     if (!endpoint || !mode || !FAULT_MODES.includes(mode)) {
-      return json(400, { error: 'expected {endpoint, mode: timeout|busy|5xx, count?}' });
+      return json(400, { error: 'expected {endpoint, mode: timeout|busy|5xx|quota, count?}' });
     }
     sandbox.faults.set(endpoint, { mode, remaining: count });
     return json(200, { endpoint, mode, count: count ?? null });

@@ -6,8 +6,10 @@ import { OAuthState, registerOAuth } from './oauth';
 import { PayStore } from './pay-store';
 import { registerPayV2 } from './pay-v2';
 import { payV3SettingsFromEnv, registerPayV3 } from './pay-v3';
+import { PhoneCodes, registerPhone } from './phone';
 import { Sandbox } from './server';
 import { registerSite } from './site';
+import { registerTokens, TokenStore } from './tokens';
 
 /**
  * A sandbox configured from the same names the app reads (WECHAT_APPID, WECHAT_SECRET, …): the WeChat endpoints,
@@ -23,6 +25,11 @@ export function createConfiguredSandbox(): Sandbox {
     appId: envValue('WECHAT_MP_APPID'),
     secret: envValue('WECHAT_MP_SECRET'),
   });
+  const apps = { [envValue('WECHAT_APPID')]: envValue('WECHAT_SECRET') };
+  if (envValue('WECHAT_MP_APPID')) apps[envValue('WECHAT_MP_APPID')] = envValue('WECHAT_MP_SECRET');
+  const tokens = new TokenStore(apps);
+  registerTokens(sandbox, tokens, { appId: envValue('WECHAT_APPID'), mpAppId: envValue('WECHAT_MP_APPID') });
+  registerPhone(sandbox, tokens, new PhoneCodes(), envValue('WECHAT_APPID'));
   const v2Settings = {
     appId: envValue('WECHAT_APPID'),
     mpAppId: envValue('WECHAT_MP_APPID'),
