@@ -72,6 +72,11 @@ export function signState(
   return `${body}${mac(key, body, redirect)}`;
 }
 
+/** The state's nonce (16 hex), which the authorize answer also sets as the browser-binding cookie; '' if malformed. */
+export function stateNonce(state: string): string {
+  return STATE.exec(state)?.[3] ?? '';
+}
+
 /**
  * Checks a state against the redirect it came back with: its shape, its MAC (constant time) and its expiry.
  * Returns its scope. Throws BadRequestError INVALID_STATE (400) for anything tampered, foreign or expired.

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { issueSessionToken } from './auth';
 import { exchangeWebCode, webUserInfo } from './clients/wechat-oauth';
 import type { Config } from './config';
@@ -8,8 +9,10 @@ import {
   allowedRedirect,
   OAUTH_SCOPES,
   type OAuthScope,
+  STATE_TTL_SECONDS,
   signState,
   stateKey,
+  stateNonce,
   verifyState,
 } from './oauth-state';
 import { applyProfileDefaults, userForIdentity } from './users';
@@ -42,11 +45,37 @@ function keyOf(config: Config): Buffer {
 }
 
 /** A 302 that no cache keeps and that sends no Referer onwards (the callback URL held a code). */
-function found(location: string): HttpResult {
+function found(location: string, cookies?: string[]): HttpResult {
   return {
     statusCode: 302,
     headers: { location, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' },
+    ...(cookies ? { cookies } : {}),
   };
+}
+
+/**
+ * The browser-binding cookie (login CSRF): authorize sets the state's nonce in it, and the callback accepts a
+ * state only from the browser that holds it, so nobody can sign a victim in with the attacker's own
+ * WeChat grant. HttpOnly, SameSite=Lax (sent on WeChat's top-level redirect back), 10 minutes, scoped to
+ * the OAuth routes' folder; Secure except on loopback (local http).
+ */
+export const BINDING_COOKIE = 'wx_oauth_nonce';
+
+function bindingCookie(event: HttpEvent, nonce: string): string {
+  const folder = (event.rawPath ?? '/wechat/oauth/authorize').replace(/\/authorize$/, '');
+  const host = event.headers?.host ?? '';
+  const secure = /^(localhost|127\.0\.0\.1)(:\d+)?$/.test(host) ? '' : '; Secure';
+  return `${BINDING_COOKIE}=${nonce}; Path=${folder}; Max-Age=${STATE_TTL_SECONDS}; HttpOnly; SameSite=Lax${secure}`;
+}
+
+/** The binding cookie's value from payload 2.0's `cookies` (API Gateway) or a Cookie header (elsewhere). */
+function boundNonce(event: HttpEvent): string {
+  const pairs = [...(event.cookies ?? []), ...(event.headers?.cookie ?? '').split(';')];
+  for (const pair of pairs) {
+    const [name, ...value] = pair.trim().split('=');
+    if (name === BINDING_COOKIE) return value.join('=');
+  }
+  return '';
 }
 
 function query(event: HttpEvent, name: string): string | undefined {
@@ -93,7 +122,9 @@ export function startOAuth(config: Config, event: HttpEvent, now = new Date()): 
     ['state', state],
   ];
   const search = params.map(([name, value]) => `${name}=${encodeURIComponent(value as string)}`).join('&');
-  return found(`${h5.openBase}/connect/oauth2/authorize?${search}#wechat_redirect`);
+  return found(`${h5.openBase}/connect/oauth2/authorize?${search}#wechat_redirect`, [
+    bindingCookie(event, stateNonce(state)),
+  ]);
 }
 
 /** WeChat's codes: letters, digits (32 in practice); anything else never reaches WeChat. */
@@ -104,7 +135,8 @@ const CODE = /^[A-Za-z0-9_-]{1,128}$/;
  * checks the state against the redirect (signature, expiry) and the redirect against H5_ORIGINS, then
  * exchanges the code for the official-account openid (and unionid), for snsapi_userinfo reads the user info
  * (nickname and avatar become defaults where the user has none), finds or creates the one user of that
- * person (userForIdentity) and 302s to `<redirect>#token=<JWT>` with an H5 session (`ch: 'h5'`). No code
+ * person (userForIdentity) and 302s to `<redirect>#token=<JWT>` with an H5 session (`ch: 'h5'`). The state
+ * must come back to the browser that started it (the binding cookie set by authorize). No code
  * (the user refused) → 302 `<redirect>#error=access_denied`. Throws FeatureDisabledError (404),
  * BadRequestError INVALID_STATE / STATE_EXPIRED / REDIRECT_NOT_ALLOWED / INVALID_CODE (400), and what the
  * WeChat client throws (429/502/503).
@@ -118,6 +150,15 @@ export async function finishOAuth(config: Config, event: HttpEvent, now = new Da
     redirect,
     Math.floor(now.getTime() / 1000),
   );
+  const nonce = Buffer.from(stateNonce(query(event, 'state') ?? ''));
+  const bound = Buffer.from(boundNonce(event));
+  if (bound.length !== nonce.length || !timingSafeEqual(bound, nonce)) {
+    throw new BadRequestError(
+      '登录请求无效，请在同一浏览器中重新进入页面',
+      'INVALID_STATE',
+      'state not bound to this browser (no or another binding cookie)',
+    );
+  }
   const code = query(event, 'code');
   if (!code) return found(`${redirect}#error=access_denied`);
   if (!CODE.test(code))

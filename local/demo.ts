@@ -282,11 +282,30 @@ async function main(): Promise<void> {
   console.log('demo passed');
 }
 
-/** One browser hop: GET `url` without following the redirect; expects a 302 and returns its Location. */
+/** The browser's cookies (name=value) for the API: the OAuth binding cookie authorize sets. */
+const browserCookies = new Map<string, string>();
+
+/**
+ * One browser hop: GET `url` without following the redirect, with the cookies the API set before (as a
+ * browser sends them); expects a 302 and returns its Location.
+ */
 async function hop(url: string): Promise<string> {
   let response: Response;
+  const toApi = url.startsWith(API);
+  const cookie = [...browserCookies].map(([name, value]) => `${name}=${value}`).join('; ');
   try {
-    response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    response = await fetch(url, {
+      redirect: 'manual',
+      headers: toApi && cookie ? { cookie } : {},
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    if (toApi) {
+      for (const set of response.headers.getSetCookie()) {
+        const [pair = ''] = set.split(';');
+        const at = pair.indexOf('=');
+        browserCookies.set(pair.slice(0, at), pair.slice(at + 1));
+      }
+    }
   } catch (error) {
     fail(`GET ${url} did not answer (${(error as Error).name})`);
   }

@@ -64,9 +64,9 @@ export function installLogSink(): void {
         typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
       const isLogLine = text.startsWith('{"level"') || text.startsWith('{"cold_start"');
       if (isLogLine) {
-        for (const check of checks) {
-          if (check.test(text)) found.push(`${check} in ${text.slice(0, 160)}`);
-        }
+        // One leak per line, named by the first pattern it matches.
+        const check = checks.find((pattern) => pattern.test(text));
+        if (check) found.push(`${check} in ${text.slice(0, 160)}`);
         lines.push(text);
         for (const value of personal) {
           if (text.includes(value)) found.push(`personal data in ${text.slice(0, 160)}`);

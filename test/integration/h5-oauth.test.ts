@@ -54,13 +54,22 @@ async function sandbox<T = Record<string, unknown>>(path: string, body: unknown)
   return (await response.json()) as T;
 }
 
-/** `GET /wechat/oauth/authorize` through the real handler, as the browser on the H5 page calls it. */
-function authorize(query: Record<string, string>) {
-  return invoke(authorizeHandler, {
+/** The browser's cookie for the API host: the binding cookie the last authorize answer set ('' = none). */
+let browserCookie = '';
+
+/**
+ * `GET /wechat/oauth/authorize` through the real handler, as the browser on the H5 page calls it; the browser
+ * keeps the binding cookie it sets.
+ */
+async function authorize(query: Record<string, string>) {
+  const answer = await invoke(authorizeHandler, {
     path: '/wechat/oauth/authorize',
     headers: { host: API_HOST, 'x-forwarded-proto': 'https' },
     queryStringParameters: query,
   });
+  const set = answer.cookies?.[0];
+  if (set) browserCookie = set.split(';')[0] as string;
+  return answer;
 }
 
 /** The browser follows a 302 (fetch with redirect: 'manual'): the next Location. */
@@ -76,7 +85,7 @@ function callback(url: string) {
   expect(`${parsed.origin}${parsed.pathname}`).toBe(`https://${API_HOST}/wechat/oauth/callback`);
   return invoke(callbackHandler, {
     path: parsed.pathname,
-    headers: { host: API_HOST },
+    headers: { host: API_HOST, ...(browserCookie ? { cookie: browserCookie } : {}) },
     queryStringParameters: Object.fromEntries(parsed.searchParams),
   });
 }
@@ -338,6 +347,27 @@ describe('H5 OAuth refuses open redirects and bad states', () => {
     expect(await sandboxCallCount(EXCHANGE)).toBe(exchanges);
     // The untouched callback still works: nothing was spent.
     expect((await callback(back.href)).status).toBe(302);
+  });
+
+  it('binds the state to the browser that started it: a callback in another browser (login CSRF) is refused', async () => {
+    // Prepare: the attacker starts a sign-in with their own WeChat account and keeps the callback URL
+    const attackers = new URL(await toCallback({ openid: randomOpenid('oMp') }));
+    const started = await authorize({ redirect: PAGE, scope: 'snsapi_base' });
+    const exchanges = await sandboxCallCount(EXCHANGE);
+
+    // Act: the victim's browser opens it, without the cookie, then with its own sign-in's cookie
+    browserCookie = '';
+    const withoutCookie = await callback(attackers.href);
+    browserCookie = (started.cookies[0] as string).split(';')[0] as string;
+    const withOtherCookie = await callback(attackers.href);
+
+    // Assess
+    expect(started.cookies[0]).toMatch(
+      /^wx_oauth_nonce=[0-9a-f]{16}; Path=\/wechat\/oauth; Max-Age=600; HttpOnly; SameSite=Lax; Secure$/,
+    );
+    expect([withoutCookie.status, withoutCookie.code]).toEqual([400, 'INVALID_STATE']);
+    expect([withOtherCookie.status, withOtherCookie.code]).toEqual([400, 'INVALID_STATE']);
+    expect(await sandboxCallCount(EXCHANGE)).toBe(exchanges);
   });
 
   it('refuses a state older than 10 minutes with 400 STATE_EXPIRED', async () => {

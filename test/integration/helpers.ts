@@ -102,7 +102,12 @@ export async function invoke(handler: Handler, input: HttpEventInput = {}, lambd
   if (!route) throw new Error('invoke: this handler serves no route in serverless.yml');
   const parsed = envelope(result);
   checkResponse(route.method, route.path, result.statusCode ?? 200, parsed);
-  return { status: result.statusCode, headers: result.headers ?? {}, ...parsed };
+  return {
+    status: result.statusCode,
+    headers: result.headers ?? {},
+    cookies: result.cookies ?? [],
+    ...parsed,
+  };
 }
 
 /** Signs a user in through the real signIn handler (sandbox code → token). Throws unless it answers 200. */
