@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import type { Config } from './config';
 import { UnauthorizedError } from './errors';
@@ -10,6 +11,19 @@ const CLOCK_TOLERANCE_SECONDS = 30;
 const MAX_TOKEN_CHARS = 4096;
 /** Our user ids: `u` and base64url characters (never an identity-link key). */
 export const USER_ID = /^u[0-9A-Za-z_-]{8,64}$/;
+
+/** The JWT secret imported once per container: jose imports a raw Uint8Array again on every call. */
+const importedSecrets = new WeakMap<Uint8Array, KeyObject>();
+
+/** The HS256 key of `secret` (config.jwtSecret, at least 32 bytes), imported on first use and then reused. */
+function jwtKey(secret: Uint8Array): KeyObject {
+  let key = importedSecrets.get(secret);
+  if (!key) {
+    key = createSecretKey(secret);
+    importedSecrets.set(secret, key);
+  }
+  return key;
+}
 
 /** A verified session: whose it is, and the user's session generation it was issued under (`sv`, 0 when absent). */
 export interface Session {
@@ -35,7 +49,7 @@ export async function issueSessionToken(
     .setAudience(config.jwtAudience)
     .setIssuedAt(iat)
     .setExpirationTime(iat + config.jwtTtlSeconds)
-    .sign(config.jwtSecret);
+    .sign(jwtKey(config.jwtSecret));
 }
 
 /**
@@ -52,7 +66,7 @@ export async function verifySessionToken(
     throw new UnauthorizedError('登录已失效，请重新登录', 'INVALID_TOKEN', 'malformed token');
   }
   try {
-    const { payload } = await jwtVerify(token, config.jwtSecret, {
+    const { payload } = await jwtVerify(token, jwtKey(config.jwtSecret), {
       algorithms: [ALG],
       typ: TYP,
       issuer: config.jwtIssuer,

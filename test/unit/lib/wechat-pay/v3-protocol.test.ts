@@ -1,4 +1,10 @@
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
@@ -794,6 +800,14 @@ describe('decryptResource', () => {
     expect(JSON.parse(plaintext)).toMatchObject({ trade_state: 'SUCCESS', amount: { total: 100 } });
   });
 
+  it('returns the same plaintext when the key is a secret KeyObject imported once', () => {
+    // Act
+    const plaintext = decryptResource(resourceOf(), createSecretKey(API_V3_KEY));
+
+    // Assess
+    expect(plaintext).toBe(VECTOR12.plaintext);
+  });
+
   it('returns the plaintext when decrypting the wechatpay-java AES-256-GCM vector', () => {
     // Prepare
     const resource = {
@@ -853,7 +867,10 @@ describe('decryptResource', () => {
     ['16 bytes (the Go test key)', Buffer.from(VECTOR10.apiV3Key)],
     ['31 bytes', Buffer.alloc(31, 0x61)],
     ['empty', Buffer.alloc(0)],
-  ])('throws bad_key when the APIv3 key is %s', (_label, key) => {
+    ['a 16-byte KeyObject', createSecretKey(Buffer.from(VECTOR10.apiV3Key))],
+    ['an empty KeyObject', createSecretKey(Buffer.alloc(0))],
+    ['an RSA public KeyObject', generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey],
+  ])('throws bad_key when the APIv3 key is %s', (_label, key: Buffer | KeyObject) => {
     // Act
     const reason = decryptReason(() => decryptResource(resourceOf(), key));
 
