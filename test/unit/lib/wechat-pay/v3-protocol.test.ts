@@ -11,9 +11,11 @@ import {
   AUTH_SCHEME,
   aesGcmDecrypt,
   aesGcmEncrypt,
+  BASE64_PATTERN,
   buildAuthorization,
   buildPayParamsV3,
   createVerifier,
+  decodeBase64Strict,
   decryptResource,
   MAX_SKEW_SECONDS,
   parseAuthorization,
@@ -1304,5 +1306,31 @@ describe('createVerifier', () => {
       // Assess
       expect(verifier.serials()).toEqual(['D7CE59D1F522D701', 'F5765756002FDD77', 'BE2A2344B984167B']);
     });
+  });
+});
+
+describe('decodeBase64Strict', () => {
+  it('accepts exactly the strings of the standard padded base64 pattern and decodes them as Node does', () => {
+    // Prepare: 200 000 strings of up to 12 characters over the alphabet's edges, padding, base64url and junk.
+    const alphabet = 'AQgw+/Zz09=-_ !\n.é';
+    let seed = 12;
+    const next = () => {
+      seed = (seed * 48_271) % 2_147_483_647; // MINSTD: deterministic, exact in doubles
+      return seed;
+    };
+    const strings = Array.from({ length: 200_000 }, () =>
+      Array.from({ length: next() % 13 }, () => alphabet[next() % alphabet.length]).join(''),
+    );
+
+    // Act
+    const disagreements = strings.filter((text) => {
+      const decoded = decodeBase64Strict(text);
+      const valid = text !== '' && BASE64_PATTERN.test(text);
+      return valid !== (decoded !== undefined) || (valid && !decoded?.equals(Buffer.from(text, 'base64')));
+    });
+
+    // Assess
+    expect(disagreements).toEqual([]);
+    expect(strings.filter((text) => text !== '' && BASE64_PATTERN.test(text)).length).toBeGreaterThan(1000);
   });
 });
