@@ -6,7 +6,8 @@
  * first use), then starts a fresh `node` per sample for each of them and for `node -e 0`, in rotating order
  * round after round. Prints each median, net of `node -e 0`'s median in the same run, and its ratio to the
  * floor and to the seed stack. Informational (not in CI): never fails on the numbers.
- * Options: --rounds <samples per target> (default 15), --package <dir> (reuse a `serverless package` output).
+ * Options: --rounds <samples per target> (default 15), --package <dir> (reuse a `serverless package` output),
+ * --before <dir> (also measure an earlier `serverless package` output in the same run, as `before:<function>`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,7 +30,11 @@ const SEED_STACK = [
 ];
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '15' }, package: { type: 'string' } },
+  options: {
+    rounds: { type: 'string', default: '15' },
+    package: { type: 'string' },
+    before: { type: 'string' },
+  },
 });
 const rounds = Number(values.rounds);
 const work = mkdtempSync(join(tmpdir(), 'bench-init-'));
@@ -53,10 +58,10 @@ function packagingEnv(): NodeJS.ProcessEnv {
 }
 
 /** Each function's bundle (.mjs) from the zips of a `serverless package` output, by function name. */
-function functionBundles(packageDir: string): Map<string, string> {
+function functionBundles(packageDir: string, prefix = ''): Map<string, string> {
   const bundles = new Map<string, string>();
   for (const zip of readdirSync(packageDir).filter((file) => file.endsWith('.zip'))) {
-    const name = basename(zip, '.zip');
+    const name = `${prefix}${basename(zip, '.zip')}`;
     const into = join(work, 'functions', name);
     mkdirSync(into, { recursive: true });
     execFileSync('unzip', ['-qo', join(packageDir, zip), '-d', into]);
@@ -82,6 +87,7 @@ if (!packageDir) {
   console.log(`packaged in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 const bundles = functionBundles(packageDir);
+const before = values.before ? functionBundles(values.before, 'before:') : new Map<string, string>();
 
 // The floor, bundled as serverless.yml bundles the functions (custom.esbuild).
 const floor = join(work, 'floor.mjs');
@@ -123,6 +129,7 @@ const targets: { name: string; args: string[] }[] = [
   { name: 'floor', args: [floor] },
   { name: 'seed stack', args: [seed] },
   ...[...bundles].map(([name, file]) => ({ name, args: [file] })),
+  ...[...before].map(([name, file]) => ({ name, args: [file] })),
 ];
 const samples = new Map<string, number[]>(targets.map((target) => [target.name, []]));
 
@@ -180,4 +187,11 @@ console.log(
   `functions: ${(Math.min(...functionNets) / floorNet).toFixed(2)}–${(Math.max(...functionNets) / floorNet).toFixed(2)}× the floor, ` +
     `${(Math.min(...functionNets) / seedNet).toFixed(2)}–${(Math.max(...functionNets) / seedNet).toFixed(2)}× the seed stack (goal ≤ 0.9× and ≤ 0.22×)`,
 );
+if (before.size > 0) {
+  const beforeNets = [...before.keys()].map(net);
+  console.log(
+    `before: ${(Math.min(...beforeNets) / floorNet).toFixed(2)}–${(Math.max(...beforeNets) / floorNet).toFixed(2)}× the floor, ` +
+      `${(Math.min(...beforeNets) / seedNet).toFixed(2)}–${(Math.max(...beforeNets) / seedNet).toFixed(2)}× the seed stack`,
+  );
+}
 rmSync(work, { recursive: true, force: true });

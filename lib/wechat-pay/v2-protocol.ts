@@ -58,7 +58,16 @@ const FLAT_FIELD =
 /** Thrown inside fast-xml-parser callbacks; parseV2Xml turns it into V2XmlError('forbidden_key'). */
 class ForbiddenKeyError extends Error {}
 
-const parser = new XMLParser({
+/**
+ * fast-xml-parser for the bodies the one-pass reader does not take (readFlatXml), built on first use so that a
+ * bundle that never reads v2 XML can drop the parser.
+ */
+let parser: XMLParser | undefined;
+const xmlParser = (): XMLParser => {
+  parser ??= new XMLParser(PARSER_OPTIONS);
+  return parser;
+};
+const PARSER_OPTIONS: ConstructorParameters<typeof XMLParser>[0] = {
   // Entity references stay verbatim (`&amp;` is returned as `&amp;`): no DTD, no expansion, no CVE surface.
   processEntities: false,
   htmlEntities: false,
@@ -83,7 +92,7 @@ const parser = new XMLParser({
   onDangerousProperty: (name: string): string => {
     throw new ForbiddenKeyError(name);
   },
-});
+};
 
 /**
  * Upper-case hex MD5 or HMAC-SHA256 (HMAC key = `key`) of `k1=v1&k2=v2…&key=KEY` over the non-empty params except
@@ -229,7 +238,7 @@ export function parseV2XmlValidated(raw: string): Record<string, string> {
 
   let document: unknown;
   try {
-    document = parser.parse(raw);
+    document = xmlParser().parse(raw);
   } catch (error) {
     if (error instanceof ForbiddenKeyError) throw new V2XmlError('forbidden_key');
     throw new V2XmlError('malformed');
