@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs, parseEnv } from 'node:util';
 import { build } from 'esbuild';
-import { ensurePeers, PEERS_DIR } from './install-peers';
+import { ensurePeers } from './install-peers';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SEED_STACK = [
