@@ -12,19 +12,6 @@ const MAX_TOKEN_CHARS = 4096;
 /** Our user ids: `u` and base64url characters (never an identity-link key). */
 export const USER_ID = /^u[0-9A-Za-z_-]{8,64}$/;
 
-/** The JWT secret imported once per container: jose imports a raw Uint8Array again on every call. */
-const importedSecrets = new WeakMap<Uint8Array, KeyObject>();
-
-/** The HS256 key of `secret` (config.jwtSecret, at least 32 bytes), imported on first use and then reused. */
-function jwtKey(secret: Uint8Array): KeyObject {
-  let key = importedSecrets.get(secret);
-  if (!key) {
-    key = createSecretKey(secret);
-    importedSecrets.set(secret, key);
-  }
-  return key;
-}
-
 /** A verified session: whose it is, and the user's session generation it was issued under (`sv`, 0 when absent). */
 export interface Session {
   userId: string;
@@ -126,4 +113,17 @@ export function liveUser<U extends { sessionVersion?: number }>(user: U | undefi
     throw new UnauthorizedError('登录已失效，请重新登录', 'SESSION_REVOKED');
   }
   return user;
+}
+
+/** The JWT secret imported once per container: jose imports a raw Uint8Array again on every call. */
+const importedSecrets = new WeakMap<Uint8Array, KeyObject>();
+
+/** The HS256 key of `secret` (config.jwtSecret, at least 32 bytes), imported on first use and then reused. */
+function jwtKey(secret: Uint8Array): KeyObject {
+  let key = importedSecrets.get(secret);
+  if (!key) {
+    key = createSecretKey(secret);
+    importedSecrets.set(secret, key);
+  }
+  return key;
 }
