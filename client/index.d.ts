@@ -128,7 +128,7 @@ export interface Client {
 /** What GET /wechat/me/export answers. */
 export interface AccountExport {
   profile: User;
-  identities: { openid: string; unionid: string | null };
+  identities: { openid: string | null; officialAccountOpenid: string | null; unionid: string | null };
   createdAt: string;
   updatedAt: string;
   membership: {

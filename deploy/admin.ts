@@ -27,6 +27,7 @@ commands:
   exceptions [--limit N] [--cursor C]   list payment exceptions, newest first (limit 1–100)
   user <id>                             show a user for support (profile, membership, orders)
   delete-user <id>                      cancel an account on a support request (as DELETE /wechat/me)
+  bill <YYYY-MM-DD>                     check that China-time day's WeChat trade bill against the ledger now
 
 --stage <stage>  call the deployed stage, signed with your AWS credentials (AWS_PROFILE …);
                  without it, the local stack at http://127.0.0.1:\${PORT:-3000}`;
@@ -35,7 +36,8 @@ export type Command =
   | { name: 'reconcile'; all: boolean }
   | { name: 'order'; outTradeNo: string }
   | { name: 'exceptions'; limit?: number; cursor?: string }
-  | { name: 'user' | 'delete-user'; id: string };
+  | { name: 'user' | 'delete-user'; id: string }
+  | { name: 'bill'; date: string };
 
 export interface Invocation {
   command: Command;
@@ -65,8 +67,14 @@ export function parseAdminArgs(argv: readonly string[]): Invocation {
     exceptions: ['limit', 'cursor'],
     user: [],
     'delete-user': [],
+    bill: [],
   };
-  const takesOne: Record<string, string> = { order: 'outTradeNo', user: 'user id', 'delete-user': 'user id' };
+  const takesOne: Record<string, string> = {
+    order: 'outTradeNo',
+    user: 'user id',
+    'delete-user': 'user id',
+    bill: 'date',
+  };
   if (!name) throw new UsageError('no command');
   const options = allowed[name];
   if (!options) throw new UsageError(`unknown command "${name}"`);
@@ -91,6 +99,10 @@ export function parseAdminArgs(argv: readonly string[]): Invocation {
     const id = rest[0] as string;
     if (!USER_ID.test(id)) throw new UsageError(`"${id}" is not a user id (u and 8–64 of 0-9 A-Z a-z _ -)`);
     command = { name, id };
+  } else if (name === 'bill') {
+    const date = rest[0] as string;
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new UsageError(`"${date}" is not a date YYYY-MM-DD`);
+    command = { name, date };
   } else {
     const limit = values.limit === undefined ? undefined : Number(values.limit);
     if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 100)) {
@@ -131,7 +143,7 @@ const uriEscape = (value: string) =>
 
 /**
  * The admin route a command calls: POST /admin/reconcile, GET /admin/orders/{no}, GET /admin/exceptions,
- * GET / DELETE /admin/users/{id}.
+ * GET / DELETE /admin/users/{id}, GET /admin/bill?date=.
  */
 export function requestFor(command: Command): AdminRequest {
   switch (command.name) {
@@ -150,6 +162,8 @@ export function requestFor(command: Command): AdminRequest {
       if (command.cursor !== undefined) query.cursor = command.cursor;
       return { method: 'GET', path: '/admin/exceptions', query };
     }
+    case 'bill':
+      return { method: 'GET', path: '/admin/bill', query: { date: command.date } };
     case 'user':
     case 'delete-user':
       return {

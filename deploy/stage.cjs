@@ -43,6 +43,16 @@ const SETTINGS = {
   WECHAT_PAY_PUBLIC_KEY_ID: { default: '', check: matches(/^PUB_KEY_ID_\d+$/, 'PUB_KEY_ID_<digits>') },
   WECHAT_API_BASE: { default: 'https://api.weixin.qq.com', check: matches(/^https:\/\//, 'an https URL') },
   WECHAT_PAY_API_BASE: { default: 'https://api.mch.weixin.qq.com', check: matches(/^https:\/\//, 'an https URL') },
+  // H5 (official account): optional; absent, the H5 routes answer 404 FEATURE_DISABLED.
+  WECHAT_MP_APPID: { default: '', check: matches(/^wx[0-9a-zA-Z]{16}$/, 'the official account AppID, wx + 16 characters') },
+  WECHAT_OPEN_BASE: { default: 'https://open.weixin.qq.com', check: matches(/^https:\/\//, 'an https URL') },
+  H5_ORIGINS: {
+    default: '',
+    check: matches(
+      /^https:\/\/[a-z0-9.-]+(:\d{1,5})?(,https:\/\/[a-z0-9.-]+(:\d{1,5})?)*$/,
+      'comma-separated https origins (https://host[:port], lowercase, no path)',
+    ),
+  },
   JWT_TTL_SECONDS: {
     default: '604800',
     check: (v) => (/^\d+$/.test(v) && +v >= 60 && +v <= 7776000) || 'must be seconds between 60 and 7776000',
@@ -56,6 +66,12 @@ const SETTINGS = {
   },
   RECONCILE_SCHEDULE: {
     default: 'rate(5 minutes)',
+    check: matches(/^(rate\(\d+ (minute|minutes|hour|hours)\)|cron\(.+\))$/, 'an EventBridge rate(…) or cron(…)'),
+  },
+  // The daily bill: 10:30 China time (WeChat makes yesterday's bill from 09:00), then hourly until 14:30 while
+  // WeChat still answers STATEMENT_CREATING (a day with a final report is not fetched again).
+  BILL_SCHEDULE: {
+    default: 'cron(30 2-6 * * ? *)',
     check: matches(/^(rate\(\d+ (minute|minutes|hour|hours)\)|cron\(.+\))$/, 'an EventBridge rate(…) or cron(…)'),
   },
   REGION: { default: 'ap-southeast-1', check: matches(/^[a-z]{2}(-[a-z]+)+-\d$/, 'an AWS region') },

@@ -15,11 +15,11 @@ export type DeletedBy = 'user' | 'operator';
 
 /**
  * Cancels an account (PIPL art. 47): closes its PENDING orders at WeChat first, then deletes the user and
- * its openid link in one transaction (profile, unionid and every session go with them), then pseudonymises
- * its orders (openid and payer IP removed; user id and money kept for the books). Idempotent: an absent user
- * only has its orders pseudonymised again. Throws ConflictError ORDER_JUST_PAID when WeChat reports an order
- * paid while closing it (settled as usual) or a payment is credited meanwhile (nothing deleted then), and
- * UpstreamError / ServiceUnavailableError when WeChat fails.
+ * its identity links (openids, unionid) in one transaction (profile, phone number, unionid and every session
+ * go with them), then pseudonymises its orders (openid and payer IP removed; user id and money kept for the
+ * books). Idempotent: an absent user only has its orders pseudonymised again. Throws ConflictError
+ * ORDER_JUST_PAID when WeChat reports an order paid while closing it (settled as usual) or a payment is
+ * credited meanwhile (nothing deleted then), and UpstreamError / ServiceUnavailableError when WeChat fails.
  */
 export async function deleteAccount(
   config: Config,
@@ -93,9 +93,9 @@ interface MembershipPeriod {
 }
 
 /**
- * `GET /wechat/me/export` (PIPL art. 45): everything held about the caller, as held: the profile, the WeChat
- * identities, timestamps, every order, and the membership history (paid orders, oldest first). Throws
- * UnauthorizedError for a session that is not live.
+ * `GET /wechat/me/export` (PIPL art. 45): everything held about the caller, as held: the profile (with the bound
+ * phone number), the WeChat identities, timestamps, every order, and the membership history (paid orders, oldest
+ * first). Throws UnauthorizedError for a session that is not live.
  */
 export async function exportData(config: Config, session: Session) {
   const [user, owned] = await Promise.all([
@@ -109,7 +109,11 @@ export async function exportData(config: Config, session: Session) {
     .reverse();
   return {
     profile: toPublicUser(stored),
-    identities: { openid: stored.openid, unionid: stored.unionid ?? null },
+    identities: {
+      openid: stored.openid ?? null,
+      officialAccountOpenid: stored.mpOpenid ?? null,
+      unionid: stored.unionid ?? null,
+    },
     createdAt: stored.createdAt,
     updatedAt: stored.updatedAt,
     membership: { expiredAt: stored.membershipExpiredAt ?? null, history: membership },
@@ -124,6 +128,11 @@ export interface AdminUserView extends Pick<UserRecord, 'createdAt' | 'updatedAt
   orders: PublicOrder[];
 }
 
+/** A user view without the phone number (operators' views). */
+function withoutPhone({ phoneNumber: _phone, countryCode: _country, ...rest }: PublicUser): PublicUser {
+  return rest;
+}
+
 /** `GET /admin/users/{id}`: a user for support (profile, membership, orders). Throws NotFoundError. */
 export async function getUserForAdmin(config: Config, userId: string): Promise<AdminUserView> {
   if (!USER_ID.test(userId)) throw new NotFoundError('用户不存在', 'USER_NOT_FOUND');
@@ -133,7 +142,8 @@ export async function getUserForAdmin(config: Config, userId: string): Promise<A
   ]);
   if (!user) throw new NotFoundError('用户不存在', 'USER_NOT_FOUND');
   return {
-    user: toPublicUser(user),
+    // The phone number is shown only to its owner: support does not see it.
+    user: withoutPhone(toPublicUser(user)),
     createdAt: user.createdAt,
     updatedAt: user.updatedAt,
     orders: owned.map(toPublicOrder),

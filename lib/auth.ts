@@ -12,24 +12,36 @@ const MAX_TOKEN_CHARS = 4096;
 /** Our user ids: `u` and base64url characters (never an identity-link key). */
 export const USER_ID = /^u[0-9A-Za-z_-]{8,64}$/;
 
-/** A verified session: whose it is, and the user's session generation it was issued under (`sv`, 0 when absent). */
+/**
+ * Where a session was opened: the mini-program (`wx.login`), or an H5 page in WeChat through the official
+ * account's web OAuth (claim `ch: 'h5'`; tokens without `ch` are mini-program sessions).
+ */
+export type Channel = 'miniprogram' | 'h5';
+
+/**
+ * A verified session: whose it is, the user's session generation it was issued under (`sv`, 0 when absent),
+ * and its channel (which AppID and openid pay for it).
+ */
 export interface Session {
   userId: string;
   sessionVersion: number;
+  /** Absent for mini-program sessions (every token issued before channels existed is one). */
+  channel?: Channel;
 }
 
 /**
  * Issues a session token: HS256 JWT with sub = user id, sv = the user's session generation, iss, aud, iat,
- * exp (now + jwtTtlSeconds).
+ * exp (now + jwtTtlSeconds), and `ch: 'h5'` for an H5 session (mini-program tokens carry no `ch`).
  */
 export async function issueSessionToken(
   userId: string,
   config: SessionConfig,
   now = new Date(),
   sessionVersion = 0,
+  channel: Channel = 'miniprogram',
 ): Promise<string> {
   const iat = Math.floor(now.getTime() / 1000);
-  return new SignJWT({ sv: sessionVersion })
+  return new SignJWT(channel === 'h5' ? { sv: sessionVersion, ch: 'h5' } : { sv: sessionVersion })
     .setProtectedHeader({ alg: ALG, typ: TYP })
     .setSubject(userId)
     .setIssuer(config.jwtIssuer)
@@ -70,7 +82,13 @@ export async function verifySessionToken(
     if (typeof sv !== 'number' || !Number.isSafeInteger(sv) || sv < 0) {
       throw new UnauthorizedError('登录已失效，请重新登录', 'INVALID_TOKEN', 'bad sv');
     }
-    return { userId: payload.sub, sessionVersion: sv };
+    const ch = payload.ch ?? 'miniprogram';
+    if (ch !== 'miniprogram' && ch !== 'h5') {
+      throw new UnauthorizedError('登录已失效，请重新登录', 'INVALID_TOKEN', 'bad ch');
+    }
+    return ch === 'h5'
+      ? { userId: payload.sub, sessionVersion: sv, channel: 'h5' }
+      : { userId: payload.sub, sessionVersion: sv };
   } catch (error) {
     if (error instanceof UnauthorizedError) throw error;
     const expired = error instanceof joseErrors.JWTExpired;

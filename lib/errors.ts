@@ -59,6 +59,13 @@ export class NotFoundError extends AppError {
   }
 }
 
+/** A feature whose settings are absent on this stage (e.g. H5 without WECHAT_MP_APPID): 404 FEATURE_DISABLED. */
+export class FeatureDisabledError extends AppError {
+  constructor(message = '该功能未开启', detail?: string) {
+    super(404, 'FEATURE_DISABLED', message, detail);
+  }
+}
+
 export class ConflictError extends AppError {
   constructor(message: string, code = 'CONFLICT', detail?: string) {
     super(409, code, message, detail);
@@ -122,6 +129,25 @@ export type PaymentRejection =
   | 'paid_by_other'
   | 'not_pending'
   | 'owner_missing';
+
+/**
+ * Why the daily bill (lib/payments/bill.ts) records a payment exception: a difference between WeChat's trade bill
+ * and our ledger. Never a notify's answer, hence apart from PaymentRejection (whose every reason maps to a reply).
+ */
+export type BillDifferenceReason =
+  /** The bill shows a payment we did not credit (no order, order closed, paid under another transaction_id). */
+  | 'bill_not_credited'
+  /** We credited a payment that day's bill does not show. */
+  | 'bill_missing_payment'
+  /** The bill's amount for a payment or refund differs from ours. */
+  | 'bill_amount_mismatch'
+  /** The bill shows a refund we have no record of. */
+  | 'bill_refund_not_recorded'
+  /** We hold a successful refund that day's bill does not show. */
+  | 'bill_refund_missing';
+
+/** Why a payment exception was recorded (the exception record's `reason`). */
+export type ExceptionReason = PaymentRejection | BillDifferenceReason;
 
 /**
  * The payments domain refuses to credit a payment WeChat reported (notify or order query): nothing is

@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import * as v from 'valibot';
-import { issueSessionToken, liveUser, type Session } from './auth';
+import { type Channel, issueSessionToken, liveUser, type Session } from './auth';
 import { code2Session } from './clients/wechat-auth';
 import type { Config } from './config';
 import { BadRequestError, ConflictError, UnauthorizedError } from './errors';
+import { logger } from './logger';
 import type { ProfileChanges, UserRecord } from './repositories/user-repository';
 import * as users from './repositories/user-repository';
 import { validate } from './validation';
@@ -18,6 +19,10 @@ export interface PublicUser {
   company: string;
   introduce: string;
   membershipExpiredAt: string | null;
+  /** The bound phone number (POST /wechat/phone), only in the owner's own views; absent when none is bound. */
+  phoneNumber?: string;
+  /** Its country code, with phoneNumber. */
+  countryCode?: string;
 }
 
 /** A new user id: random and opaque (128 bits), never derived from the openid, so a returning ex-user is new. */
@@ -27,10 +32,21 @@ export function newUserId(): string {
 
 /** A new user with the seed-000 defaults: nickname 微信用户 + 6 chars, sex 2 (unknown), role 0. */
 export function newUser(openid: string, unionid: string | undefined, now: string): UserRecord {
+  return newUserFor({ channel: 'miniprogram', openid, unionid }, now);
+}
+
+/** The placeholder nickname a new user gets (seed 000): 微信用户 + 6 hex characters. */
+const PLACEHOLDER_NICKNAME = /^微信用户[0-9a-f]{6}$/;
+
+/**
+ * A new user for a WeChat identity of either channel, with the seed-000 defaults; its unionid (when WeChat
+ * gave one) is created linked.
+ */
+export function newUserFor(identity: Identity, now: string): UserRecord {
   return {
     id: newUserId(),
-    openid,
-    ...(unionid ? { unionid } : {}),
+    ...(identity.channel === 'h5' ? { mpOpenid: identity.openid } : { openid: identity.openid }),
+    ...(identity.unionid ? { unionid: identity.unionid, unionidLinked: true } : {}),
     nickname: `微信用户${randomBytes(3).toString('hex')}`,
     avatar: '',
     sex: 2,
@@ -44,7 +60,7 @@ export function newUser(openid: string, unionid: string | undefined, now: string
   };
 }
 
-/** The public shape of a stored user; a lapsed membership reads as role 0. */
+/** The user's own view of a stored user (the phone number included); a lapsed membership reads as role 0. */
 export function toPublicUser(user: UserRecord, now = new Date()): PublicUser {
   const member = user.role === 1 && !!user.membershipExpiredAt && new Date(user.membershipExpiredAt) > now;
   return {
@@ -56,6 +72,9 @@ export function toPublicUser(user: UserRecord, now = new Date()): PublicUser {
     company: user.company,
     introduce: user.introduce,
     membershipExpiredAt: user.membershipExpiredAt ?? null,
+    ...(user.phoneNumber && user.countryCode
+      ? { phoneNumber: user.phoneNumber, countryCode: user.countryCode }
+      : {}),
   };
 }
 
@@ -69,11 +88,6 @@ export const SignInBody = v.object({
 });
 
 /**
- * wx.login code → session: code2Session, then find the user through the openid link (two GetItems) or create
- * user and link in one transaction (a concurrent first sign-in that wins is read instead), then a session
- * token of the user's session generation. Throws what code2Session throws.
- */
-/**
  * The id a user got before identity links existed (derived from the openid). A user created then keeps it:
  * their first sign-in after the upgrade links the openid to it, so nobody loses an account or membership.
  */
@@ -81,24 +95,105 @@ export function legacyUserId(openid: string): string {
   return `u${createHash('sha256').update(`openid:${openid}`).digest('base64url').slice(0, 22)}`;
 }
 
+/** A WeChat identity as a sign-in received it: the openid of its channel, and the unionid when WeChat gave one. */
+export interface Identity {
+  channel: Channel;
+  openid: string;
+  unionid?: string;
+}
+
+/** How often a first sign-in re-reads after losing a race before answering 409 SIGN_IN_CONFLICT. */
+const LINK_ROUNDS = 5;
+
+/**
+ * The user of a WeChat identity, found or created: the openid's link (two GetItems: a returning user costs
+ * nothing more), else (mini-program) a legacy user, else the user the unionid is linked to, which gets this
+ * openid linked (one transaction), else a new user with all its links (one transaction). Concurrent first
+ * sign-ins of one person from both channels make one user: a lost race is re-read. Then a unionid WeChat
+ * gives for the first time is linked. Throws ConflictError SIGN_IN_CONFLICT when the races do not settle.
+ */
+export async function userForIdentity(config: Config, identity: Identity, now: Date): Promise<UserRecord> {
+  const table = config.usersTable;
+  const kind = identity.channel === 'h5' ? 'mpopenid' : 'openid';
+  let user: UserRecord | undefined;
+  for (let round = 0; !user; round++) {
+    if (round >= LINK_ROUNDS) throw new ConflictError('登录冲突，请重试', 'SIGN_IN_CONFLICT');
+    if (round > 0) await new Promise((resolve) => setTimeout(resolve, randomInt(5, 20 * round + 6)));
+    user = await users.findUserByLink(table, kind, identity.openid);
+    if (!user && kind === 'openid') {
+      user = await users.linkLegacyUser(table, identity.openid, legacyUserId(identity.openid));
+    }
+    if (user) break;
+    const person = identity.unionid
+      ? await users.findUserByLink(table, 'unionid', identity.unionid)
+      : undefined;
+    if (person) {
+      const field = kind === 'openid' ? 'openid' : 'mpOpenid';
+      if (!person[field] && (await users.linkIdentity(table, person.id, kind, identity.openid))) {
+        user = { ...person, [field]: identity.openid };
+      } else if (person[field]) {
+        // The person already holds another openid of this channel (an unusual WeChat setup): a separate user.
+        const created = newUserFor({ channel: identity.channel, openid: identity.openid }, now.toISOString());
+        if (await users.createLinkedUser(table, created)) user = created;
+      }
+      continue;
+    }
+    const created = newUserFor(identity, now.toISOString());
+    if (await users.createLinkedUser(table, created)) user = created;
+  }
+  if (identity.unionid && !(user.unionid === identity.unionid && user.unionidLinked)) {
+    if (await users.linkIdentity(table, user.id, 'unionid', identity.unionid)) {
+      user = { ...user, unionid: identity.unionid, unionidLinked: true };
+    } else {
+      logger.warn('unionid not linked: it belongs to another user, or this user has another', {
+        userId: user.id,
+      });
+    }
+  }
+  return user;
+}
+
+/**
+ * wx.login code → session: code2Session, then the user of that openid (userForIdentity: two GetItems for a
+ * returning user), then a session token of the user's session generation. Throws what code2Session throws,
+ * and ConflictError SIGN_IN_CONFLICT.
+ */
 export async function signIn(config: Config, code: string): Promise<{ token: string; user: PublicUser }> {
   const identity = await code2Session(config, code);
   const now = new Date();
-  let user =
-    (await users.findUserByOpenid(config.usersTable, identity.openid)) ??
-    (await users.linkLegacyUser(config.usersTable, identity.openid, legacyUserId(identity.openid)));
-  if (!user) {
-    const created = newUser(identity.openid, identity.unionid, now.toISOString());
-    user = (await users.createLinkedUser(config.usersTable, created))
-      ? created
-      : await users.findUserByOpenid(config.usersTable, identity.openid);
-  }
-  if (!user) throw new ConflictError('登录冲突，请重试', 'SIGN_IN_CONFLICT');
-  if (identity.unionid && user.unionid !== identity.unionid) {
-    await users.setUnionId(config.usersTable, user.id, identity.unionid);
-  }
+  const user = await userForIdentity(config, { channel: 'miniprogram', ...identity }, now);
   const token = await issueSessionToken(user.id, config, now, user.sessionVersion ?? 0);
   return { token, user: toPublicUser(user, now) };
+}
+
+/**
+ * Profile defaults from WeChat's user info (snsapi_userinfo), set only on fields the user has not set (the
+ * placeholder nickname, an empty avatar) and only when they pass the same checks as `PUT /wechat/info`.
+ * Returns the user as now stored (unchanged when nothing applied).
+ */
+export async function applyProfileDefaults(
+  config: Config,
+  user: UserRecord,
+  info: { nickname?: string; headimgurl?: string },
+  now: Date,
+): Promise<UserRecord> {
+  const valid = (field: 'nickname' | 'avatar', value: string | undefined) => {
+    if (value === undefined) return undefined;
+    const parsed = v.safeParse(ProfileUpdateBody, { [field]: value });
+    return parsed.success ? (parsed.output[field] as string | undefined) : undefined;
+  };
+  const nickname = PLACEHOLDER_NICKNAME.test(user.nickname) ? valid('nickname', info.nickname) : undefined;
+  const avatar = user.avatar === '' ? valid('avatar', info.headimgurl) : undefined;
+  const updated = await users.fillProfileDefaults(
+    config.usersTable,
+    user.id,
+    {
+      ...(nickname ? { nickname: { value: nickname, replacing: user.nickname } } : {}),
+      ...(avatar ? { avatar: { value: avatar, replacing: user.avatar } } : {}),
+    },
+    now.toISOString(),
+  );
+  return updated ?? user;
 }
 
 /** The signed-in user; a session whose user is gone or signed out is a 401 (UnauthorizedError). */

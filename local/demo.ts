@@ -1,9 +1,10 @@
+import { jssdkSignature } from '#lib/wechat/jssdk';
 import { localEnv } from './env';
 
 /**
- * `npm run demo`: plays the mini-program against a running local stack (`npm start`), one line per step, using
- * only our HTTP API and the sandbox control API, so it works for either WECHAT_PAY_VERSION. Exits 1 at the first
- * wrong answer. API http://127.0.0.1:$PORT, sandbox http://127.0.0.1:$SANDBOX_PORT (.env.example < .env < env).
+ * `npm run demo`: plays the mini-program, then an H5 page in WeChat (web OAuth sign-in, H5 pay), against a running
+ * local stack (`npm start`), one line per step, using only our HTTP API and the sandbox control API, so it works
+ * for either WECHAT_PAY_VERSION. Exits 1 at the first wrong answer. API http://127.0.0.1:$PORT, sandbox http://127.0.0.1:$SANDBOX_PORT (.env.example < .env < env).
  */
 const env = localEnv();
 const API = `http://127.0.0.1:${env.PORT ?? '3000'}`;
@@ -30,6 +31,8 @@ interface User {
   nickname: string;
   role: number;
   membershipExpiredAt: string | null;
+  phoneNumber?: string;
+  countryCode?: string;
 }
 
 interface Order {
@@ -46,6 +49,7 @@ interface Plan {
 }
 
 interface PayParams {
+  appId?: string;
   timeStamp: string;
   nonceStr: string;
   package: string;
@@ -133,7 +137,9 @@ async function sandbox(method: string, path: string, body?: unknown): Promise<Re
 async function main(): Promise<void> {
   console.log(`demo: API ${API}, sandbox ${SANDBOX}`);
 
-  const login = await sandbox('POST', '/sandbox/login', {});
+  // The same person on both sides: the mini-program and the official account are bound to one Open Platform account.
+  const unionid = `oDemoUnion${Math.floor(Math.random() * 1e9)}`;
+  const login = await sandbox('POST', '/sandbox/login', { unionid });
   check(typeof login.code === 'string' && login.code !== '', 'sandbox login gave no code');
   step('wx.login (sandbox)', `code ${login.code.slice(0, 8)}…, openid ${String(login.openid)}`);
 
@@ -160,6 +166,40 @@ async function main(): Promise<void> {
   const reread = (await api<{ user: User }>('GET', '/wechat/me', { token })).data?.user;
   check(reread?.nickname === nickname, `GET /wechat/me after the update shows nickname ${reread?.nickname}`);
   step('PUT /wechat/info', `nickname "${nickname}" saved and read back`);
+
+  const phoneCode = await sandbox('POST', '/sandbox/phone-code', { openid: login.openid });
+  check(typeof phoneCode.code === 'string', 'sandbox phone-code gave no code');
+  const withPhone = (
+    await api<{ user: User }>('POST', '/wechat/phone', { body: { code: phoneCode.code }, token })
+  ).data?.user;
+  check(/^\d{11}$/.test(withPhone?.phoneNumber ?? ''), 'POST /wechat/phone returned no phoneNumber');
+  const phone = withPhone?.phoneNumber ?? '';
+  step('POST /wechat/phone', `bound +${withPhone?.countryCode} ${phone.slice(0, 3)}****${phone.slice(-4)}`);
+
+  const h5Origin = (env.H5_ORIGINS ?? '').split(',')[0]?.trim();
+  if (env.WECHAT_MP_APPID && h5Origin) {
+    const page = `${h5Origin}/h5/demo.html?from=demo`;
+    const config = (
+      await api<{ appId: string; timestamp: number; nonceStr: string; signature: string }>(
+        'GET',
+        `/wechat/jssdk/config?url=${encodeURIComponent(`${page}#/home`)}`,
+      )
+    ).data;
+    const { ticket } = await sandbox('GET', '/sandbox/jsapi-ticket');
+    const expected = config
+      ? jssdkSignature({
+          jsapiTicket: String(ticket),
+          nonceStr: config.nonceStr,
+          timestamp: config.timestamp,
+          url: page,
+        })
+      : undefined;
+    check(
+      config?.signature === expected?.signature,
+      'GET /wechat/jssdk/config: the signature does not verify',
+    );
+    step('GET /wechat/jssdk/config', `wx.config for ${page}: appId ${config?.appId}, signature verified`);
+  }
 
   const plans = (await api<{ plans: Plan[] }>('GET', '/wechat/plans')).data?.plans;
   check(Array.isArray(plans) && plans.length > 0, 'GET /wechat/plans returned no plans');
@@ -238,7 +278,87 @@ async function main(): Promise<void> {
   const again = await api('POST', '/wechat/pay', { body: { outTradeNo }, token, status: 409 });
   step('POST /wechat/pay (the paid order again)', `409 ${again.code}: ${again.message}`);
 
+  await h5(userId, unionid, plans[plans.length - 1] as Plan);
   console.log('demo passed');
+}
+
+/** One browser hop: GET `url` without following the redirect; expects a 302 and returns its Location. */
+async function hop(url: string): Promise<string> {
+  let response: Response;
+  try {
+    response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  } catch (error) {
+    fail(`GET ${url} did not answer (${(error as Error).name})`);
+  }
+  const location = response.headers.get('location');
+  if (response.status !== 302 || !location) {
+    fail(`GET ${url} answered ${response.status}, expected a 302: ${(await response.text()).slice(0, 300)}`);
+  }
+  return location;
+}
+
+/**
+ * The H5 part: an H5 page inside WeChat signs the same person in through web OAuth (snsapi_userinfo; one user
+ * by unionid), then pays under the official account (WeixinJSBridge getBrandWCPayRequest, played by the
+ * sandbox cashier).
+ */
+async function h5(userId: string, unionid: string, plan: Plan): Promise<void> {
+  const origin = (env.H5_ORIGINS ?? '').split(',')[0]?.trim();
+  if (!env.WECHAT_MP_APPID || !origin) {
+    step('H5', 'skipped: WECHAT_MP_APPID or H5_ORIGINS is not set');
+    return;
+  }
+  const page = `${origin}/h5/demo.html`;
+  await sandbox('POST', '/sandbox/oauth/identity', { unionid, nickname: 'H5演示用户' });
+  const toWechat = await hop(
+    `${API}/wechat/oauth/authorize?redirect=${encodeURIComponent(page)}&scope=snsapi_userinfo`,
+  );
+  check(toWechat.includes('/connect/oauth2/authorize?appid='), `authorize sent the browser to ${toWechat}`);
+  step('GET /wechat/oauth/authorize', `302 to WeChat web OAuth (${new URL(toWechat).origin})`);
+  const toCallback = await hop(toWechat);
+  check(new URL(toCallback).searchParams.has('code'), 'WeChat (sandbox) came back without a code');
+  step(
+    'WeChat authorize page (sandbox)',
+    'the user agrees; 302 back to /wechat/oauth/callback with code and state',
+  );
+  const toPage = new URL(await hop(toCallback));
+  check(`${toPage.origin}${toPage.pathname}` === page, `callback sent the browser to ${toPage.href}`);
+  const token = toPage.hash.replace(/^#token=/, '');
+  check(token.split('.').length === 3, `callback fragment ${toPage.hash.slice(0, 20)}… holds no token`);
+  const me = (await api<{ user: User }>('GET', '/wechat/me', { token })).data?.user;
+  check(me?.id === userId, `H5 sign-in landed on user ${me?.id}, expected the mini-program's ${userId}`);
+  step(
+    'GET /wechat/oauth/callback',
+    `302 to the page with #token=…; same user ${userId} (linked by unionid)`,
+  );
+
+  const created = (
+    await api<{ order: Order; payParams: PayParams }>('POST', '/wechat/pay', {
+      body: { planId: plan.id },
+      token,
+    })
+  ).data;
+  check(
+    created?.payParams.appId === env.WECHAT_MP_APPID,
+    'H5 payParams do not carry the official account appId',
+  );
+  const { outTradeNo } = created.order;
+  step(
+    'POST /wechat/pay (H5)',
+    `order ${outTradeNo}, appId ${created.payParams.appId}, ${created.payParams.signType}`,
+  );
+  const paid = await sandbox('POST', '/sandbox/cashier', { ...created.payParams, action: 'pay' });
+  check(typeof paid.transactionId === 'string', 'the cashier returned no transactionId');
+  step('getBrandWCPayRequest (sandbox cashier pays)', `transaction ${paid.transactionId}`);
+  const deadline = Date.now() + PAID_WITHIN_MS;
+  let viewed = (await api<{ order: Order }>('GET', `/wechat/orders/${outTradeNo}`, { token })).data?.order;
+  while (viewed?.status !== 'PAID') {
+    if (Date.now() > deadline)
+      fail(`H5 order ${outTradeNo} still ${viewed?.status} after ${PAID_WITHIN_MS / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    viewed = (await api<{ order: Order }>('GET', `/wechat/orders/${outTradeNo}`, { token })).data?.order;
+  }
+  step(`GET /wechat/orders/${outTradeNo} (H5)`, `PAID, transaction ${viewed.transactionId}`);
 }
 
 try {

@@ -35,11 +35,11 @@ function success(description: string, data: Schema): Schema {
 const FAILURE_STATUS: Record<number, string> = {
   400: 'Validation failure (code VALIDATION_ERROR, with errors) or another bad request',
   401: 'No, malformed, expired or revoked session token (UNAUTHORIZED, INVALID_TOKEN, USER_NOT_FOUND, SESSION_REVOKED)',
-  404: 'Not found, or not the caller’s (ORDER_NOT_FOUND)',
+  404: 'Not found, or not the caller’s (ORDER_NOT_FOUND); a feature this stage has not configured (FEATURE_DISABLED)',
   409: 'Conflict with the order’s state (ORDER_PAID, ORDER_CLOSED, ORDER_IN_PROGRESS, ORDER_JUST_PAID, …) or a sign-in racing an account deletion (SIGN_IN_CONFLICT)',
   413: 'Body too large (PAYLOAD_TOO_LARGE)',
   415: 'Not application/json (UNSUPPORTED_MEDIA_TYPE)',
-  429: 'Too many orders this hour (ORDER_RATE_LIMITED); see retry-after',
+  429: 'Too many orders this hour (ORDER_RATE_LIMITED), or WeChat’s quota reached (WECHAT_RATE_LIMITED); see retry-after',
   500: 'A bug (INTERNAL_ERROR); details only in the logs',
   502: 'WeChat answered something unusable (WECHAT_ERROR, …)',
   503: 'WeChat busy or not answering (WECHAT_UNAVAILABLE, …)',
@@ -71,6 +71,9 @@ const bearer = [{ session: [] }];
 /** Admin routes: the HTTP API's IAM authorizer (SigV4 with the operator's credentials); open locally. */
 const operator = [{ operator: [] }];
 const WECHAT = [502, 503, 500];
+
+/** An amount in integer fen. */
+const FEN: Schema = { type: 'integer', minimum: 0, description: 'Integer fen' };
 
 const schemas: Record<string, Schema> = {
   Failure: object(
@@ -136,14 +139,18 @@ const schemas: Record<string, Schema> = {
     ['outTradeNo', 'planId', 'description', 'totalFee', 'status', 'createdAt', 'paidAt', 'transactionId'],
   ),
   PayParams: {
-    ...object({
-      timeStamp: text('Unix seconds', { pattern: '^\\d{1,10}$' }),
-      nonceStr: text('Random string'),
-      package: text('prepay_id=…', { pattern: '^prepay_id=' }),
-      signType: { enum: ['MD5', 'HMAC-SHA256', 'RSA'] },
-      paySign: text('Signature over the other fields'),
-    }),
-    description: 'Exactly what wx.requestPayment takes',
+    ...object(
+      {
+        appId: text('H5 sessions only: the official account AppID, for WeixinJSBridge getBrandWCPayRequest'),
+        timeStamp: text('Unix seconds', { pattern: '^\\d{1,10}$' }),
+        nonceStr: text('Random string'),
+        package: text('prepay_id=…', { pattern: '^prepay_id=' }),
+        signType: { enum: ['MD5', 'HMAC-SHA256', 'RSA'] },
+        paySign: text('Signature over the other fields (and the appId)'),
+      },
+      ['timeStamp', 'nonceStr', 'package', 'signType', 'paySign'],
+    ),
+    description: 'Exactly what wx.requestPayment takes (plus appId for H5 getBrandWCPayRequest)',
   },
   ReconcileSummary: object({
     checked: { type: 'integer', minimum: 0, description: 'Orders looked at' },
@@ -167,14 +174,104 @@ const schemas: Record<string, Schema> = {
           'paid_by_other',
           'not_pending',
           'owner_missing',
+          'bill_not_credited',
+          'bill_missing_payment',
+          'bill_amount_mismatch',
+          'bill_refund_not_recorded',
+          'bill_refund_missing',
         ],
       },
       orderFee: { type: 'integer', description: 'Our order’s total_fee, integer fen' },
       reportedFee: { type: 'integer', description: 'What WeChat reported, integer fen' },
-      source: { enum: ['notify-v2', 'notify-v3', 'orderquery-v2', 'orderquery-v3'] },
+      source: { enum: ['notify-v2', 'notify-v3', 'orderquery-v2', 'orderquery-v3', 'bill-v2', 'bill-v3'] },
       at: text('ISO 8601 UTC', { format: 'date-time' }),
+      billDate: text('A daily bill difference: the bill’s China-time day', { format: 'date' }),
+      outRefundNo: text('A refund difference: its out_refund_no'),
     },
     ['outTradeNo', 'transactionId', 'reason', 'reportedFee', 'source', 'at'],
+  ),
+  BillReport: object(
+    {
+      date: text('China-time day checked', { format: 'date' }),
+      status: {
+        enum: ['done', 'empty', 'not_ready'],
+        description:
+          'done: a bill compared; empty: no bill that day (NO_STATEMENT_EXIST); not_ready: WeChat still making it',
+      },
+      version: { enum: ['v2', 'v3'] },
+      checkedAt: text('ISO 8601 UTC', { format: 'date-time' }),
+      matched: { type: 'integer', minimum: 0, description: 'Bill lines that agree with the ledger' },
+      paidNotCredited: {
+        type: 'array',
+        items: object(
+          {
+            outTradeNo: text('out_trade_no'),
+            transactionId: text('transaction_id'),
+            billFee: FEN,
+            ourStatus: { enum: ['ABSENT', 'PENDING', 'PAID', 'CLOSED', 'REFUNDED'] },
+            outcome: { enum: ['credited', 'duplicate', 'exception', 'failed'] },
+          },
+          ['outTradeNo', 'transactionId', 'billFee', 'ourStatus'],
+        ),
+      },
+      creditedNotInBill: {
+        type: 'array',
+        items: object({
+          outTradeNo: text('out_trade_no'),
+          transactionId: text('transaction_id'),
+          ourFee: FEN,
+        }),
+      },
+      amountMismatch: {
+        type: 'array',
+        items: object({
+          kind: { enum: ['payment', 'refund'] },
+          outTradeNo: text('out_trade_no'),
+          id: text('transaction_id (payment) or out_refund_no (refund)'),
+          billFee: FEN,
+          ourFee: FEN,
+        }),
+      },
+      refundsNotRecorded: {
+        type: 'array',
+        items: object({
+          outTradeNo: text('out_trade_no'),
+          outRefundNo: text('out_refund_no'),
+          refundId: text('refund_id'),
+          billFee: FEN,
+          billStatus: text('退款状态 in the bill'),
+          ourStatus: { enum: ['ABSENT', 'PROCESSING', 'SUCCESS', 'CLOSED', 'ABNORMAL'] },
+        }),
+      },
+      refundsNotInBill: {
+        type: 'array',
+        items: object({ outTradeNo: text('out_trade_no'), outRefundNo: text('out_refund_no'), ourFee: FEN }),
+      },
+      differences: { type: 'integer', minimum: 0, description: 'All differences' },
+      truncated: {
+        type: 'boolean',
+        description: 'The stored lists were cut (every difference is also an exception)',
+      },
+      totals: object({
+        lines: { type: 'integer', minimum: 0 },
+        paymentFee: FEN,
+        refundFee: FEN,
+      }),
+    },
+    [
+      'date',
+      'status',
+      'version',
+      'checkedAt',
+      'matched',
+      'paidNotCredited',
+      'creditedNotInBill',
+      'amountMismatch',
+      'refundsNotRecorded',
+      'refundsNotInBill',
+      'differences',
+      'totals',
+    ],
   ),
   SeedPayResult: {
     ...object({
@@ -218,6 +315,46 @@ const paths: Record<string, Record<string, Schema>> = {
       },
     },
   },
+  '/wechat/oauth/authorize': {
+    get: {
+      operationId: 'oauthAuthorize',
+      tags: ['session'],
+      summary: 'H5 sign-in: 302 to WeChat web OAuth (official account)',
+      description:
+        'Redirects the browser to `{WECHAT_OPEN_BASE}/connect/oauth2/authorize?…#wechat_redirect`. `redirect` ' +
+        'must be under H5_ORIGINS (exact origin) or the answer is 400 REDIRECT_NOT_ALLOWED; the state is signed, ' +
+        'binds the redirect and scope, and lives 10 minutes. 404 FEATURE_DISABLED when H5 is not configured.',
+      parameters: [
+        { name: 'redirect', in: 'query', required: true, schema: { type: 'string', maxLength: 1024 } },
+        { name: 'scope', in: 'query', schema: { enum: ['snsapi_base', 'snsapi_userinfo'] } },
+      ],
+      responses: {
+        '302': { description: 'To WeChat’s authorize page (Location)' },
+        ...failures(400, 404, 500),
+      },
+    },
+  },
+  '/wechat/oauth/callback': {
+    get: {
+      operationId: 'oauthCallback',
+      tags: ['session'],
+      summary: 'H5 sign-in: WeChat’s redirect back; 302 to `<redirect>#token=<JWT>`',
+      description:
+        'WeChat appends code and state. Signs the user in (one user per person: linked by unionid with the ' +
+        'mini-program) and 302s to the page with the session token in the fragment; no code (the user ' +
+        'refused) 302s to `<redirect>#error=access_denied`. Bad state 400 INVALID_STATE, expired 400 ' +
+        'STATE_EXPIRED, used code 400 INVALID_CODE.',
+      parameters: [
+        { name: 'redirect', in: 'query', required: true, schema: { type: 'string', maxLength: 1024 } },
+        { name: 'state', in: 'query', required: true, schema: { type: 'string', maxLength: 128 } },
+        { name: 'code', in: 'query', schema: { type: 'string', maxLength: 128 } },
+      ],
+      responses: {
+        '302': { description: 'To the H5 page, `#token=<JWT>` or `#error=access_denied` (Location)' },
+        ...failures(400, 404, 409, 429, ...WECHAT),
+      },
+    },
+  },
   '/wechat/me': {
     get: {
       operationId: 'me',
@@ -253,7 +390,8 @@ const paths: Record<string, Record<string, Schema>> = {
             export: object({
               profile: ref('User'),
               identities: object({
-                openid: text('WeChat openid'),
+                openid: nullable(text('Mini-program openid')),
+                officialAccountOpenid: nullable(text('Official-account openid (H5 sign-in)')),
                 unionid: nullable(text('WeChat unionid')),
               }),
               createdAt: text('ISO 8601 UTC', { format: 'date-time' }),
@@ -308,6 +446,53 @@ const paths: Record<string, Record<string, Schema>> = {
       responses: {
         '200': success('Updated', object({ user: ref('User') })),
         ...failures(400, 401, 413, 415, 500),
+      },
+    },
+  },
+  '/wechat/phone': {
+    post: {
+      operationId: 'bindPhone',
+      tags: ['profile'],
+      summary: 'Bind the caller’s phone number from a getPhoneNumber code (single use, 5 minutes)',
+      description:
+        'The code of `<button open-type="getPhoneNumber">`; the number is shown only to its owner (GET /wechat/me, ' +
+        'the export) and erased with the account. A used or expired code answers 400 INVALID_CODE.',
+      security: bearer,
+      requestBody: json(
+        object({
+          code: text('The getPhoneNumber code', { pattern: '^[A-Za-z0-9_-]{1,128}$' }),
+        }),
+      ),
+      responses: {
+        '200': success('Bound', object({ user: ref('User') })),
+        ...failures(400, 401, 413, 415, 429, ...WECHAT),
+      },
+    },
+  },
+  '/wechat/jssdk/config': {
+    get: {
+      operationId: 'jssdkConfig',
+      tags: ['h5'],
+      summary: 'wx.config’s signature for an H5 page of the official account (no session needed)',
+      description:
+        'Send `location.href.split("#")[0]`, URL-encoded. The page must be under H5_ORIGINS (400 URL_NOT_ALLOWED); ' +
+        'without WECHAT_MP_APPID, WECHAT_MP_SECRET or H5_ORIGINS the route answers 404 FEATURE_DISABLED.',
+      parameters: [
+        { name: 'url', in: 'query', required: true, schema: { type: 'string' }, description: 'The page URL' },
+      ],
+      responses: {
+        '200': success(
+          'The wx.config fields (add jsApiList)',
+          object({
+            appId: text('The official account AppID (WECHAT_MP_APPID)'),
+            timestamp: { type: 'integer', description: 'Unix seconds' },
+            nonceStr: text('Random string'),
+            signature: text('SHA-1 hex of jsapi_ticket, noncestr, timestamp, url', {
+              pattern: '^[0-9a-f]{40}$',
+            }),
+          }),
+        ),
+        ...failures(400, 404, 429, ...WECHAT),
       },
     },
   },
@@ -392,6 +577,27 @@ const paths: Record<string, Record<string, Schema>> = {
       responses: {
         '200': success('What the pass did', ref('ReconcileSummary')),
         ...failures(400, 500),
+      },
+    },
+  },
+  '/admin/bill': {
+    get: {
+      operationId: 'adminBill',
+      tags: ['admin'],
+      summary: 'Check a day’s WeChat trade bill against the ledger now; the stored report (IAM on AWS)',
+      security: operator,
+      parameters: [
+        {
+          name: 'date',
+          in: 'query',
+          required: true,
+          description: 'China-time day YYYY-MM-DD, not in the future (INVALID_DATE, FUTURE_DATE)',
+          schema: { type: 'string', format: 'date' },
+        },
+      ],
+      responses: {
+        '200': success('The day’s report', object({ report: ref('BillReport') })),
+        ...failures(400, ...WECHAT),
       },
     },
   },
@@ -504,6 +710,7 @@ export function openApiDocument(servers = [{ url: 'http://127.0.0.1:3000', descr
       { name: 'session', description: 'wx.login → session token' },
       { name: 'profile', description: 'The signed-in user' },
       { name: 'payments', description: 'Plans, orders and WeChat Pay' },
+      { name: 'h5', description: 'Official-account H5 pages' },
       { name: 'wechat', description: 'Called by WeChat, not by the mini-program' },
       { name: 'admin', description: 'Operators (IAM-authorized on AWS)' },
     ],

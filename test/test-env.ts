@@ -15,6 +15,9 @@ export function applyTestEnv(): void {
     DYNAMODB_ENDPOINT: `http://127.0.0.1:${TEST_DYNAMODB_PORT}`,
     WECHAT_API_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
     WECHAT_PAY_API_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
+    WECHAT_OPEN_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
+    // H5 pages the OAuth tests return to: the test sandbox's own origin and a public-looking one.
+    H5_ORIGINS: `http://127.0.0.1:${TEST_SANDBOX_PORT},https://h5.example.com`,
     AWS_REGION: 'localhost',
   });
 }

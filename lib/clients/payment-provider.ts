@@ -11,13 +11,20 @@ export interface PrepayRequest {
   description: string;
   /** Integer fen. */
   totalFee: number;
+  /** The payer's openid under `appId`. */
   openid: string;
   clientIp: string;
   timeExpire: Date;
+  /** The AppID to pay under: the official account's for H5 (JSAPI); absent = the mini-program's. */
+  appId?: string;
 }
 
-/** Exactly what `wx.requestPayment` takes. */
+/**
+ * Exactly what `wx.requestPayment` takes; for an H5 order also `appId` (the official account's), which
+ * `WeixinJSBridge.invoke('getBrandWCPayRequest', …)` needs and the paySign covers.
+ */
 export interface PayParams {
+  appId?: string;
   timeStamp: string;
   nonceStr: string;
   package: string;
@@ -67,6 +74,13 @@ export interface NotifyReply {
   body: string;
 }
 
+/**
+ * A day's trade bill (bill_type ALL) as WeChat answered: the uncompressed text, `empty` (NO_STATEMENT_EXIST / No
+ * Bill Exist: no trade that day), or `not_ready` (STATEMENT_CREATING / Bill Creating: ask again later; WeChat
+ * makes bills from 09:00 China time the next day).
+ */
+export type TradeBillDownload = { kind: 'bill'; text: string } | { kind: 'empty' } | { kind: 'not_ready' };
+
 export interface PaymentProvider {
   readonly version: PayVersion;
   /**
@@ -74,16 +88,28 @@ export interface PaymentProvider {
    * ServiceUnavailableError.
    */
   prepay(request: PrepayRequest): Promise<string>;
-  /** Signs `wx.requestPayment` parameters for a prepay_id. */
-  payParams(prepayId: string): PayParams;
-  /** WeChat's order query by out_trade_no, response signature verified. */
-  queryOrder(outTradeNo: string): Promise<OrderQueryResult>;
+  /**
+   * Signs `wx.requestPayment` parameters for a prepay_id made under `appId` (absent: the mini-program's); with
+   * an `appId` the answer carries it (H5's getBrandWCPayRequest takes it).
+   */
+  payParams(prepayId: string, appId?: string): PayParams;
+  /**
+   * WeChat's order query by out_trade_no, response signature verified; `appId`: the order's, when not the
+   * mini-program's (v2 sends it; v3 queries by mchid only).
+   */
+  queryOrder(outTradeNo: string, appId?: string): Promise<OrderQueryResult>;
   /**
    * Closes an unpaid order at WeChat (v2 closeorder; v3 close, then a query to confirm, since v3 answers 204
    * even for an order it does not know). A paid order answers its report instead. Throws UpstreamError /
    * ServiceUnavailableError when WeChat fails or the close is not confirmed.
    */
-  closeOrder(outTradeNo: string): Promise<CloseResult>;
+  closeOrder(outTradeNo: string, appId?: string): Promise<CloseResult>;
+  /**
+   * Downloads the trade bill (ALL) of one China-time day `YYYY-MM-DD` (v2 `/pay/downloadbill`, gzip; v3
+   * `/v3/bill/tradebill` then its download_url, the SHA-1 checked). Throws UpstreamError on a refusal or a
+   * corrupt bill, ServiceUnavailableError when WeChat does not answer in time.
+   */
+  downloadTradeBill(day: string): Promise<TradeBillDownload>;
   /** Whether a notify body is in this version's format (v2 XML, v3 JSON). */
   accepts(request: NotifyRequest): boolean;
   /**

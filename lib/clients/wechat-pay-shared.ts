@@ -66,3 +66,36 @@ export function orderStateConflict(code: string): ConflictError | undefined {
   }
   return undefined;
 }
+
+/** One bill download's cap, milliseconds (less when the invocation has less time left). */
+export const BILL_DOWNLOAD_TIMEOUT_MS = 20_000;
+/** The largest bill body read, bytes (a day of a busy merchant is a few MB). */
+export const MAX_BILL_BYTES = 64 * 1024 * 1024;
+
+/**
+ * One bill download (v2 downloadbill, v3 download_url) within BILL_DOWNLOAD_TIMEOUT_MS or the invocation's
+ * deadline: the raw body bytes (plain text, gzip or an error XML/JSON). Throws RetryableError like
+ * payExchange, and on a body over MAX_BILL_BYTES.
+ */
+export async function payDownload(
+  url: string,
+  init: RequestInit,
+): Promise<{ status: number; headers: Headers; bytes: Buffer }> {
+  const timeoutMs = wechatAttemptTimeout(BILL_DOWNLOAD_TIMEOUT_MS);
+  let response: Response;
+  let bytes: Buffer;
+  try {
+    response = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+    bytes = Buffer.from(await response.arrayBuffer());
+  } catch (error) {
+    throw new RetryableError(`network: ${(error as Error).name}`);
+  }
+  if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
+  if (bytes.length > MAX_BILL_BYTES) throw payUpstream('微信支付账单过大', `bill of ${bytes.length} bytes`);
+  return { status: response.status, headers: response.headers, bytes };
+}
+
+/** Whether bytes are gzip (magic 1f 8b). */
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}

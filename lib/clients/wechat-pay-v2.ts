@@ -1,3 +1,4 @@
+import { gunzipSync } from 'node:zlib';
 import type {
   CloseResult,
   NotifyReply,
@@ -8,10 +9,12 @@ import type {
   PaymentReport,
   PayParams,
   PrepayRequest,
+  TradeBillDownload,
 } from '#lib/clients/payment-provider';
 import type { V2Config } from '#lib/config';
 import { ConfigError, NotifyRejectedError } from '#lib/errors';
 import { logger } from '#lib/logger';
+import { compactDay } from '#lib/wechat-pay/bill';
 import {
   buildPayParamsV2,
   formatTimeExpire,
@@ -25,7 +28,14 @@ import {
   verifyV2Sign,
 } from '#lib/wechat-pay/v2-protocol';
 import { RetryableError } from './retry';
-import { orderStateConflict, payExchange, payUpstream, withPayRetry } from './wechat-pay-shared';
+import {
+  isGzip,
+  orderStateConflict,
+  payDownload,
+  payExchange,
+  payUpstream,
+  withPayRetry,
+} from './wechat-pay-shared';
 
 type V2ClientConfig = Pick<
   V2Config,
@@ -78,10 +88,14 @@ export class WechatPayV2 implements PaymentProvider {
   constructor(private readonly config: V2ClientConfig) {}
 
   /** POSTs a signed XML request and returns the verified response fields (return_code SUCCESS, sign valid). */
-  private async call(path: string, fields: Record<string, string | number>): Promise<Record<string, string>> {
+  private async call(
+    path: string,
+    fields: Record<string, string | number>,
+    appId = this.config.appId,
+  ): Promise<Record<string, string>> {
     const { config } = this;
     const params: Record<string, string | number> = {
-      appid: config.appId,
+      appid: appId,
       mch_id: config.mchId,
       nonce_str: nonceStr(),
       sign_type: config.v2SignType,
@@ -121,16 +135,20 @@ export class WechatPayV2 implements PaymentProvider {
   /** unifiedorder (trade_type JSAPI) → prepay_id. ORDERPAID / ORDERCLOSED → ConflictError; others → UpstreamError. */
   async prepay(request: PrepayRequest): Promise<string> {
     if (!this.config.notifyUrl) throw new ConfigError('WECHAT_NOTIFY_URL is not set');
-    const result = await this.call('/pay/unifiedorder', {
-      body: request.description,
-      out_trade_no: request.outTradeNo,
-      total_fee: request.totalFee,
-      spbill_create_ip: request.clientIp,
-      notify_url: this.config.notifyUrl,
-      trade_type: 'JSAPI',
-      openid: request.openid,
-      time_expire: formatTimeExpire(request.timeExpire),
-    });
+    const result = await this.call(
+      '/pay/unifiedorder',
+      {
+        body: request.description,
+        out_trade_no: request.outTradeNo,
+        total_fee: request.totalFee,
+        spbill_create_ip: request.clientIp,
+        notify_url: this.config.notifyUrl,
+        trade_type: 'JSAPI',
+        openid: request.openid,
+        time_expire: formatTimeExpire(request.timeExpire),
+      },
+      request.appId,
+    );
     if (result.result_code === 'SUCCESS' && result.prepay_id) return result.prepay_id;
     const code = result.err_code ?? 'UNKNOWN';
     logger.error('unifiedorder refused', {
@@ -141,19 +159,20 @@ export class WechatPayV2 implements PaymentProvider {
     throw orderStateConflict(code) ?? payUpstream('微信支付下单失败', `unifiedorder ${code}`);
   }
 
-  /** wx.requestPayment parameters, signed with the configured sign type. */
-  payParams(prepayId: string): PayParams {
-    return buildPayParamsV2({
-      appId: this.config.appId,
+  /** wx.requestPayment parameters, signed (appId included) with the configured sign type; H5 also gets `appId`. */
+  payParams(prepayId: string, appId?: string): PayParams {
+    const params = buildPayParamsV2({
+      appId: appId ?? this.config.appId,
       prepayId,
       signType: this.config.v2SignType,
       key: this.config.mchKey,
     });
+    return appId ? { appId, ...params } : params;
   }
 
   /** orderquery by out_trade_no. */
-  async queryOrder(outTradeNo: string): Promise<OrderQueryResult> {
-    const result = await this.call('/pay/orderquery', { out_trade_no: outTradeNo });
+  async queryOrder(outTradeNo: string, appId?: string): Promise<OrderQueryResult> {
+    const result = await this.call('/pay/orderquery', { out_trade_no: outTradeNo }, appId);
     if (result.result_code !== 'SUCCESS') return { tradeState: result.err_code ?? 'UNKNOWN' };
     const tradeState = result.trade_state ?? 'UNKNOWN';
     if (tradeState !== 'SUCCESS') return { tradeState };
@@ -164,15 +183,73 @@ export class WechatPayV2 implements PaymentProvider {
    * closeorder by out_trade_no (WeChat Pay v2 关闭订单): SUCCESS or ORDERCLOSED → CLOSED; ORDERPAID → the
    * order query's report. Other err_codes → UpstreamError.
    */
-  async closeOrder(outTradeNo: string): Promise<CloseResult> {
-    const result = await this.call('/pay/closeorder', { out_trade_no: outTradeNo });
+  async closeOrder(outTradeNo: string, appId?: string): Promise<CloseResult> {
+    const result = await this.call('/pay/closeorder', { out_trade_no: outTradeNo }, appId);
     const code = result.result_code === 'SUCCESS' ? 'SUCCESS' : (result.err_code ?? 'UNKNOWN');
     if (code === 'SUCCESS' || code === 'ORDERCLOSED') return { tradeState: 'CLOSED' };
     if (code === 'ORDERPAID') {
-      const query = await this.queryOrder(outTradeNo);
+      const query = await this.queryOrder(outTradeNo, appId);
       if ('report' in query) return { tradeState: 'SUCCESS', report: query.report };
     }
     throw payUpstream('微信支付关单失败', `closeorder ${code}`);
+  }
+
+  /**
+   * `POST /pay/downloadbill` (下载交易账单, bill_type ALL, tar_type GZIP) for `day` (China time YYYY-MM-DD). The
+   * bill comes back as gzip (or plain text) and carries no sign; a refusal is unsigned XML with return_code FAIL:
+   * "No Bill Exist" (error_code 20002) → empty, "Bill Creating" → not_ready, anything else → UpstreamError.
+   */
+  async downloadTradeBill(day: string): Promise<TradeBillDownload> {
+    const { config } = this;
+    const params: Record<string, string> = {
+      appid: config.appId,
+      mch_id: config.mchId,
+      nonce_str: nonceStr(),
+      sign_type: config.v2SignType,
+      bill_date: compactDay(day),
+      bill_type: 'ALL',
+      tar_type: 'GZIP',
+    };
+    params.sign = signV2(params, config.mchKey, config.v2SignType);
+    const body = toV2Xml(params);
+    const path = '/pay/downloadbill';
+    return withPayRetry('v2', path, async () => {
+      const answer = await payDownload(`${config.payApiBase}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/xml; charset=utf-8' },
+        body,
+      });
+      let bytes = answer.bytes;
+      if (isGzip(bytes)) {
+        try {
+          bytes = gunzipSync(bytes);
+        } catch {
+          throw payUpstream('微信支付账单损坏', `${path}: gzip does not inflate`);
+        }
+        return { kind: 'bill', text: bytes.toString('utf8') };
+      }
+      const text = bytes.toString('utf8');
+      if (!text.trimStart().startsWith('<')) {
+        if (answer.status !== 200) throw payUpstream('微信支付响应异常', `${path}: http ${answer.status}`);
+        return { kind: 'bill', text };
+      }
+      let result: Record<string, string>;
+      try {
+        result = parseV2Xml(text);
+      } catch {
+        throw payUpstream('微信支付响应异常', `${path}: unparsable response (http ${answer.status})`);
+      }
+      const message = (result.return_msg ?? '').toLowerCase();
+      if (message.includes('no bill exist')) return { kind: 'empty' };
+      if (message.includes('bill creating')) return { kind: 'not_ready' };
+      if (message.includes('systemerror') || result.err_code === 'SYSTEMERROR') {
+        throw new RetryableError('SYSTEMERROR');
+      }
+      throw payUpstream(
+        '微信支付账单下载失败',
+        `${path}: ${result.return_msg ?? ''} ${result.error_code ?? result.err_code ?? ''}`.trim(),
+      );
+    });
   }
 
   accepts(request: NotifyRequest): boolean {

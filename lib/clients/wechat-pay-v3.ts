@@ -1,7 +1,9 @@
 import type { KeyObject } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import type { V3Config } from '#lib/config';
 import { ConfigError, NotifyRejectedError } from '#lib/errors';
 import { logger } from '#lib/logger';
+import { billSha1 } from '#lib/wechat-pay/bill';
 import { formatRfc3339Cst, rfc3339ToIso } from '#lib/wechat-pay/time';
 import {
   buildAuthorization,
@@ -21,10 +23,13 @@ import type {
   PaymentReport,
   PayParams,
   PrepayRequest,
+  TradeBillDownload,
 } from './payment-provider';
 import { RetryableError } from './retry';
 import {
+  isGzip,
   orderStateConflict,
+  payDownload,
   payExchange,
   payUnavailable,
   payUpstream,
@@ -237,7 +242,7 @@ export class WechatPayV3 implements PaymentProvider {
     const { config } = this;
     if (!config.notifyUrl) throw new ConfigError('WECHAT_NOTIFY_URL is not set');
     const { status, data } = await this.call('POST', '/v3/pay/transactions/jsapi', {
-      appid: config.appId,
+      appid: request.appId ?? config.appId,
       mchid: config.mchId,
       description: request.description,
       out_trade_no: request.outTradeNo,
@@ -254,9 +259,17 @@ export class WechatPayV3 implements PaymentProvider {
     throw this.failure('jsapi', status, data);
   }
 
-  /** wx.requestPayment parameters, paySign SHA256withRSA with the merchant key (signType RSA). */
-  payParams(prepayId: string): PayParams {
-    return buildPayParamsV3({ appId: this.config.appId, prepayId, privateKey: this.privateKey });
+  /**
+   * wx.requestPayment parameters, paySign SHA256withRSA with the merchant key over the appId the prepay used
+   * (signType RSA); H5 (`appId` given) also gets `appId`.
+   */
+  payParams(prepayId: string, appId?: string): PayParams {
+    const params = buildPayParamsV3({
+      appId: appId ?? this.config.appId,
+      prepayId,
+      privateKey: this.privateKey,
+    });
+    return appId ? { appId, ...params } : params;
   }
 
   /**
@@ -293,6 +306,72 @@ export class WechatPayV3 implements PaymentProvider {
     if ('report' in query) return { tradeState: 'SUCCESS', report: query.report };
     if (query.tradeState === 'CLOSED' || query.tradeState === 'NOTEXIST') return { tradeState: 'CLOSED' };
     throw payUpstream('微信支付关单失败', `close not confirmed: trade_state ${query.tradeState}`);
+  }
+
+  /**
+   * `GET /v3/bill/tradebill?bill_date=&bill_type=ALL&tar_type=GZIP` (申请交易账单, response verified): 400
+   * NO_STATEMENT_EXIST → empty, STATEMENT_CREATING → not_ready; else `{hash_type: SHA1, hash_value, download_url}`,
+   * then `GET download_url` signed like any v3 request (下载账单). That answer carries no Wechatpay-Signature, so it
+   * is not verified: the SHA-1 of the uncompressed file must equal hash_value instead (UpstreamError otherwise),
+   * and the URL must be on the WeChat Pay host we call (our Authorization goes nowhere else).
+   */
+  async downloadTradeBill(day: string): Promise<TradeBillDownload> {
+    const url = `/v3/bill/tradebill?bill_date=${encodeURIComponent(day)}&bill_type=ALL&tar_type=GZIP`;
+    const { status, data } = await this.call('GET', url);
+    if (status === 400 && data.code === 'NO_STATEMENT_EXIST') return { kind: 'empty' };
+    if (status === 400 && data.code === 'STATEMENT_CREATING') return { kind: 'not_ready' };
+    if (status < 200 || status >= 300) throw this.failure('tradebill', status, data);
+    const { hash_type: hashType, hash_value: hashValue, download_url: downloadUrl } = data;
+    if (hashType !== 'SHA1' || typeof hashValue !== 'string' || typeof downloadUrl !== 'string') {
+      throw payUpstream('微信支付响应异常', 'tradebill: no SHA1 hash_value / download_url');
+    }
+    let target: URL;
+    try {
+      target = new URL(downloadUrl.trim());
+    } catch {
+      throw payUpstream('微信支付响应异常', 'tradebill: download_url is not a URL');
+    }
+    if (target.origin !== new URL(this.config.payApiBase).origin) {
+      throw payUpstream('微信支付响应异常', `tradebill: download_url on another host (${target.host})`);
+    }
+    const pathAndQuery = `${target.pathname}${target.search}`;
+    const text = await withPayRetry('v3', target.pathname, async () => {
+      const answer = await payDownload(target.href, {
+        method: 'GET',
+        headers: {
+          authorization: buildAuthorization({
+            mchId: this.config.mchId,
+            serialNo: this.config.mchSerialNo,
+            privateKey: this.privateKey,
+            method: 'GET',
+            url: pathAndQuery,
+            body: '',
+          }),
+          accept: '*/*',
+          'user-agent': USER_AGENT,
+        },
+      });
+      if (answer.status !== 200) {
+        throw payUpstream('微信支付账单下载失败', `billdownload: http ${answer.status}`);
+      }
+      let bytes = answer.bytes;
+      if (isGzip(bytes)) {
+        try {
+          bytes = gunzipSync(bytes);
+        } catch {
+          throw payUpstream('微信支付账单损坏', 'billdownload: gzip does not inflate');
+        }
+      }
+      return bytes;
+    });
+    if (billSha1(text) !== hashValue.toLowerCase()) {
+      throw payUpstream(
+        '微信支付账单校验失败',
+        'billdownload: SHA1 differs from hash_value',
+        'WECHAT_PAY_BILL_CORRUPT',
+      );
+    }
+    return { kind: 'bill', text: text.toString('utf8') };
   }
 
   accepts(request: NotifyRequest): boolean {

@@ -23,7 +23,7 @@ export async function closePendingOrder(
   order: OrderRecord,
   now: Date,
 ): Promise<CloseOutcome> {
-  const result = await provider.closeOrder(order.outTradeNo);
+  const result = await provider.closeOrder(order.outTradeNo, order.appId);
   if (result.tradeState === 'SUCCESS')
     return { kind: 'paid', outcome: await settleReport(config, result.report) };
   const stored = await orders.markOrderClosed(config.ordersTable, order.outTradeNo, now.toISOString());

@@ -5,6 +5,7 @@ import type { Config } from '#lib/config';
 import {
   BadRequestError,
   ConflictError,
+  FeatureDisabledError,
   ServiceUnavailableError,
   TooManyRequestsError,
   UnauthorizedError,
@@ -40,11 +41,13 @@ export type PaymentStart = { order: PublicOrder; payParams: PayParams };
 
 /**
  * Requests (or reuses) the prepay_id of a PENDING order and signs the `wx.requestPayment` parameters.
- * Throws ConflictError when the order is PAID, CLOSED, expired or of another pay version.
+ * Throws ConflictError when the order is PAID, CLOSED, expired, of another pay version or of the other
+ * channel (an H5 order from the mini-program, or the reverse).
  */
 async function payPendingOrder(
   config: Config,
   provider: PaymentProvider,
+  session: Session,
   order: OrderRecord,
   now: Date,
 ): Promise<PaymentStart> {
@@ -53,6 +56,9 @@ async function payPendingOrder(
   if (new Date(order.timeExpire) <= now) throw new ConflictError('订单已过期，请重新下单', 'ORDER_EXPIRED');
   if (order.payVersion !== provider.version) {
     throw new ConflictError('支付方式已变更，请重新下单', 'ORDER_PAY_VERSION_CHANGED');
+  }
+  if (order.appId !== payerAppId(config, session)) {
+    throw new ConflictError('请在下单的小程序或页面中继续支付', 'ORDER_CHANNEL_MISMATCH');
   }
   let prepayId = order.prepayId;
   if (!prepayId) {
@@ -71,7 +77,17 @@ async function payPendingOrder(
     }
     order = { ...order, prepayId, prepayAt: now.toISOString() };
   }
-  return { order: toPublicOrder(order), payParams: provider.payParams(prepayId) };
+  return { order: toPublicOrder(order), payParams: provider.payParams(prepayId, order.appId) };
+}
+
+/**
+ * The AppID a session pays under, when it is not the mini-program's: the official account's for an H5
+ * session (WECHAT_MP_APPID; FeatureDisabledError when this stage has none), else undefined.
+ */
+export function payerAppId(config: Config, session: Session): string | undefined {
+  if (session.channel !== 'h5') return undefined;
+  if (!config.mpAppId) throw new FeatureDisabledError('H5 支付未开启', 'WECHAT_MP_APPID unset');
+  return config.mpAppId;
 }
 
 /** Orders one user may open per hour (UTC hour window) before `POST /wechat/pay` answers 429. */
@@ -109,14 +125,15 @@ async function openClaimedOrder(
     logger.error('a claimed out_trade_no was already stored', { outTradeNo: order.outTradeNo });
     throw new ServiceUnavailableError('下单失败，请重试', 'ORDER_ID_EXHAUSTED');
   }
-  return { order: toPublicOrder(opened), payParams: provider.payParams(prepayId) };
+  return { order: toPublicOrder(opened), payParams: provider.payParams(prepayId, opened.appId) };
 }
 
 /**
  * `POST /wechat/pay`: `{planId}` continues the caller's open PENDING order for that plan, or opens one at
  * the catalog price (integer fen) and requests its prepay_id; `{outTradeNo}` pays the caller's PENDING
- * order again (reusing its live prepay_id). At most one open order per user and plan, under any
- * concurrency: a conditional claim on the user item picks the one caller that opens it; the others get
+ * order again (reusing its live prepay_id). An H5 session (`ch: 'h5'`) pays under the official account's
+ * AppID with the user's official-account openid (the order keeps `appId`), and its payParams carry `appId`.
+ * At most one open order per user and plan, under any concurrency: a conditional claim on the user item picks the one caller that opens it; the others get
  * that order and its prepay_id, or 409 ORDER_IN_PROGRESS while its first prepay is in flight.
  * Throws BadRequestError (unknown plan), NotFoundError (not the caller's order), ConflictError (PAID /
  * CLOSED / expired / in progress), TooManyRequestsError (more than ORDERS_PER_USER_HOUR orders this hour),
@@ -131,11 +148,12 @@ export async function createPayment(
   now = new Date(),
 ): Promise<PaymentStart> {
   if ('outTradeNo' in body) {
-    return payPendingOrder(config, provider, await ownOrder(config, session, body.outTradeNo), now);
+    return payPendingOrder(config, provider, session, await ownOrder(config, session, body.outTradeNo), now);
   }
   const { userId } = session;
   const plan = findPlan(body.planId);
   if (!plan) throw new BadRequestError('会员套餐不存在', 'UNKNOWN_PLAN');
+  const appId = payerAppId(config, session);
 
   let replacing: OrderClaim | undefined;
   for (let round = 0; round < 3; round++) {
@@ -160,22 +178,26 @@ export async function createPayment(
       );
     }
     if (result.kind === 'claimed') {
+      const openid = appId ? result.user.mpOpenid : result.user.openid;
+      if (!openid) throw new UnauthorizedError('请重新登录后再支付', 'PAYER_OPENID_MISSING');
       const order = newOrder({
         outTradeNo: claim.outTradeNo,
         userId,
-        openid: result.user.openid,
+        openid,
+        ...(appId ? { appId } : {}),
         plan,
         payVersion: provider.version,
         clientIp,
         now,
+        owner: result.user,
       });
       return openClaimedOrder(config, provider, order, now);
     }
     replacing = undefined;
     if (!result.claim) continue;
     const held = await orders.getOrder(config.ordersTable, result.claim.outTradeNo);
-    if (held && held.userId === userId && continuesOrder(held, plan.id, provider.version, now)) {
-      return payPendingOrder(config, provider, held, now);
+    if (held && held.userId === userId && continuesOrder(held, plan.id, provider.version, now, appId)) {
+      return payPendingOrder(config, provider, session, held, now);
     }
     if (!held && now.getTime() - Date.parse(result.claim.claimedAt) < CLAIM_STALE_MS) {
       throw new ConflictError('订单正在创建，请稍后重试', 'ORDER_IN_PROGRESS');

@@ -110,7 +110,7 @@ async function checkOrder(
     else count(summary, closed.outcome);
     return;
   }
-  const query = await provider.queryOrder(order.outTradeNo);
+  const query = await provider.queryOrder(order.outTradeNo, order.appId);
   if ('report' in query) {
     count(summary, await settleReport(config, query.report));
     return;

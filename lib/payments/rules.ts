@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { PaymentProvider, PaymentReport, PrepayRequest } from '#lib/clients/payment-provider';
 import { PaymentRejectedError } from '#lib/errors';
 import type { Plan } from '#lib/plans';
-import type { OrderRecord } from '#lib/repositories/order-repository';
+import type { OrderRecord, OwnerSnapshot } from '#lib/repositories/order-repository';
 
 /**
  * The pure rules of the payments domain: order numbers, descriptions, lifetimes, the membership
@@ -83,12 +83,17 @@ export function newOrder(input: {
   payVersion: OrderRecord['payVersion'];
   clientIp: string;
   now: Date;
+  /** The official account's AppID for an H5 order; absent for the mini-program's. */
+  appId?: string;
+  /** The owner as stored when the order is opened (see OrderRecord.ownerAtOrder). */
+  owner?: OwnerSnapshot;
 }): OrderRecord {
-  const { now, plan } = input;
+  const { now, plan, owner } = input;
   return {
     outTradeNo: input.outTradeNo,
     userId: input.userId,
     openid: input.openid,
+    ...(input.appId ? { appId: input.appId } : {}),
     planId: plan.id,
     description: orderDescription(plan),
     totalFee: plan.totalFee,
@@ -98,6 +103,14 @@ export function newOrder(input: {
     createdAt: now.toISOString(),
     timeExpire: new Date(now.getTime() + ORDER_LIFETIME_SECONDS * 1000).toISOString(),
     reconcileAt: new Date(now.getTime() + RECONCILE_STEPS_MINUTES[0] * 60_000).toISOString(),
+    ...(owner
+      ? {
+          ownerAtOrder: {
+            version: owner.version ?? 0,
+            ...(owner.membershipExpiredAt ? { membershipExpiredAt: owner.membershipExpiredAt } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -114,6 +127,7 @@ export function prepayRequestOf(order: OrderRecord): PrepayRequest {
     openid: order.openid ?? '',
     clientIp: order.clientIp ?? '',
     timeExpire: new Date(order.timeExpire),
+    ...(order.appId ? { appId: order.appId } : {}),
   };
 }
 
@@ -140,11 +154,19 @@ export function isExpired(order: Pick<OrderRecord, 'timeExpire'>, now: Date): bo
 
 /**
  * Whether a new `{planId}` request continues this order (a double tap, or a retry after WeChat was
- * unavailable): PENDING, same plan and pay version, and at least REUSE_MARGIN_SECONDS left to pay.
+ * unavailable): PENDING, same plan, pay version and AppID (`appId` undefined: the mini-program's), and at
+ * least REUSE_MARGIN_SECONDS left to pay.
  */
-export function continuesOrder(order: OrderRecord, planId: string, payVersion: string, now: Date): boolean {
+export function continuesOrder(
+  order: OrderRecord,
+  planId: string,
+  payVersion: string,
+  now: Date,
+  appId?: string,
+): boolean {
   return (
     order.status === 'PENDING' &&
+    order.appId === appId &&
     order.planId === planId &&
     order.payVersion === payVersion &&
     new Date(order.timeExpire).getTime() - now.getTime() > REUSE_MARGIN_SECONDS * 1000
@@ -188,13 +210,32 @@ export function standingFor(order: OrderRecord | undefined, report: PaymentRepor
   return 'pending';
 }
 
-/** Checks a report names our merchant and currency; throws PaymentRejectedError otherwise. */
-export function assertOurMerchant(report: PaymentReport, merchant: { appId: string; mchId: string }): void {
-  if (report.appId !== merchant.appId || report.mchId !== merchant.mchId) {
+/**
+ * Checks a report names our merchant (mch_id, and one of our AppIDs: the mini-program's or the official
+ * account's when configured) and currency; throws PaymentRejectedError otherwise.
+ */
+export function assertOurMerchant(
+  report: PaymentReport,
+  merchant: { appId: string; mpAppId?: string; mchId: string },
+): void {
+  const ours = report.appId === merchant.appId || (!!merchant.mpAppId && report.appId === merchant.mpAppId);
+  if (!ours || report.mchId !== merchant.mchId) {
     const detail = JSON.stringify({ outTradeNo: report.outTradeNo, transactionId: report.transactionId });
     throw new PaymentRejectedError('merchant_mismatch', 'appid/mchid mismatch', detail);
   }
   if (report.currency !== 'CNY') throw new PaymentRejectedError('currency_mismatch', 'currency mismatch');
+}
+
+/**
+ * Checks a report names the AppID its order was made with (an H5 order's official account, else the
+ * mini-program): a payment of order A reported under the other AppID is never credited. Throws
+ * PaymentRejectedError merchant_mismatch.
+ */
+export function assertOrderAppId(order: OrderRecord, report: PaymentReport, miniProgramAppId: string): void {
+  if (report.appId !== (order.appId ?? miniProgramAppId)) {
+    const detail = JSON.stringify({ outTradeNo: report.outTradeNo, transactionId: report.transactionId });
+    throw new PaymentRejectedError('merchant_mismatch', "appid is not the order's", detail, order.totalFee);
+  }
 }
 
 /** One WeChat Pay client, or the configured ones (the current version's first, then a migration window's). */

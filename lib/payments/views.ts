@@ -38,7 +38,7 @@ export async function getOrderForUser(
 
   let query: OrderQueryResult;
   try {
-    query = await provider.queryOrder(outTradeNo);
+    query = await provider.queryOrder(outTradeNo, order.appId);
   } catch (error) {
     logger.warn('order query failed; order stays PENDING', { outTradeNo, error: (error as Error).message });
     return toPublicOrder(order);

@@ -1,7 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamo } from '#lib/clients/dynamodb';
-import type { PaymentRejection } from '#lib/errors';
+import type { ExceptionReason } from '#lib/errors';
 
 /**
  * Payment exceptions: validly signed payments that must never be credited, kept for operators. They live
@@ -14,20 +14,34 @@ import type { PaymentRejection } from '#lib/errors';
 export interface PaymentException {
   outTradeNo: string;
   transactionId: string;
-  reason: PaymentRejection;
+  reason: ExceptionReason;
   /** What our order says (absent when there is no order). */
   orderFee?: number;
   /** What WeChat reported. */
   reportedFee: number;
-  /** The channel that reported it: notify-v2, notify-v3, orderquery-v2, orderquery-v3. */
+  /** The channel that reported it: notify-v2, notify-v3, orderquery-v2, orderquery-v3, bill-v2, bill-v3. */
   source: string;
   at: string;
+  /** A difference found by the daily bill: the bill's China-time day (YYYY-MM-DD). */
+  billDate?: string;
+  /** A refund difference: its out_refund_no. */
+  outRefundNo?: string;
 }
 
 const SHARD = 'EXCEPTION';
-const keyOf = (outTradeNo: string, transactionId: string) => `${SHARD}#${outTradeNo}#${transactionId}`;
+/**
+ * A payment exception's key: once per (out_trade_no, transaction_id); a bill difference once per (out_trade_no,
+ * transaction_id or out_refund_no, reason), whichever day's bill finds it, apart from what notifies recorded.
+ */
+const keyOf = (exception: PaymentException) =>
+  exception.billDate === undefined
+    ? `${SHARD}#${exception.outTradeNo}#${exception.transactionId}`
+    : `${SHARD}#${exception.outTradeNo}#${exception.outRefundNo ?? exception.transactionId}#${exception.reason}`;
 
-/** Stores an exception unless this (out_trade_no, transaction_id) is already recorded; true when it is new. */
+/**
+ * Stores an exception unless it is already recorded (once per (out_trade_no, transaction_id), a bill difference
+ * once per its key above); true when it is new.
+ */
 export async function recordException(table: string, exception: PaymentException): Promise<boolean> {
   try {
     await dynamo().send(
@@ -35,7 +49,7 @@ export async function recordException(table: string, exception: PaymentException
         TableName: table,
         Item: {
           ...exception,
-          outTradeNo: keyOf(exception.outTradeNo, exception.transactionId),
+          outTradeNo: keyOf(exception),
           exceptionOutTradeNo: exception.outTradeNo,
           exceptionShard: SHARD,
         },

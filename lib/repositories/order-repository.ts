@@ -10,6 +10,7 @@ import {
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { dynamo } from '#lib/clients/dynamodb';
 import type { PaymentReport } from '#lib/clients/payment-provider';
+import { chinaDay } from '#lib/wechat-pay/bill';
 import type { PayVersion } from '#lib/wechat-pay/fields';
 import type { UserRecord } from './user-repository';
 
@@ -21,6 +22,11 @@ export interface OrderRecord {
   userId: string;
   /** The payer's openid; removed (with clientIp) when the owner deletes the account. */
   openid?: string;
+  /**
+   * The AppID the order was made with when it is not the mini-program's: the official account's
+   * (WECHAT_MP_APPID) for an order paid from an H5 page. Absent = the mini-program's (WECHAT_APPID).
+   */
+  appId?: string;
   planId: string;
   description: string;
   totalFee: number;
@@ -43,7 +49,18 @@ export interface OrderRecord {
   closedAt?: string;
   /** When a view last queried WeChat for this order (ISO UTC): the query cooldown. */
   lastQueryAt?: string;
+  /** The China-time day (YYYY-MM-DD) of paidAt, set by the paid transition: the byLedgerDay index (daily bill). */
+  ledgerDay?: string;
+  /**
+   * The owner as stored when the order was opened: settle's first attempt computes the membership from it
+   * instead of reading the user (its transaction is conditioned on this `version`, so any change since is
+   * caught and re-read). Absent on orders opened before it existed.
+   */
+  ownerAtOrder?: OwnerSnapshot;
 }
+
+/** What the paid transition needs of the owner: the version it is conditioned on and the membership end. */
+export type OwnerSnapshot = Pick<UserRecord, 'version' | 'membershipExpiredAt'>;
 
 /** The sparse byReconcile index holds exactly the orders that carry this attribute: PENDING ones. */
 const RECONCILE_SHARD = 'PENDING';
@@ -195,7 +212,8 @@ export type PaidTransitionResult =
 
 /**
  * The exactly-once paid transition in ONE transaction: the order PENDING → PAID (conditioned on status
- * and amount) and the owner's membership set (conditioned on the user's version, optimistic locking).
+ * and amount), its ledgerDay (China day of paidAt, for the daily bill) set, and the owner's membership set
+ * (conditioned on the user's version, optimistic locking).
  */
 export async function markOrderPaidAndExtendMembership(input: {
   ordersTable: string;
@@ -216,7 +234,8 @@ export async function markOrderPaidAndExtendMembership(input: {
               TableName: input.ordersTable,
               Key: { outTradeNo: order.outTradeNo },
               UpdateExpression:
-                'SET #s = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, bankType = :bank, cashFee = :cash ' +
+                'SET #s = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, bankType = :bank, cashFee = :cash, ' +
+                'ledgerDay = :day ' +
                 'REMOVE reconcileShard, reconcileAt',
               ConditionExpression: '#s = :pending AND totalFee = :fee',
               ExpressionAttributeNames: { '#s': 'status' },
@@ -226,6 +245,7 @@ export async function markOrderPaidAndExtendMembership(input: {
                 ':fee': order.totalFee,
                 ':tx': paid.transactionId,
                 ':paidAt': paid.paidAt,
+                ':day': chinaDay(paid.paidAt),
                 ':via': paid.paidVia,
                 ':bank': paid.bankType ?? '',
                 ':cash': paid.cashFee ?? order.totalFee,

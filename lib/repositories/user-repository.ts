@@ -12,8 +12,13 @@ import { dynamo } from '#lib/clients/dynamodb';
 /** A user item as stored. `version` increments on every membership change (optimistic locking). */
 export interface UserRecord {
   id: string;
-  openid: string;
+  /** The mini-program openid (jscode2session); absent for a user who only ever signed in on H5. */
+  openid?: string;
+  /** The official-account openid (H5 web OAuth); absent until the user signs in on H5. */
+  mpOpenid?: string;
   unionid?: string;
+  /** True when `unionid` has its `unionid#` link item (users stored before unionid links have none yet). */
+  unionidLinked?: boolean;
   nickname: string;
   avatar: string;
   sex: 0 | 1 | 2;
@@ -25,6 +30,10 @@ export interface UserRecord {
   version: number;
   /** Session generation: tokens carry the one they were issued under; sign-out increments it (absent = 0). */
   sessionVersion?: number;
+  /** The bound phone number without country code (getuserphonenumber's purePhoneNumber); personal data, never logged. */
+  phoneNumber?: string;
+  /** Its country code, digits (e.g. '86'). */
+  countryCode?: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -33,18 +42,46 @@ export type ProfileChanges = Partial<
   Pick<UserRecord, 'nickname' | 'avatar' | 'sex' | 'company' | 'introduce'>
 >;
 
-/**
- * The identity link: the users-table item that maps a WeChat openid to our user id. Deleting the account
- * deletes it with the user, so the same WeChat user later signs up anew.
- */
-const linkKey = (openid: string) => ({ id: `openid#${openid}` });
+/** A phone number to bind (POST /wechat/phone). */
+export type PhoneChanges = Required<Pick<UserRecord, 'phoneNumber' | 'countryCode'>>;
 
-/** The user an openid is linked to (two strongly consistent GetItems); undefined when none is. */
-export async function findUserByOpenid(table: string, openid: string): Promise<UserRecord | undefined> {
+/**
+ * The identity links: users-table items that map a WeChat identity to our user id: `openid#<openid>` (the
+ * mini-program openid), `mpopenid#<openid>` (the official account's, from H5), `unionid#<unionid>` (the same
+ * person across both, when WeChat gives one). Deleting the account deletes them with the user, so the same
+ * WeChat user later signs up anew.
+ */
+export type LinkKind = 'openid' | 'mpopenid' | 'unionid';
+
+/** The user attribute that holds each kind of identity. */
+const LINK_FIELD = { openid: 'openid', mpopenid: 'mpOpenid', unionid: 'unionid' } as const;
+
+const linkKey = (kind: LinkKind, value: string) => ({ id: `${kind}#${value}` });
+
+/** The links a user item holds (the unionid only when its link was written with it). */
+function linksOf(user: UserRecord): { kind: LinkKind; value: string }[] {
+  const links: { kind: LinkKind; value: string }[] = [];
+  if (user.openid) links.push({ kind: 'openid', value: user.openid });
+  if (user.mpOpenid) links.push({ kind: 'mpopenid', value: user.mpOpenid });
+  if (user.unionid && user.unionidLinked) links.push({ kind: 'unionid', value: user.unionid });
+  return links;
+}
+
+/** The user an identity is linked to (two strongly consistent GetItems); undefined when none is. */
+export async function findUserByLink(
+  table: string,
+  kind: LinkKind,
+  value: string,
+): Promise<UserRecord | undefined> {
   const { Item } = await dynamo().send(
-    new GetCommand({ TableName: table, Key: linkKey(openid), ConsistentRead: true }),
+    new GetCommand({ TableName: table, Key: linkKey(kind, value), ConsistentRead: true }),
   );
   return Item ? getUser(table, Item.userId as string) : undefined;
+}
+
+/** The user a mini-program openid is linked to (two strongly consistent GetItems); undefined when none is. */
+export function findUserByOpenid(table: string, openid: string): Promise<UserRecord | undefined> {
+  return findUserByLink(table, 'openid', openid);
 }
 
 /**
@@ -63,7 +100,7 @@ export async function linkLegacyUser(
     await dynamo().send(
       new PutCommand({
         TableName: table,
-        Item: { ...linkKey(openid), userId: user.id },
+        Item: { ...linkKey('openid', openid), userId: user.id },
         ConditionExpression: 'attribute_not_exists(id)',
       }),
     );
@@ -74,25 +111,59 @@ export async function linkLegacyUser(
 }
 
 /**
- * Creates a user and its openid link in one transaction, unless the openid is already linked (a concurrent
- * first sign-in won): false then, nothing written.
+ * Creates a user and its identity links (each openid it holds, and its unionid when `unionidLinked`) in one
+ * transaction, every item only if absent: false, nothing written, when any is taken (a concurrent first
+ * sign-in of the same openid, or of the same person on the other side, won).
  */
 export function createLinkedUser(table: string, user: UserRecord): Promise<boolean> {
   return transactIf([
-    {
+    ...linksOf(user).map((link) => ({
       Put: {
         TableName: table,
-        Item: { ...linkKey(user.openid), userId: user.id },
+        Item: { ...linkKey(link.kind, link.value), userId: user.id },
         ConditionExpression: 'attribute_not_exists(id)',
       },
-    },
+    })),
     { Put: { TableName: table, Item: user, ConditionExpression: 'attribute_not_exists(id)' } },
   ]);
 }
 
 /**
- * Deletes a user and its openid link in one transaction, conditioned on the user's `version` (a membership
- * change meanwhile, i.e. a payment credited, makes it false and deletes nothing).
+ * Links one more identity to an existing user, in one transaction: the link item (only if absent) and the
+ * user's attribute (only while the user exists and holds no identity of that kind; a unionid is marked
+ * `unionidLinked`). False, nothing written, when the identity is linked already (to anyone) or the user is
+ * gone or holds another identity of that kind.
+ */
+export function linkIdentity(table: string, userId: string, kind: LinkKind, value: string): Promise<boolean> {
+  const field = LINK_FIELD[kind];
+  const unionid = kind === 'unionid';
+  return transactIf([
+    {
+      Put: {
+        TableName: table,
+        Item: { ...linkKey(kind, value), userId },
+        ConditionExpression: 'attribute_not_exists(id)',
+      },
+    },
+    {
+      Update: {
+        TableName: table,
+        Key: { id: userId },
+        UpdateExpression: unionid ? 'SET #f = :v, unionidLinked = :t' : 'SET #f = :v',
+        // A legacy unionid (stored before unionid links) is replaced by the linked one.
+        ConditionExpression: unionid
+          ? 'attribute_exists(id) AND (attribute_not_exists(unionidLinked) OR unionidLinked = :f)'
+          : 'attribute_exists(id) AND attribute_not_exists(#f)',
+        ExpressionAttributeNames: { '#f': field },
+        ExpressionAttributeValues: { ':v': value, ...(unionid ? { ':t': true, ':f': false } : {}) },
+      },
+    },
+  ]);
+}
+
+/**
+ * Deletes a user and every identity link it holds in one transaction, conditioned on the user's `version` (a
+ * membership change meanwhile, i.e. a payment credited, makes it false and deletes nothing).
  */
 export function deleteUserAndLink(table: string, user: UserRecord): Promise<boolean> {
   return transactIf([
@@ -104,8 +175,52 @@ export function deleteUserAndLink(table: string, user: UserRecord): Promise<bool
         ExpressionAttributeValues: { ':v': user.version },
       },
     },
-    { Delete: { TableName: table, Key: linkKey(user.openid) } },
+    ...linksOf(user).map((link) => ({
+      Delete: { TableName: table, Key: linkKey(link.kind, link.value) },
+    })),
   ]);
+}
+
+/**
+ * Sets profile defaults (from WeChat's user info) on fields the user has not set: each only while it still
+ * holds the placeholder it was read with (one conditional UpdateItem; a user who edited meanwhile keeps
+ * their value, and nothing is written). Returns the updated user, undefined when nothing was written.
+ */
+export async function fillProfileDefaults(
+  table: string,
+  id: string,
+  defaults: {
+    nickname?: { value: string; replacing: string };
+    avatar?: { value: string; replacing: string };
+  },
+  now: string,
+): Promise<UserRecord | undefined> {
+  const fields = Object.entries(defaults).filter(([, change]) => change !== undefined) as [
+    string,
+    { value: string; replacing: string },
+  ][];
+  if (fields.length === 0) return undefined;
+  try {
+    const { Attributes } = await dynamo().send(
+      new UpdateCommand({
+        TableName: table,
+        Key: { id },
+        UpdateExpression: `SET ${fields.map((_, i) => `#f${i} = :v${i}`).join(', ')}, updatedAt = :now`,
+        ConditionExpression: `attribute_exists(id) AND ${fields.map((_, i) => `#f${i} = :o${i}`).join(' AND ')}`,
+        ExpressionAttributeNames: Object.fromEntries(fields.map(([name], i) => [`#f${i}`, name])),
+        ExpressionAttributeValues: {
+          ...Object.fromEntries(fields.map(([, change], i) => [`:v${i}`, change.value])),
+          ...Object.fromEntries(fields.map(([, change], i) => [`:o${i}`, change.replacing])),
+          ':now': now,
+        },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return Attributes as UserRecord;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return undefined;
+    throw error;
+  }
 }
 
 /** Runs one write transaction; false (nothing written) when a condition in it fails. */
@@ -159,10 +274,34 @@ export async function getUser(table: string, id: string): Promise<UserRecord | u
  * Sets the given profile fields on an existing user whose session generation is still `sessionVersion`;
  * returns the updated user, undefined if the user or the session is gone (a deleted user is never recreated).
  */
-export async function updateProfile(
+export function updateProfile(
   table: string,
   id: string,
   changes: ProfileChanges,
+  now: string,
+  sessionVersion: number,
+): Promise<UserRecord | undefined> {
+  return updateLiveUser(table, id, changes, now, sessionVersion);
+}
+
+/**
+ * Binds a phone number to an existing user whose session generation is still `sessionVersion` (one conditional
+ * UpdateItem, like updateProfile); returns the updated user, undefined if the user or the session is gone.
+ */
+export function setPhone(
+  table: string,
+  id: string,
+  phone: PhoneChanges,
+  now: string,
+  sessionVersion: number,
+): Promise<UserRecord | undefined> {
+  return updateLiveUser(table, id, phone, now, sessionVersion);
+}
+
+async function updateLiveUser(
+  table: string,
+  id: string,
+  changes: ProfileChanges | PhoneChanges,
   now: string,
   sessionVersion: number,
 ): Promise<UserRecord | undefined> {
@@ -188,19 +327,6 @@ export async function updateProfile(
     if (error instanceof ConditionalCheckFailedException) return undefined;
     throw error;
   }
-}
-
-/** Records a unionid learnt on a later sign-in (WeChat sends it once the app joins an Open Platform account). */
-export async function setUnionId(table: string, id: string, unionid: string): Promise<void> {
-  await dynamo().send(
-    new UpdateCommand({
-      TableName: table,
-      Key: { id },
-      UpdateExpression: 'SET unionid = :u',
-      ConditionExpression: 'attribute_exists(id)',
-      ExpressionAttributeValues: { ':u': unionid },
-    }),
-  );
 }
 
 /** A user's hold on one plan's open order: the out_trade_no being opened or open, and since when (ISO UTC). */

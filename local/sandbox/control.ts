@@ -30,7 +30,7 @@ export interface PayControlOptions {
 }
 
 /**
- * `POST /sandbox/faults {endpoint, mode: timeout|busy|5xx, count?}`, `DELETE /sandbox/faults`, `GET
+ * `POST /sandbox/faults {endpoint, mode: timeout|busy|5xx|quota, count?}`, `DELETE /sandbox/faults`, `GET
  * /sandbox/calls`.
  */
 export function registerFaultControl(sandbox: Sandbox): void {
@@ -41,7 +41,7 @@ export function registerFaultControl(sandbox: Sandbox): void {
       count?: number;
     };
     if (!endpoint || !mode || !FAULT_MODES.includes(mode)) {
-      return json(400, { error: 'expected {endpoint, mode: timeout|busy|5xx, count?}' });
+      return json(400, { error: 'expected {endpoint, mode: timeout|busy|5xx|quota, count?}' });
     }
     sandbox.faults.set(endpoint, { mode, remaining: count });
     return json(200, { endpoint, mode, count: count ?? null });
@@ -129,9 +129,11 @@ export function registerPayControl(sandbox: Sandbox, store: PayStore, options: P
   sandbox.route('POST', '/sandbox/cashier', async (request) => {
     const body = controlBody(request);
     const fields = Object.fromEntries(CASHIER_FIELDS.map((name) => [name, String(body[name] ?? '')]));
-    const params = { ...fields, appId } as CashierParams;
+    // H5's getBrandWCPayRequest passes the official account's appId; a mini-program's is the sandbox's own.
+    const params = { ...fields, appId: typeof body.appId === 'string' ? body.appId : appId } as CashierParams;
     const order = store.byPrepayId(params.package.replace(/^prepay_id=/, ''));
     if (!order) return json(404, { errMsg: 'requestPayment:fail prepay_id not found' });
+    if (order.appId !== params.appId) return json(400, { errMsg: 'requestPayment:fail appid mismatch' });
     if (!store.paySignCheckers[order.version]?.(params)) {
       return json(400, { errMsg: 'requestPayment:fail sign error' });
     }

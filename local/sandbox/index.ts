@@ -1,11 +1,15 @@
 import { envValue } from '#lib/env';
+import { registerBills } from './bill';
 import { registerFaultControl, registerLoginControl, registerPayControl } from './control';
 import { LoginCodes, registerLogin } from './login';
+import { OAuthState, registerOAuth } from './oauth';
 import { PayStore } from './pay-store';
 import { registerPayV2 } from './pay-v2';
 import { payV3SettingsFromEnv, registerPayV3 } from './pay-v3';
+import { PhoneCodes, registerPhone } from './phone';
 import { Sandbox } from './server';
 import { registerSite } from './site';
+import { registerTokens, TokenStore } from './tokens';
 
 /**
  * A sandbox configured from the same names the app reads (WECHAT_APPID, WECHAT_SECRET, …): the WeChat endpoints,
@@ -17,12 +21,25 @@ export function createConfiguredSandbox(): Sandbox {
   const store = new PayStore();
   const codes = new LoginCodes();
   registerLogin(sandbox, codes, { appId: envValue('WECHAT_APPID'), secret: envValue('WECHAT_SECRET') });
-  registerPayV2(sandbox, store, {
+  registerOAuth(sandbox, new OAuthState(), {
+    appId: envValue('WECHAT_MP_APPID'),
+    secret: envValue('WECHAT_MP_SECRET'),
+  });
+  const apps = { [envValue('WECHAT_APPID')]: envValue('WECHAT_SECRET') };
+  if (envValue('WECHAT_MP_APPID')) apps[envValue('WECHAT_MP_APPID')] = envValue('WECHAT_MP_SECRET');
+  const tokens = new TokenStore(apps);
+  registerTokens(sandbox, tokens, { appId: envValue('WECHAT_APPID'), mpAppId: envValue('WECHAT_MP_APPID') });
+  registerPhone(sandbox, tokens, new PhoneCodes(), envValue('WECHAT_APPID'));
+  const v2Settings = {
     appId: envValue('WECHAT_APPID'),
+    mpAppId: envValue('WECHAT_MP_APPID'),
     mchId: envValue('WECHAT_MCH_ID'),
     mchKey: envValue('WECHAT_MCH_KEY'),
-  });
-  registerPayV3(sandbox, store, payV3SettingsFromEnv());
+  };
+  const v3Settings = payV3SettingsFromEnv();
+  registerPayV2(sandbox, store, v2Settings);
+  registerPayV3(sandbox, store, v3Settings);
+  registerBills(sandbox, store, v2Settings, v3Settings);
   registerFaultControl(sandbox);
   registerLoginControl(sandbox, codes);
   registerPayControl(sandbox, store);

@@ -24,6 +24,8 @@ import type { RouteHandler, Sandbox, SandboxReply, SandboxRequest } from './serv
 
 export interface PayV3Settings {
   appId: string;
+  /** The official account's AppID (H5 JSAPI orders), also bound to this merchant; optional. */
+  mpAppId?: string;
   mchId: string;
   /** The 32-byte APIv3 key notifies are encrypted with. */
   apiV3Key: Buffer;
@@ -81,6 +83,7 @@ export function payV3SettingsFromEnv(): PayV3Settings {
   }
   return {
     appId: envValue('WECHAT_APPID'),
+    mpAppId: envValue('WECHAT_MP_APPID'),
     mchId: envValue('WECHAT_MCH_ID'),
     apiV3Key: Buffer.from(envValue('WECHAT_APIV3_KEY'), 'utf8'),
     merchantPublicKey: createPublicKey(mchPem),
@@ -148,7 +151,7 @@ function jsapiPrepay(merchant: V3Merchant, request: SandboxRequest): SandboxRepl
   if (problem) return fail(merchant, 400, 'PARAM_ERROR', problem);
   const fields = body as JsapiBody;
   if (fields.mchid !== settings.mchId) return fail(merchant, 400, 'MCH_NOT_EXISTS', '商户号不存在');
-  if (fields.appid !== settings.appId) {
+  if (fields.appid !== settings.appId && !(settings.mpAppId && fields.appid === settings.mpAppId)) {
     return fail(merchant, 400, 'APPID_MCHID_NOT_MATCH', 'appid和mch_id不匹配');
   }
   const fingerprint = JSON.stringify([

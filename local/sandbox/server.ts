@@ -18,19 +18,20 @@ export interface SandboxRequest {
 export interface SandboxReply {
   status: number;
   headers?: Record<string, string>;
-  body: string;
+  /** Text, or bytes (a gzip bill). */
+  body: string | Uint8Array;
 }
 
 export type RouteHandler = (request: SandboxRequest) => Promise<SandboxReply> | SandboxReply;
 
 /**
  * A fault switched on for one WeChat endpoint: `timeout` never answers, `busy` answers WeChat's "system busy",
- * `5xx` a 502.
+ * `5xx` a 502, `quota` errcode 45011 (minute quota reached; JSON endpoints of api.weixin.qq.com).
  */
-export type FaultMode = 'timeout' | 'busy' | '5xx';
+export type FaultMode = 'timeout' | 'busy' | '5xx' | 'quota';
 
 /** Every fault mode, for the control route's check. */
-export const FAULT_MODES: readonly FaultMode[] = ['timeout', 'busy', '5xx'];
+export const FAULT_MODES: readonly FaultMode[] = ['timeout', 'busy', '5xx', 'quota'];
 
 export interface Fault {
   mode: FaultMode;
@@ -98,6 +99,12 @@ export class Sandbox {
             headers: { 'content-type': 'text/html' },
             body: '<html>502 Bad Gateway</html>',
           };
+        if (fault.mode === 'quota')
+          return json(
+            200,
+            { errcode: 45011, errmsg: 'api minute-quota reach limit, must slower, retry next minute' },
+            'text/plain',
+          );
         const busy = this.busyReplies.get(path);
         if (busy) return busy(request);
         return { status: 503, body: 'busy' };

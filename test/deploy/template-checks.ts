@@ -107,7 +107,7 @@ export function routes(template: Template): Route[] {
  * Who may call what: every /admin/ route carries the IAM authorizer (no /admin/ route is unauthenticated);
  * an unauthenticated route that writes goes to the notify or to a function that checks a Bearer token
  * itself (it loads JWT_SECRET); a Function URL, or a public invoke permission, without IAM is payNotify's
- * only; the reconcile function runs on an enabled schedule.
+ * only; the reconcile (and daily bill) functions run on an enabled schedule.
  */
 export function accessProblems(template: Template): string[] {
   const problems: string[] = [];
@@ -137,24 +137,27 @@ export function accessProblems(template: Template): string[] {
       problems.push(`${id}: ${fn} is invocable by anyone (only the notify may be)`);
     }
   }
-  const schedules = Object.entries(resources).filter(
-    ([, resource]) =>
-      resource.Type === 'AWS::Events::Rule' &&
-      resource.Properties?.ScheduleExpression &&
-      resource.Properties?.State !== 'DISABLED' &&
-      (resource.Properties?.Targets ?? []).some((t: Json) => target(t.Arn) === 'ReconcileLambdaFunction'),
-  );
-  const invokable = schedules.some(([rule]) =>
-    Object.values(resources).some(
-      (resource) =>
-        resource.Type === 'AWS::Lambda::Permission' &&
-        resource.Properties?.Principal === 'events.amazonaws.com' &&
-        target(resource.Properties?.FunctionName) === 'ReconcileLambdaFunction' &&
-        target(resource.Properties?.SourceArn) === rule,
-    ),
-  );
-  if (resources.ReconcileLambdaFunction && !invokable) {
-    problems.push('ReconcileLambdaFunction: no enabled schedule (EventBridge rule allowed to invoke it)');
+  // The reconciler and (when present) the daily bill run on an enabled schedule that may invoke them.
+  for (const fn of ['ReconcileLambdaFunction', 'DailyBillLambdaFunction']) {
+    const schedules = Object.entries(resources).filter(
+      ([, resource]) =>
+        resource.Type === 'AWS::Events::Rule' &&
+        resource.Properties?.ScheduleExpression &&
+        resource.Properties?.State !== 'DISABLED' &&
+        (resource.Properties?.Targets ?? []).some((t: Json) => target(t.Arn) === fn),
+    );
+    const invokable = schedules.some(([rule]) =>
+      Object.values(resources).some(
+        (resource) =>
+          resource.Type === 'AWS::Lambda::Permission' &&
+          resource.Properties?.Principal === 'events.amazonaws.com' &&
+          target(resource.Properties?.FunctionName) === fn &&
+          target(resource.Properties?.SourceArn) === rule,
+      ),
+    );
+    if (resources[fn] && !invokable) {
+      problems.push(`${fn}: no enabled schedule (EventBridge rule allowed to invoke it)`);
+    }
   }
   if (!resources.ReconcileLambdaFunction) problems.push('ReconcileLambdaFunction: missing');
   return problems;

@@ -7,6 +7,7 @@ import type {
   PaymentProvider,
   PayParams,
   PrepayRequest,
+  TradeBillDownload,
 } from '#lib/clients/payment-provider';
 import type { PayVersion } from '#lib/wechat-pay/fields';
 
@@ -28,6 +29,8 @@ export class FakePaymentProvider implements PaymentProvider {
   private readonly queryAnswers: Answer<OrderQueryResult>[] = [];
   private readonly closeAnswers: Answer<CloseResult>[] = [];
   private readonly notifyAnswers: Answer<NotifyResult>[] = [];
+  readonly billDays: string[] = [];
+  private readonly billAnswers: Answer<TradeBillDownload>[] = [];
 
   constructor(readonly version: PayVersion = 'v2') {}
 
@@ -53,6 +56,17 @@ export class FakePaymentProvider implements PaymentProvider {
   answerNotify(...answers: Answer<NotifyResult>[]): this {
     this.notifyAnswers.push(...answers);
     return this;
+  }
+
+  /** Queues the answers to the next downloadTradeBill calls (unscripted: empty). */
+  answerBill(...answers: Answer<TradeBillDownload>[]): this {
+    this.billAnswers.push(...answers);
+    return this;
+  }
+
+  async downloadTradeBill(day: string): Promise<TradeBillDownload> {
+    this.billDays.push(day);
+    return settle(this.billAnswers.shift() ?? { kind: 'empty' });
   }
 
   async prepay(request: PrepayRequest): Promise<string> {

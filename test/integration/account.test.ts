@@ -2,6 +2,7 @@ import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { handler as adminDeleteUserHandler } from '#functions/admin-delete-user';
 import { handler as adminGetUserHandler } from '#functions/admin-get-user';
+import { handler as bindPhoneHandler } from '#functions/bind-phone';
 import { handler as closeOrderHandler } from '#functions/close-order';
 import { handler as createPaymentHandler } from '#functions/create-payment';
 import { handler as deleteMeHandler } from '#functions/delete-me';
@@ -100,6 +101,11 @@ const AUTHENTICATED_ROUTES: [string, (token: string, outTradeNo: string) => Retu
   ['PUT /wechat/info', (token) => updateInfo(token, { nickname: '复活' })],
   ['GET /wechat/me/export', (token) => invoke(exportMeHandler, { path: '/wechat/me/export', token })],
   ['POST /wechat/sign_out', (token) => signOut(token)],
+  [
+    'POST /wechat/phone',
+    (token) =>
+      invoke(bindPhoneHandler, { method: 'POST', path: '/wechat/phone', token, body: { code: 'c0de' } }),
+  ],
   [
     'POST /wechat/pay {planId}',
     (token) => invoke(createPaymentHandler, payBody(token, { planId: 'monthly' })),
@@ -348,7 +354,7 @@ describe('GET /wechat/me/export', () => {
     expect(result.status).toBe(200);
     const data = result.data?.export;
     expect(data.profile).toMatchObject({ id: user.id, ...profile, role: 1 });
-    expect(data.identities).toEqual({ openid, unionid: null });
+    expect(data.identities).toEqual({ openid, officialAccountOpenid: null, unionid: null });
     expect(data.membership.expiredAt).toEqual(expect.any(String));
     expect(data.membership.history).toEqual([
       { outTradeNo: paid.outTradeNo, planId: 'monthly', paidAt: expect.any(String) },

@@ -21,7 +21,7 @@ export const sandboxUrl = `http://127.0.0.1:${TEST_SANDBOX_PORT}`;
 /** The code2Session endpoint as the sandbox records and faults it. */
 export const CODE2SESSION = '/sns/jscode2session';
 
-export type SandboxFaultMode = 'timeout' | 'busy' | '5xx';
+export type SandboxFaultMode = 'timeout' | 'busy' | '5xx' | 'quota';
 
 async function sandboxRequest<T>(method: string, path: string, body?: unknown): Promise<T> {
   const response = await fetch(`${sandboxUrl}${path}`, {

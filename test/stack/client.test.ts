@@ -60,6 +60,25 @@ describe('client helper', () => {
     expect(error.errors).toEqual([{ field: 'nickname', code: 'INVALID_VALUE' }]);
   });
 
+  it('binds a phone number from a getPhoneNumber code, and refuses the code a second time', async () => {
+    // Arrange
+    await api.signIn();
+    const answer = await fetch(`${sandboxUrl}/sandbox/phone-code`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ openid, phoneNumber: '13700001234' }),
+    });
+    const { code } = (await answer.json()) as { code: string };
+
+    // Act
+    const user = await api.bindPhone(code);
+    const error = await rejection(api.bindPhone(code));
+
+    // Assess
+    expect(user).toMatchObject({ phoneNumber: '13700001234', countryCode: '86' });
+    expect(error).toMatchObject({ code: 'INVALID_CODE', status: 400 });
+  });
+
   it('pays: exactly the five wx.requestPayment fields, then the PAID order confirmed by the backend', async () => {
     // Arrange
     const [plan] = await api.plans();

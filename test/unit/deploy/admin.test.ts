@@ -37,6 +37,10 @@ describe('parseAdminArgs', () => {
       { command: { name: 'delete-user', id: 'uAbCdEfGh_-12' }, stage: 'prod' },
     ],
     [
+      ['bill', '2026-11-28', '--stage', 'prod'],
+      { command: { name: 'bill', date: '2026-11-28' }, stage: 'prod' },
+    ],
+    [
       ['exceptions', '--limit', '20', '--cursor', 'eyJh_b-c'],
       { command: { name: 'exceptions', limit: 20, cursor: 'eyJh_b-c' } },
     ],
@@ -53,6 +57,8 @@ describe('parseAdminArgs', () => {
     [['user'], /user takes one user id/],
     [['delete-user', 'openid#oAbc123456'], /not a user id/],
     [['reconcile', 'now'], /unexpected argument "now"/],
+    [['bill'], /bill takes one date/],
+    [['bill', '20261128'], /not a date YYYY-MM-DD/],
     [['reconcile', '--limit', '3'], /--limit does not apply to reconcile/],
     [['exceptions', '--all'], /--all does not apply to exceptions/],
     [['exceptions', '--limit', '0'], /--limit 0/],
@@ -93,6 +99,11 @@ describe('requestFor', () => {
       query: {},
     });
     expect(requestFor({ name: 'delete-user', id: 'uAbCdEfGh_-12' }).method).toBe('DELETE');
+    expect(requestFor({ name: 'bill', date: '2026-11-28' })).toEqual({
+      method: 'GET',
+      path: '/admin/bill',
+      query: { date: '2026-11-28' },
+    });
   });
 });
 

@@ -126,4 +126,12 @@ describe('accessProblems', () => {
       'ReconcileLambdaFunction: no enabled schedule (EventBridge rule allowed to invoke it)',
     ]);
   });
+
+  it('refuses a daily bill function without an enabled schedule', () => {
+    const t = template();
+    t.Resources.DailyBillLambdaFunction = { Type: 'AWS::Lambda::Function', Properties: {} };
+    expect(accessProblems(t)).toEqual([
+      'DailyBillLambdaFunction: no enabled schedule (EventBridge rule allowed to invoke it)',
+    ]);
+  });
 });

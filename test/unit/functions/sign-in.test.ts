@@ -13,6 +13,7 @@ import { loadConfig, resetConfigCache } from '#lib/config';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
 import { aUser } from '#test/helpers/builders';
 import {
+  apiAnswerToSsmFailure,
   expectNamedNotShown,
   MALFORMED_SECRETS,
   SSM_FAILURES,
@@ -107,22 +108,40 @@ describe('sign-in handler', () => {
     expect((await verifySessionToken(envelope(result).data?.token, config)).sessionVersion).toBe(3);
   });
 
-  it('records the unionid when a returning user first brings one', async () => {
+  it('links the unionid (link item and user, one transaction) when a returning user first brings one', async () => {
     // Prepare
     const unionid = 'oUnionUnitTest000000001';
+    const user = aUser({ openid: OPENID, createdAt: '2025-01-01T00:00:00.000Z' });
     fetchMock.mockImplementation(wechat({ openid: OPENID, unionid, session_key: SESSION_KEY }));
-    storedUser(aUser({ openid: OPENID, createdAt: '2025-01-01T00:00:00.000Z' }));
-    ddb.on(UpdateCommand).resolves({});
+    storedUser(user);
+    ddb.on(TransactWriteCommand).resolves({});
 
     // Act
     const result = await handler(signInEvent({ code: 'valid-code_03' }), context);
 
     // Assess
     expect(result.statusCode).toBe(200);
-    expect(ddb.commandCalls(UpdateCommand)[0]?.args[0].input.ExpressionAttributeValues).toEqual({
-      ':u': unionid,
-    });
+    const [items] = ddb.commandCalls(TransactWriteCommand).map((call) => call.args[0].input.TransactItems);
+    expect(items?.[0]?.Put?.Item).toEqual({ id: `unionid#${unionid}`, userId: user.id });
+    expect(items?.[0]?.Put?.ConditionExpression).toBe('attribute_not_exists(id)');
+    expect(items?.[1]?.Update?.Key).toEqual({ id: user.id });
+    expect(items?.[1]?.Update?.ExpressionAttributeValues).toEqual({ ':v': unionid, ':t': true, ':f': false });
+    expect(ddb.commandCalls(UpdateCommand)).toHaveLength(0);
     expect(result.body).not.toContain(unionid);
+  });
+
+  it('costs a returning user whose unionid is linked two GetItems and no write', async () => {
+    // Prepare
+    const unionid = 'oUnionUnitTest000000002';
+    fetchMock.mockImplementation(wechat({ openid: OPENID, unionid, session_key: SESSION_KEY }));
+    storedUser(aUser({ openid: OPENID, unionid, unionidLinked: true }));
+
+    // Act
+    const result = await handler(signInEvent({ code: 'valid-code_04' }), context);
+
+    // Assess
+    expect(result.statusCode).toBe(200);
+    expect(ddb.calls().map((call) => call.args[0].constructor.name)).toEqual(['GetCommand', 'GetCommand']);
   });
 
   it.each([
@@ -230,15 +249,17 @@ describe('sign-in handler', () => {
     afterEach(() => vi.restoreAllMocks());
 
     it.each(SSM_FAILURES)(
-      'answers 500 without a token, a WeChat call or a write on %s, and the next invocation signs in',
+      'answers 503 (transient) or 500 without a token, a WeChat call or a write on %s, and the next invocation signs in',
       async (name) => {
         // Prepare
         ssm.on(GetParametersCommand).rejectsOnce(sdkError(name)).resolves(ssmAnswer());
+        const expected = apiAnswerToSsmFailure(name);
         // Act
         const failed = await handler(faultEvent(), context);
         // Assess
-        expect(failed.statusCode).toBe(500);
-        expect(envelope(failed)).toMatchObject({ success: false, code: 'INTERNAL_ERROR' });
+        expect(failed.statusCode).toBe(expected.status);
+        expect(envelope(failed)).toMatchObject({ success: false, code: expected.code });
+        expect(failed.headers?.['retry-after']).toBe(expected.status === 503 ? '1' : undefined);
         expect(envelope(failed).data).toBeUndefined();
         expect(fetchMock).not.toHaveBeenCalled();
         expect(ddb.calls()).toHaveLength(0);

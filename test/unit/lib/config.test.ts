@@ -6,7 +6,7 @@ import { GetParameterCommand, GetParametersCommand, SSMClient } from '@aws-sdk/c
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig, resetConfigCache, type V2Config, type V3Config } from '#lib/config';
-import { ConfigError } from '#lib/errors';
+import { ConfigError, ServiceUnavailableError } from '#lib/errors';
 import {
   neededSecretNames,
   parseSecrets,
@@ -182,6 +182,53 @@ describe('readSettings', () => {
 
     // Assess
     expect(error.detail).toContain('JWT_TTL_SECONDS');
+  });
+
+  it('reads the official account AppID, the OAuth base and the H5 origins (normalised to origins)', () => {
+    // Act
+    const settings = readSettings({
+      ...BASE_ENV,
+      WECHAT_MP_APPID: 'wx0f0ca1ac0ffee0d2',
+      WECHAT_OPEN_BASE: 'http://127.0.0.1:3100/',
+      H5_ORIGINS: ' https://h5.example.com , https://shop.example.com:8443/,http://localhost:5173',
+    });
+
+    // Assess
+    expect(settings.mpAppId).toBe('wx0f0ca1ac0ffee0d2');
+    expect(settings.openBase).toBe('http://127.0.0.1:3100');
+    expect(settings.h5Origins).toEqual([
+      'https://h5.example.com',
+      'https://shop.example.com:8443',
+      'http://localhost:5173',
+    ]);
+  });
+
+  it.each(['wx123', 'gh_0f0ca1ac0ffee0d2', 'wx0f0ca1ac0ffee0d2!', ' wx0f0ca1ac0ffee0d2'])(
+    'throws a ConfigError naming WECHAT_MP_APPID (not its value) when it is %j',
+    (value) => {
+      // Act
+      const error = configErrorOf(() => readSettings({ ...BASE_ENV, WECHAT_MP_APPID: value }));
+
+      // Assess
+      expectNamesWithoutValue(error, 'WECHAT_MP_APPID', value);
+    },
+  );
+
+  it.each([
+    'h5.example.com',
+    'http://h5.example.com',
+    'https://h5.example.com/page',
+    'https://h5.example.com?x=1',
+    'https://user@h5.example.com',
+    'javascript:alert(1)',
+    'ftp://h5.example.com',
+    'https://h5.example.com,//evil.example',
+  ])('throws a ConfigError naming H5_ORIGINS when it lists %j', (value) => {
+    // Act
+    const error = configErrorOf(() => readSettings({ ...BASE_ENV, H5_ORIGINS: value }));
+
+    // Assess
+    expect(error.detail).toContain('H5_ORIGINS');
   });
 });
 
@@ -601,7 +648,7 @@ describe('loadConfig', () => {
     expect((error as ConfigError).detail).toContain('not a SecureString');
   });
 
-  it('rejects, then retries and succeeds on the next call when SSM throttles once', async () => {
+  it('answers 503 SECRETS_UNAVAILABLE when SSM throttles, and succeeds on the next call', async () => {
     // Prepare
     const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
     ssm.on(GetParametersCommand).rejectsOnce(throttled).resolves(allParameters);
@@ -611,10 +658,28 @@ describe('loadConfig', () => {
     const config = await loadConfig(SSM_ENV);
 
     // Assess
-    expect(failed).toBeInstanceOf(ConfigError);
-    expect((failed as ConfigError).detail).toContain('ThrottlingException');
+    expect(failed).toBeInstanceOf(ServiceUnavailableError);
+    expect((failed as ServiceUnavailableError).status).toBe(503);
+    expect((failed as ServiceUnavailableError).code).toBe('SECRETS_UNAVAILABLE');
+    expect((failed as ServiceUnavailableError).detail).toContain('ThrottlingException');
     expect((config as V2Config).mchKey).toBe(MCH_KEY);
     expect(ssm.commandCalls(GetParametersCommand)).toHaveLength(2);
+  });
+
+  it('keeps a permanent SSM failure (AccessDenied) a ConfigError naming it', async () => {
+    // Prepare
+    const denied = Object.assign(new Error('not authorized'), {
+      name: 'AccessDeniedException',
+      $metadata: { httpStatusCode: 400 },
+    });
+    ssm.on(GetParametersCommand).rejects(denied);
+
+    // Act
+    const failed = await loadConfig(SSM_ENV).catch((caught: unknown) => caught);
+
+    // Assess
+    expect(failed).toBeInstanceOf(ConfigError);
+    expect((failed as ConfigError).detail).toBe('SSM read failed: AccessDeniedException');
   });
 
   it('loads v3 when SSM has the public key but no platform certificates', async () => {

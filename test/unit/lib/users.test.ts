@@ -76,6 +76,17 @@ describe('toPublicUser', () => {
     expect(user.membershipExpiredAt).toBeNull();
   });
 
+  it('shows the bound phone number and its country code to the owner, and nothing when none is bound', () => {
+    // Act
+    const bound = toPublicUser(aUser({ phoneNumber: '13800138000', countryCode: '86' }), NOW);
+    const unbound = toPublicUser(aUser(), NOW);
+
+    // Assess
+    expect(bound).toMatchObject({ phoneNumber: '13800138000', countryCode: '86' });
+    expect(unbound).not.toHaveProperty('phoneNumber');
+    expect(unbound).not.toHaveProperty('countryCode');
+  });
+
   it('shows role 1 when the membership runs past now', () => {
     // Act
     const user = toPublicUser(aUser({ role: 1, membershipExpiredAt: '2026-12-21T08:00:00.000Z' }), NOW);

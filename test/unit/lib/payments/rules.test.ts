@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { PaymentReport } from '#lib/clients/payment-provider';
 import { PaymentRejectedError } from '#lib/errors';
 import {
+  assertOrderAppId,
   assertOurMerchant,
   continuesOrder,
   extendMembership,
@@ -147,6 +148,16 @@ describe('continuesOrder', () => {
     expect(continuesOrder(order, 'monthly', 'v2', at('2026-11-21T09:49:59.000Z'))).toBe(true);
   });
 
+  it('continues an order only from the channel (AppID) it was made for', () => {
+    // Prepare
+    const h5Order = { ...order, appId: 'wxMpAppId' };
+    const now = at('2026-11-21T09:00:00.000Z');
+    // Assess
+    expect(continuesOrder(h5Order, 'monthly', 'v2', now, 'wxMpAppId')).toBe(true);
+    expect(continuesOrder(h5Order, 'monthly', 'v2', now)).toBe(false);
+    expect(continuesOrder(order, 'monthly', 'v2', now, 'wxMpAppId')).toBe(false);
+  });
+
   it('does not continue another plan, another version, a closed order or one within 10 minutes of expiry', () => {
     // Assess
     expect(continuesOrder(order, 'yearly', 'v2', at('2026-11-21T08:00:00.000Z'))).toBe(false);
@@ -210,6 +221,34 @@ describe('standingFor and assertOurMerchant', () => {
     );
     expect(rejection(() => assertOurMerchant({ ...report, currency: 'USD' }, ours))).toBe(
       'currency_mismatch',
+    );
+  });
+
+  it('accepts exactly the two configured AppIDs (mini-program and official account)', () => {
+    // Prepare
+    const ours = { appId: 'wxAppId', mpAppId: 'wxMpAppId', mchId: '1900000109' };
+    // Assess
+    expect(() => assertOurMerchant(report, ours)).not.toThrow();
+    expect(() => assertOurMerchant({ ...report, appId: 'wxMpAppId' }, ours)).not.toThrow();
+    expect(rejection(() => assertOurMerchant({ ...report, appId: 'wxOther' }, ours))).toBe(
+      'merchant_mismatch',
+    );
+    // Without an official account, an empty appid is not "ours".
+    expect(rejection(() => assertOurMerchant({ ...report, appId: '' }, { ...ours, mpAppId: '' }))).toBe(
+      'merchant_mismatch',
+    );
+  });
+
+  it('holds each order to its own AppID: an H5 order reported under the mini-program is refused, and the reverse', () => {
+    // Prepare
+    const h5Order = anOrder({ appId: 'wxMpAppId' });
+    const miniOrder = anOrder();
+    // Assess
+    expect(() => assertOrderAppId(h5Order, { ...report, appId: 'wxMpAppId' }, 'wxAppId')).not.toThrow();
+    expect(() => assertOrderAppId(miniOrder, report, 'wxAppId')).not.toThrow();
+    expect(rejection(() => assertOrderAppId(h5Order, report, 'wxAppId'))).toBe('merchant_mismatch');
+    expect(rejection(() => assertOrderAppId(miniOrder, { ...report, appId: 'wxMpAppId' }, 'wxAppId'))).toBe(
+      'merchant_mismatch',
     );
   });
 });

@@ -139,6 +139,8 @@ describe('markOrderPaidAndExtendMembership', () => {
     cashFee: 1700,
     paidVia: 'notify-v3',
   };
+  /** paidAt 08:04:59 UTC is 16:04:59 China time, the same day. */
+  const LEDGER_DAY = '2026-11-21';
   const transition = (facts: PaidFacts = paid) =>
     markOrderPaidAndExtendMembership({
       ordersTable: ORDERS,
@@ -165,8 +167,8 @@ describe('markOrderPaidAndExtendMembership', () => {
             TableName: ORDERS,
             Key: { outTradeNo: order.outTradeNo },
             UpdateExpression:
-              'SET #s = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, bankType = :bank, cashFee = :cash ' +
-              'REMOVE reconcileShard, reconcileAt',
+              'SET #s = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, bankType = :bank, cashFee = :cash, ' +
+              'ledgerDay = :day REMOVE reconcileShard, reconcileAt',
             ConditionExpression: '#s = :pending AND totalFee = :fee',
             ExpressionAttributeNames: { '#s': 'status' },
             ExpressionAttributeValues: {
@@ -175,6 +177,7 @@ describe('markOrderPaidAndExtendMembership', () => {
               ':fee': 1800,
               ':tx': paid.transactionId,
               ':paidAt': paid.paidAt,
+              ':day': LEDGER_DAY,
               ':via': 'notify-v3',
               ':bank': 'CMB_CREDIT',
               ':cash': 1700,

@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLinkedUser, getUser, setUnionId, updateProfile } from '#lib/repositories/user-repository';
+import { createLinkedUser, getUser, linkIdentity, updateProfile } from '#lib/repositories/user-repository';
 import { aUser } from '#test/helpers/builders';
 import { conditionFailed, transactionCanceled } from '#test/helpers/dynamo';
 
@@ -161,22 +161,72 @@ describe('user-repository', () => {
     });
   });
 
-  describe('setUnionId', () => {
-    it('sets the unionid on an existing user only', async () => {
+  describe('linkIdentity', () => {
+    it('writes the link only if absent and sets the openid only on an existing user without one', async () => {
       // Prepare
-      ddb.on(UpdateCommand).resolves({});
+      ddb.on(TransactWriteCommand).resolves({});
 
       // Act
-      await setUnionId(TABLE, 'uAbCdEfGhIjKlMnOpQrStUv', 'oUnionUnitTest000000001');
+      const linked = await linkIdentity(TABLE, 'uAbCdEfGhIjKlMnOpQrStUv', 'mpopenid', 'oMpUnitTest000000001');
 
       // Assess
-      expect(ddb).toReceiveCommandWith(UpdateCommand, {
-        TableName: TABLE,
-        Key: { id: 'uAbCdEfGhIjKlMnOpQrStUv' },
-        UpdateExpression: 'SET unionid = :u',
-        ConditionExpression: 'attribute_exists(id)',
-        ExpressionAttributeValues: { ':u': 'oUnionUnitTest000000001' },
+      expect(linked).toBe(true);
+      expect(ddb).toReceiveCommandWith(TransactWriteCommand, {
+        TransactItems: [
+          {
+            Put: {
+              TableName: TABLE,
+              Item: { id: 'mpopenid#oMpUnitTest000000001', userId: 'uAbCdEfGhIjKlMnOpQrStUv' },
+              ConditionExpression: 'attribute_not_exists(id)',
+            },
+          },
+          {
+            Update: {
+              TableName: TABLE,
+              Key: { id: 'uAbCdEfGhIjKlMnOpQrStUv' },
+              UpdateExpression: 'SET #f = :v',
+              ConditionExpression: 'attribute_exists(id) AND attribute_not_exists(#f)',
+              ExpressionAttributeNames: { '#f': 'mpOpenid' },
+              ExpressionAttributeValues: { ':v': 'oMpUnitTest000000001' },
+            },
+          },
+        ],
       });
+    });
+
+    it('reports false when the identity is linked already (nothing written)', async () => {
+      // Prepare
+      ddb.on(TransactWriteCommand).rejects(transactionCanceled('ConditionalCheckFailed', 'None'));
+
+      // Act
+      const linked = await linkIdentity(
+        TABLE,
+        'uAbCdEfGhIjKlMnOpQrStUv',
+        'unionid',
+        'oUnionUnitTest000000001',
+      );
+
+      // Assess
+      expect(linked).toBe(false);
+    });
+  });
+
+  describe('createLinkedUser with a unionid', () => {
+    it('writes the openid link, the unionid link and the user, each only if absent', async () => {
+      // Prepare
+      const fresh = aUser({ unionid: 'oUnionUnitTest000000001', unionidLinked: true });
+      ddb.on(TransactWriteCommand).resolves({});
+
+      // Act
+      await createLinkedUser(TABLE, fresh);
+
+      // Assess
+      const [items] = ddb.commandCalls(TransactWriteCommand).map((call) => call.args[0].input.TransactItems);
+      expect(items?.map((item) => [item.Put?.Item?.id, item.Put?.ConditionExpression])).toEqual([
+        [`openid#${fresh.openid}`, 'attribute_not_exists(id)'],
+        ['unionid#oUnionUnitTest000000001', 'attribute_not_exists(id)'],
+        [fresh.id, 'attribute_not_exists(id)'],
+      ]);
     });
   });
 });

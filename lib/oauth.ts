@@ -1,0 +1,137 @@
+import { issueSessionToken } from './auth';
+import { exchangeWebCode, webUserInfo } from './clients/wechat-oauth';
+import type { Config } from './config';
+import { BadRequestError, FeatureDisabledError } from './errors';
+import type { HttpEvent, HttpResult } from './http';
+import { logger } from './logger';
+import {
+  allowedRedirect,
+  OAUTH_SCOPES,
+  type OAuthScope,
+  signState,
+  stateKey,
+  verifyState,
+} from './oauth-state';
+import { applyProfileDefaults, userForIdentity } from './users';
+
+/**
+ * H5 web OAuth through the official account (wechat-protocol.md §8): `GET /wechat/oauth/authorize` sends the
+ * browser to WeChat's authorize page, `GET /wechat/oauth/callback` signs the user in and sends the browser
+ * back to the H5 page with the session token in the URL fragment (which browsers never send to a server).
+ */
+
+/**
+ * The H5 settings, or FeatureDisabledError (404) when this stage has no official account (WECHAT_MP_APPID),
+ * no H5_ORIGINS, or (for the code exchange, `secret`) no WECHAT_MP_SECRET.
+ */
+function h5Config(config: Config, secret: boolean): Config {
+  if (!config.mpAppId || config.h5Origins.length === 0 || (secret && !config.mpSecret)) {
+    throw new FeatureDisabledError('H5 登录未开启', 'WECHAT_MP_APPID, WECHAT_MP_SECRET or H5_ORIGINS unset');
+  }
+  return config;
+}
+
+const keys = new WeakMap<Config, Buffer>();
+function keyOf(config: Config): Buffer {
+  let key = keys.get(config);
+  if (!key) {
+    key = stateKey(config.jwtSecret);
+    keys.set(config, key);
+  }
+  return key;
+}
+
+/** A 302 that no cache keeps and that sends no Referer onwards (the callback URL held a code). */
+function found(location: string): HttpResult {
+  return {
+    statusCode: 302,
+    headers: { location, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' },
+  };
+}
+
+function query(event: HttpEvent, name: string): string | undefined {
+  return event.queryStringParameters?.[name];
+}
+
+/**
+ * Our callback URL, as the browser reaches this API: the request's host (`Host`, else API Gateway's
+ * domainName) and scheme (`X-Forwarded-Proto`, else https; http for a loopback host), and the request's own
+ * path with `/authorize` replaced by `/callback`, so a custom domain and its base-path mapping (both in the
+ * Host header and rawPath on API Gateway HTTP APIs) carry over. The page to return to rides in its query,
+ * bound by the state's MAC.
+ */
+export function callbackUrl(event: HttpEvent, redirect: string): string {
+  const host = event.headers?.host ?? event.requestContext?.domainName ?? 'localhost';
+  const forwarded = event.headers?.['x-forwarded-proto'];
+  const loopback = /^(localhost|127\.0\.0\.1)(:\d+)?$/.test(host);
+  const scheme = forwarded === 'http' || forwarded === 'https' ? forwarded : loopback ? 'http' : 'https';
+  const path = (event.rawPath ?? '/wechat/oauth/authorize').replace(/\/authorize$/, '/callback');
+  const url = new URL(`${scheme}://${host}${path}`);
+  url.searchParams.set('redirect', redirect);
+  return url.href;
+}
+
+/**
+ * `GET /wechat/oauth/authorize?redirect=&scope=` → the 302 to WeChat's authorize page:
+ * `{WECHAT_OPEN_BASE}/connect/oauth2/authorize?appid&redirect_uri&response_type=code&scope&state#wechat_redirect`
+ * (parameters in WeChat's order). Throws FeatureDisabledError (404), BadRequestError REDIRECT_NOT_ALLOWED or
+ * VALIDATION_ERROR (bad scope) (400).
+ */
+export function startOAuth(config: Config, event: HttpEvent, now = new Date()): HttpResult {
+  const h5 = h5Config(config, false);
+  const redirect = allowedRedirect(query(event, 'redirect') ?? '', h5.h5Origins);
+  const scope = (query(event, 'scope') ?? 'snsapi_base') as OAuthScope;
+  if (!OAUTH_SCOPES.includes(scope)) {
+    throw new BadRequestError('scope 只能是 snsapi_base 或 snsapi_userinfo', 'VALIDATION_ERROR', 'scope');
+  }
+  const state = signState(keyOf(h5), scope, redirect, Math.floor(now.getTime() / 1000));
+  const params = [
+    ['appid', h5.mpAppId],
+    ['redirect_uri', callbackUrl(event, redirect)],
+    ['response_type', 'code'],
+    ['scope', scope],
+    ['state', state],
+  ];
+  const search = params.map(([name, value]) => `${name}=${encodeURIComponent(value as string)}`).join('&');
+  return found(`${h5.openBase}/connect/oauth2/authorize?${search}#wechat_redirect`);
+}
+
+/** WeChat's codes: letters, digits (32 in practice); anything else never reaches WeChat. */
+const CODE = /^[A-Za-z0-9_-]{1,128}$/;
+
+/**
+ * `GET /wechat/oauth/callback?redirect=&code=&state=` (WeChat appends code and state to our redirect_uri):
+ * checks the state against the redirect (signature, expiry) and the redirect against H5_ORIGINS, then
+ * exchanges the code for the official-account openid (and unionid), for snsapi_userinfo reads the user info
+ * (nickname and avatar become defaults where the user has none), finds or creates the one user of that
+ * person (userForIdentity) and 302s to `<redirect>#token=<JWT>` with an H5 session (`ch: 'h5'`). No code
+ * (the user refused) → 302 `<redirect>#error=access_denied`. Throws FeatureDisabledError (404),
+ * BadRequestError INVALID_STATE / STATE_EXPIRED / REDIRECT_NOT_ALLOWED / INVALID_CODE (400), and what the
+ * WeChat client throws (429/502/503).
+ */
+export async function finishOAuth(config: Config, event: HttpEvent, now = new Date()): Promise<HttpResult> {
+  const h5 = h5Config(config, true);
+  const redirect = allowedRedirect(query(event, 'redirect') ?? '', h5.h5Origins);
+  const scope = verifyState(
+    keyOf(h5),
+    query(event, 'state') ?? '',
+    redirect,
+    Math.floor(now.getTime() / 1000),
+  );
+  const code = query(event, 'code');
+  if (!code) return found(`${redirect}#error=access_denied`);
+  if (!CODE.test(code))
+    throw new BadRequestError('授权 code 无效或已使用，请重新进入页面', 'INVALID_CODE', 'malformed code');
+  const identity = await exchangeWebCode(h5, code);
+  const info = scope === 'snsapi_userinfo' ? await webUserInfo(h5, identity) : undefined;
+  const unionid = identity.unionid ?? info?.unionid;
+  let user = await userForIdentity(
+    h5,
+    { channel: 'h5', openid: identity.openid, ...(unionid ? { unionid } : {}) },
+    now,
+  );
+  if (info) user = await applyProfileDefaults(h5, user, info, now);
+  const token = await issueSessionToken(user.id, h5, now, user.sessionVersion ?? 0, 'h5');
+  logger.info('h5 sign-in', { userId: user.id, scope });
+  return found(`${redirect}#token=${token}`);
+}
