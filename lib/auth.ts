@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import type { Config } from './config';
 import { UnauthorizedError } from './errors';
@@ -47,7 +48,7 @@ export async function issueSessionToken(
     .setAudience(config.jwtAudience)
     .setIssuedAt(iat)
     .setExpirationTime(iat + config.jwtTtlSeconds)
-    .sign(config.jwtSecret);
+    .sign(jwtKey(config.jwtSecret));
 }
 
 /**
@@ -64,7 +65,7 @@ export async function verifySessionToken(
     throw new UnauthorizedError('登录已失效，请重新登录', 'INVALID_TOKEN', 'malformed token');
   }
   try {
-    const { payload } = await jwtVerify(token, config.jwtSecret, {
+    const { payload } = await jwtVerify(token, jwtKey(config.jwtSecret), {
       algorithms: [ALG],
       typ: TYP,
       issuer: config.jwtIssuer,
@@ -130,4 +131,17 @@ export function liveUser<U extends { sessionVersion?: number }>(user: U | undefi
     throw new UnauthorizedError('登录已失效，请重新登录', 'SESSION_REVOKED');
   }
   return user;
+}
+
+/** The JWT secret imported once per container: jose imports a raw Uint8Array again on every call. */
+const importedSecrets = new WeakMap<Uint8Array, KeyObject>();
+
+/** The HS256 key of `secret` (config.jwtSecret, at least 32 bytes), imported on first use and then reused. */
+function jwtKey(secret: Uint8Array): KeyObject {
+  let key = importedSecrets.get(secret);
+  if (!key) {
+    key = createSecretKey(secret);
+    importedSecrets.set(secret, key);
+  }
+  return key;
 }

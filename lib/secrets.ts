@@ -1,4 +1,10 @@
-import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  type KeyObject,
+  X509Certificate,
+} from 'node:crypto';
 import { getSecureParameters } from '#lib/clients/ssm';
 import { ConfigError, ServiceUnavailableError } from '#lib/errors';
 import type { Settings, V2Settings, V3Settings } from '#lib/settings';
@@ -39,8 +45,11 @@ export interface V2Secrets extends CommonSecrets {
 }
 
 export interface V3Secrets extends CommonSecrets {
-  /** The APIv3 key (32 bytes); empty when this function does not pay. */
-  apiV3Key: Buffer;
+  /**
+   * The APIv3 key (32 bytes) as a secret KeyObject, imported once at load (decryptResource takes it as is);
+   * 0 bytes (`symmetricKeySize` 0) when this function does not pay.
+   */
+  apiV3Key: KeyObject;
   /** The merchant API private key (RSA) that signs requests and paySign. */
   mchPrivateKey?: KeyObject;
   payPublicKeyPem: string;
@@ -152,15 +161,16 @@ function v2Secrets(read: SecretReader, settings: V2Settings): V2Secrets {
 function v3Secrets(read: SecretReader, settings: V3Settings): V3Secrets {
   const secrets: V3Secrets = {
     ...commonSecrets(read),
-    apiV3Key: Buffer.alloc(0),
+    apiV3Key: createSecretKey(Buffer.alloc(0)),
     payPublicKeyPem: '',
     platformCertPems: [],
   };
   if (read.wants('WECHAT_APIV3_KEY')) {
     if (!settings.mchId) throw new ConfigError('WECHAT_MCH_ID is not set');
     if (!HEADER_TOKEN.test(settings.mchId)) throw new ConfigError('WECHAT_MCH_ID must be letters or digits');
-    secrets.apiV3Key = Buffer.from(read.required('WECHAT_APIV3_KEY'), 'utf8');
-    if (secrets.apiV3Key.length !== 32) throw new ConfigError('WECHAT_APIV3_KEY must be exactly 32 bytes');
+    const apiV3Key = Buffer.from(read.required('WECHAT_APIV3_KEY'), 'utf8');
+    if (apiV3Key.length !== 32) throw new ConfigError('WECHAT_APIV3_KEY must be exactly 32 bytes');
+    secrets.apiV3Key = createSecretKey(apiV3Key);
   }
   if (read.wants('WECHAT_MCH_PRIVATE_KEY')) {
     read.required('WECHAT_MCH_PRIVATE_KEY');

@@ -19,7 +19,7 @@ export function paymentProvider(config: Config): PaymentProvider {
       provider = new WechatPayV2(config);
     } else {
       const { mchPrivateKey, payVerifier } = config;
-      if (!mchPrivateKey || !payVerifier || config.apiV3Key.length === 0) {
+      if (!mchPrivateKey || !payVerifier || config.apiV3Key.symmetricKeySize === 0) {
         throw new ConfigError('the WeChat Pay v3 secrets were not loaded by this function');
       }
       provider = new WechatPayV3({ ...config, mchPrivateKey, payVerifier });

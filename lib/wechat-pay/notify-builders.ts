@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { randomAlphanumeric, type V2SignType } from './fields';
 import { formatCstCompact, formatRfc3339Cst } from './time';
 import { nonceStr, signV2, toV2Xml } from './v2-protocol';
-import { aesGcmEncrypt, wechatpayHeaders } from './v3-protocol';
+import { type AesKey, aesGcmEncrypt, wechatpayHeaders } from './v3-protocol';
 
 type V2Fields = Record<string, string | number | undefined>;
 
@@ -98,8 +98,8 @@ export function v2NotifyXml(parts: V2NotifyParts): string {
 export interface V3NotifyInput {
   /** The decrypted resource (for payments the transaction model of 查询订单); amounts integer fen. */
   transaction: Record<string, unknown>;
-  /** The 32-byte APIv3 key the resource is encrypted with. */
-  apiV3Key: Buffer;
+  /** The 32-byte APIv3 key the resource is encrypted with (bytes or a secret KeyObject). */
+  apiV3Key: AesKey;
   /** WeChat Pay's signing key (the private half of the WeChat Pay public key or platform certificate). */
   privateKey: KeyObject;
   /** `Wechatpay-Serial`: the WeChat Pay public key id or the platform certificate serial. */

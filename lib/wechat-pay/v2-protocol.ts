@@ -48,11 +48,26 @@ const XML_CHAR_PATTERN = /^[\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}
 const HEX_SIGNATURE_PATTERN = /^(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64})$/;
 const SIGNATURE_HEX_LENGTH: Readonly<Record<V2SignType, number>> = { MD5: 32, 'HMAC-SHA256': 64 };
 const TIMESTAMP_PATTERN = /^\d{1,10}$/;
+/**
+ * One field of the flat shape (sticky): name, then CDATA text (up to the first `]]>`) or plain text, then the
+ * matching end tag; or a run of whitespace between fields.
+ */
+const FLAT_FIELD =
+  /<([A-Za-z0-9_]+)>(?:<!\[CDATA\[((?:[^\]\r]|\](?!\]>))*)\]\]>|([^<>&\r]*))<\/\1>|[ \t\n]+/y;
 
 /** Thrown inside fast-xml-parser callbacks; parseV2Xml turns it into V2XmlError('forbidden_key'). */
 class ForbiddenKeyError extends Error {}
 
-const parser = new XMLParser({
+/**
+ * fast-xml-parser for the bodies the one-pass reader does not take (readFlatXml), built on first use so that a
+ * bundle that never reads v2 XML can drop the parser.
+ */
+let parser: XMLParser | undefined;
+const xmlParser = (): XMLParser => {
+  parser ??= new XMLParser(PARSER_OPTIONS);
+  return parser;
+};
+const PARSER_OPTIONS: ConstructorParameters<typeof XMLParser>[0] = {
   // Entity references stay verbatim (`&amp;` is returned as `&amp;`): no DTD, no expansion, no CVE surface.
   processEntities: false,
   htmlEntities: false,
@@ -77,7 +92,7 @@ const parser = new XMLParser({
   onDangerousProperty: (name: string): string => {
     throw new ForbiddenKeyError(name);
   },
-});
+};
 
 /**
  * Upper-case hex MD5 or HMAC-SHA256 (HMAC key = `key`) of `k1=v1&k2=v2…&key=KEY` over the non-empty params except
@@ -184,11 +199,46 @@ export function parseV2Xml(raw: string, maxBytes = MAX_XML_BYTES): Record<string
   if (raw.startsWith(BOM)) throw new V2XmlError('malformed');
   // XMLValidator lets NUL and other characters outside XML 1.0 through; they never come from WeChat.
   if (!XML_CHAR_PATTERN.test(raw)) throw new V2XmlError('malformed');
+  return readFlatXml(raw) ?? parseV2XmlValidated(raw);
+}
+
+/**
+ * One pass over the shape WeChat and toV2Xml send: `<xml>` then only `<name>text</name>` or
+ * `<name><![CDATA[text]]></name>` fields (names [A-Za-z0-9_]+, each once, none reaching Object.prototype;
+ * text without `<`, `>`, `&` or CR) and whitespace between them, then `</xml>` at the very end. Matching the
+ * whole body is its well-formedness check, so it needs neither fast-xml-parser's validator nor its parser.
+ * Returns undefined for anything else (which parseV2XmlValidated then refuses or reads with its reason).
+ */
+function readFlatXml(raw: string): Record<string, string> | undefined {
+  if (!raw.startsWith('<xml>') || !raw.endsWith('</xml>')) return undefined;
+  const end = raw.length - '</xml>'.length;
+  const result: Record<string, string> = Object.create(null);
+  let fields = 0;
+  FLAT_FIELD.lastIndex = '<xml>'.length;
+  while (FLAT_FIELD.lastIndex < end) {
+    const match = FLAT_FIELD.exec(raw);
+    if (match === null || FLAT_FIELD.lastIndex > end) return undefined;
+    const name = match[1];
+    if (name === undefined) continue; // whitespace between fields
+    if (name in result || FORBIDDEN_KEYS.has(name) || name in Object.prototype) return undefined;
+    result[name] = match[2] ?? match[3] ?? '';
+    fields++;
+  }
+  return fields > 0 ? result : undefined;
+}
+
+/**
+ * The general reader: fast-xml-parser's validator for well-formedness, then its parser, then the flat-shape
+ * checks; throws V2XmlError 'malformed' | 'not_flat' | 'bad_name' | 'forbidden_key' (see parseV2Xml, which
+ * makes the size, DTD and character checks first). Exported for the tests that compare it with the one-pass
+ * reader.
+ */
+export function parseV2XmlValidated(raw: string): Record<string, string> {
   if (XMLValidator.validate(raw) !== true) throw new V2XmlError('malformed');
 
   let document: unknown;
   try {
-    document = parser.parse(raw);
+    document = xmlParser().parse(raw);
   } catch (error) {
     if (error instanceof ForbiddenKeyError) throw new V2XmlError('forbidden_key');
     throw new V2XmlError('malformed');

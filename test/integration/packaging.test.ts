@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseEnv, promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECRET_NAMES } from '#lib/secrets';
 import { routes, templateProblems } from '#test/deploy/template-checks';
+import { zipEntries } from '#test/helpers/zip';
 
 /**
  * §5: `serverless package --stage prod` as CI would run it (no secrets in the environment, SECRETS_SOURCE
@@ -334,5 +335,29 @@ describe('serverless package --stage prod', () => {
       expect(table.Properties?.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled, id).toBe(true);
       expect(table.Properties?.DeletionProtectionEnabled, id).toBe(true);
     }
+  });
+
+  it('bundles AWS credentials from the environment only: no default-chain provider in any function', async () => {
+    // Prepare: every function's bundle (custom.esbuild.alias swaps the chain for lib/clients/lambda-credentials);
+    // each provider of the chain logs `@aws-sdk/credential-provider-<name> - <function>`, so its code carries that.
+    const zips = (await readdir(outDir)).filter((file) => file.endsWith('.zip'));
+    const bundles = await Promise.all(
+      zips.map(async (zip) => {
+        const files = zipEntries(await readFile(join(outDir, zip)));
+        return [...files]
+          .filter(([name]) => name.endsWith('.mjs'))
+          .map(([name, code]) => [zip, name, code] as const);
+      }),
+    );
+
+    // Act
+    const withChain = bundles
+      .flat()
+      .filter(([, , code]) => /credential-provider-[a-z-]+ - /.test(code.toString()))
+      .map(([zip, name]) => `${zip}:${name}`);
+
+    // Assess
+    expect(bundles.flat().length).toBe(zips.length);
+    expect(withChain).toEqual([]);
   });
 });

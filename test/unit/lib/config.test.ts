@@ -252,7 +252,8 @@ describe('parseSecrets', () => {
     const secrets = parseSecrets(V3_RAW, v3Settings);
 
     // Assess
-    expect(secrets.apiV3Key.toString('utf8')).toBe(APIV3_KEY);
+    expect(secrets.apiV3Key.type).toBe('secret');
+    expect(secrets.apiV3Key.export().toString('utf8')).toBe(APIV3_KEY);
     expect(secrets.mchPrivateKey?.type).toBe('private');
     expect(secrets.payPublicKeyPem).toBe(PUBLIC_KEY_PEM);
     expect(secrets.payVerifier?.serials()).toEqual(['PUB_KEY_ID_0114232019112100000000000001']);

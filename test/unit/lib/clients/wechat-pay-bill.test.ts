@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey, createSecretKey } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WechatPayV2 } from '#lib/clients/wechat-pay-v2';
@@ -139,7 +139,7 @@ describe('WechatPayV3.downloadTradeBill', () => {
       mchId: env('WECHAT_MCH_ID'),
       mchSerialNo: env('WECHAT_MCH_SERIAL_NO'),
       mchPrivateKey: merchantKey,
-      apiV3Key: SETTINGS.apiV3Key,
+      apiV3Key: createSecretKey(SETTINGS.apiV3Key),
       payPublicKeyId: serial,
       payPublicKeyPem: env('WECHAT_PAY_PUBLIC_KEY'),
       payApiBase: upstream.url,

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '#lib/clients/payment-provider';
@@ -67,7 +67,7 @@ function config(overrides: ConfigOverrides = {}): V3ClientConfig {
     mchId: env.WECHAT_MCH_ID,
     mchSerialNo: env.WECHAT_MCH_SERIAL_NO,
     mchPrivateKey: merchantKey,
-    apiV3Key: API_V3_KEY,
+    apiV3Key: createSecretKey(API_V3_KEY),
     payPublicKeyId,
     payPublicKeyPem,
     payApiBase: 'http://127.0.0.1:1',

@@ -7,6 +7,7 @@ import {
   nonceStr,
   parseTimeEnd,
   parseV2Xml,
+  parseV2XmlValidated,
   signV2,
   toV2Xml,
   V2_SUCCESS_REPLY,
@@ -794,6 +795,63 @@ describe('parseV2Xml', () => {
 
     // Assess
     expect({ ...parsed }).toEqual({ ...params, total_fee: '100' });
+  });
+
+  it('reads every body exactly as the validating reader does, in one pass or by falling back to it', () => {
+    // Prepare: the flat shape WeChat sends, its near misses, and the refused shapes.
+    const values = [
+      '',
+      ' ',
+      '  x  ',
+      '1800',
+      '会员 🎉',
+      'a]b',
+      'a]]b',
+      ']',
+      'x]]>y',
+      'a\tb\nc',
+      '&amp;',
+      'a>b',
+    ];
+    const bodies = [
+      OFFICIAL_NOTIFY,
+      V2_SUCCESS_REPLY,
+      v2FailReply('签名失败'),
+      ...values.map((value) => toV2Xml({ return_code: 'SUCCESS', field: value, total_fee: 1 })),
+      ...values.map((value) => `<xml><a>${value}</a></xml>`),
+      ...values.map((value) => `<xml>\n  <a><![CDATA[${value}]]></a>\n  <b>2</b>\n</xml>`),
+      '<xml><a><![CDATA[]]></a></xml>',
+      '<xml><a></a><b/></xml>',
+      '<xml><a>1</a><a>2</a></xml>',
+      '<xml><xml>1</xml></xml>',
+      '<xml><a><b>1</b></a></xml>',
+      '<xml></xml>',
+      '<xml> </xml>',
+      '<xml><a>1</a></xml>\n',
+      '<xml><a>1</a><xml><b>2</b></xml>',
+      '<xml><a>1\r\n2</a></xml>',
+      '<xml><a>x</b></xml>',
+      '<xml><a>1</a ></xml>',
+      '<xml><a><![CDATA[1]]>2</a></xml>',
+      ...['__proto__', 'constructor', 'prototype', 'toString', '__defineGetter__'].map(
+        (name) => `<xml><${name}>1</${name}></xml>`,
+      ),
+    ];
+    const outcome = (read: (raw: string) => Record<string, string>, raw: string) => {
+      try {
+        return { fields: { ...read(raw) } };
+      } catch (error) {
+        return { reason: (error as V2XmlError).reason };
+      }
+    };
+
+    // Act
+    const ours = bodies.map((raw) => outcome(parseV2Xml, raw));
+    const validated = bodies.map((raw) => outcome(parseV2XmlValidated, raw));
+
+    // Assess
+    expect(ours).toEqual(validated);
+    expect(ours.filter((result) => 'fields' in result).length).toBeGreaterThan(30);
   });
 });
 

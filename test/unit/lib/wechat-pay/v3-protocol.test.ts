@@ -1,13 +1,21 @@
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   AUTH_SCHEME,
   aesGcmDecrypt,
   aesGcmEncrypt,
+  BASE64_PATTERN,
   buildAuthorization,
   buildPayParamsV3,
   createVerifier,
+  decodeBase64Strict,
   decryptResource,
   MAX_SKEW_SECONDS,
   parseAuthorization,
@@ -794,6 +802,14 @@ describe('decryptResource', () => {
     expect(JSON.parse(plaintext)).toMatchObject({ trade_state: 'SUCCESS', amount: { total: 100 } });
   });
 
+  it('returns the same plaintext when the key is a secret KeyObject imported once', () => {
+    // Act
+    const plaintext = decryptResource(resourceOf(), createSecretKey(API_V3_KEY));
+
+    // Assess
+    expect(plaintext).toBe(VECTOR12.plaintext);
+  });
+
   it('returns the plaintext when decrypting the wechatpay-java AES-256-GCM vector', () => {
     // Prepare
     const resource = {
@@ -853,7 +869,10 @@ describe('decryptResource', () => {
     ['16 bytes (the Go test key)', Buffer.from(VECTOR10.apiV3Key)],
     ['31 bytes', Buffer.alloc(31, 0x61)],
     ['empty', Buffer.alloc(0)],
-  ])('throws bad_key when the APIv3 key is %s', (_label, key) => {
+    ['a 16-byte KeyObject', createSecretKey(Buffer.from(VECTOR10.apiV3Key))],
+    ['an empty KeyObject', createSecretKey(Buffer.alloc(0))],
+    ['an RSA public KeyObject', generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey],
+  ])('throws bad_key when the APIv3 key is %s', (_label, key: Buffer | KeyObject) => {
     // Act
     const reason = decryptReason(() => decryptResource(resourceOf(), key));
 
@@ -1287,5 +1306,31 @@ describe('createVerifier', () => {
       // Assess
       expect(verifier.serials()).toEqual(['D7CE59D1F522D701', 'F5765756002FDD77', 'BE2A2344B984167B']);
     });
+  });
+});
+
+describe('decodeBase64Strict', () => {
+  it('accepts exactly the strings of the standard padded base64 pattern and decodes them as Node does', () => {
+    // Prepare: 200 000 strings of up to 12 characters over the alphabet's edges, padding, base64url and junk.
+    const alphabet = 'AQgw+/Zz09=-_ !\n.é';
+    let seed = 12;
+    const next = () => {
+      seed = (seed * 48_271) % 2_147_483_647; // MINSTD: deterministic, exact in doubles
+      return seed;
+    };
+    const strings = Array.from({ length: 200_000 }, () =>
+      Array.from({ length: next() % 13 }, () => alphabet[next() % alphabet.length]).join(''),
+    );
+
+    // Act
+    const disagreements = strings.filter((text) => {
+      const decoded = decodeBase64Strict(text);
+      const valid = text !== '' && BASE64_PATTERN.test(text);
+      return valid !== (decoded !== undefined) || (valid && !decoded?.equals(Buffer.from(text, 'base64')));
+    });
+
+    // Assess
+    expect(disagreements).toEqual([]);
+    expect(strings.filter((text) => text !== '' && BASE64_PATTERN.test(text)).length).toBeGreaterThan(1000);
   });
 });
