@@ -319,7 +319,14 @@ await run({
 
 // --- the whole notify path on a first delivery (order PENDING), DynamoDB mocked --------------------------------
 const usersTable = process.env.USERS_TABLE ?? 'users';
-const pendingOrder = { ...paidOrder, status: 'PENDING', transactionId: undefined, paidAt: undefined };
+// As POST /wechat/pay opens it: with its owner snapshot, so the first notify reads no user (two requests).
+const pendingOrder = {
+  ...paidOrder,
+  status: 'PENDING',
+  transactionId: undefined,
+  paidAt: undefined,
+  ownerAtOrder: { version: 3 },
+};
 const owner = {
   id: paidOrder.userId,
   openid: paid.openid,
