@@ -20,6 +20,7 @@ export const SECRET_NAMES = [
   'WECHAT_PAY_PUBLIC_KEY',
   'WECHAT_PAY_PLATFORM_CERTS',
   'WECHAT_MP_SECRET',
+  'WECHAT_MCH_CERT',
 ] as const;
 export type SecretName = (typeof SECRET_NAMES)[number];
 
@@ -36,6 +37,11 @@ interface CommonSecrets {
 export interface V2Secrets extends CommonSecrets {
   /** The APIv2 key (32 letters or digits); '' when this function does not pay. */
   mchKey: string;
+  /**
+   * The merchant API certificate (WECHAT_MCH_CERT) and its private key (WECHAT_MCH_PRIVATE_KEY), PEM, checked to
+   * match: v2 refunds present them over mutual TLS. Absent in functions that do not refund.
+   */
+  mchTls?: { cert: string; key: string };
 }
 
 export interface V3Secrets extends CommonSecrets {
@@ -70,6 +76,14 @@ export function paySecretNamesFor(payVersion: PayVersion): SecretName[] {
 /** Secrets every pay version shares (WECHAT_MP_SECRET is optional: absent, H5 features answer FEATURE_DISABLED). */
 const COMMON_SECRET_NAMES: readonly SecretName[] = ['WECHAT_SECRET', 'JWT_SECRET', 'WECHAT_MP_SECRET'];
 
+/**
+ * What a function that refunds needs beside the pay secrets: v2's mutual-TLS certificate and key (v3 signs with
+ * the merchant key it already has).
+ */
+export function refundSecretNamesFor(payVersion: PayVersion): SecretName[] {
+  return payVersion === 'v2' ? ['WECHAT_MCH_CERT', 'WECHAT_MCH_PRIVATE_KEY'] : [];
+}
+
 /** Every secret the configured pay version uses (the local default). */
 export function secretNamesFor(payVersion: PayVersion): SecretName[] {
   const common: SecretName[] = [...COMMON_SECRET_NAMES];
@@ -89,7 +103,9 @@ export function secretNamesFor(payVersion: PayVersion): SecretName[] {
  * each role reads only its own parameters; set and empty means none), else every secret of the pay version.
  */
 export function neededSecretNames(env: NodeJS.ProcessEnv, settings: Settings): SecretName[] {
-  if (env.SECRET_NAMES === undefined) return secretNamesFor(settings.payVersion);
+  if (env.SECRET_NAMES === undefined) {
+    return [...secretNamesFor(settings.payVersion), ...refundSecretNamesFor(settings.payVersion)];
+  }
   const listed = env.SECRET_NAMES.split(',')
     .map((name) => name.trim())
     .filter(Boolean);
@@ -146,7 +162,32 @@ function v2Secrets(read: SecretReader, settings: V2Settings): V2Secrets {
       throw new ConfigError('WECHAT_MCH_KEY must be 32 letters or digits');
     }
   }
+  if (read.wants('WECHAT_MCH_CERT')) secrets.mchTls = mchTls(read);
   return secrets;
+}
+
+/** The v2 mutual-TLS pair: WECHAT_MCH_CERT (one PEM certificate) and the matching WECHAT_MCH_PRIVATE_KEY. */
+function mchTls(read: SecretReader): { cert: string; key: string } {
+  read.required('WECHAT_MCH_CERT');
+  read.required('WECHAT_MCH_PRIVATE_KEY');
+  const cert = read.pem('WECHAT_MCH_CERT');
+  const key = read.pem('WECHAT_MCH_PRIVATE_KEY');
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(cert);
+  } catch {
+    throw new ConfigError('WECHAT_MCH_CERT is not a valid PEM certificate');
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    throw new ConfigError('WECHAT_MCH_PRIVATE_KEY is not a valid PEM private key');
+  }
+  if (!certificate.checkPrivateKey(privateKey)) {
+    throw new ConfigError('WECHAT_MCH_CERT does not match WECHAT_MCH_PRIVATE_KEY');
+  }
+  return { cert, key };
 }
 
 function v3Secrets(read: SecretReader, settings: V3Settings): V3Secrets {

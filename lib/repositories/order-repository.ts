@@ -43,6 +43,12 @@ export interface OrderRecord {
   closedAt?: string;
   /** When a view last queried WeChat for this order (ISO UTC): the query cooldown. */
   lastQueryAt?: string;
+  /** Fen reserved by this order's refunds that are not CLOSED (PROCESSING, SUCCESS, ABNORMAL); ≤ totalFee. */
+  refundReservedFee?: number;
+  /** Fen refunded (refunds in SUCCESS); status REFUNDED when it reaches totalFee. */
+  refundedFee?: number;
+  /** Membership days revoked so far for this order's refunds: ⌊plan days × refundedFee ÷ totalFee⌋. */
+  revokedDays?: number;
 }
 
 /** The sparse byReconcile index holds exactly the orders that carry this attribute: PENDING ones. */

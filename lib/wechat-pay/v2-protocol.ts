@@ -173,9 +173,9 @@ export function toV2Xml(params: Record<string, string | number | undefined>): st
  * ('too_large') → no `<!DOCTYPE`/`<!ENTITY` anywhere ('dtd') → no BOM, only XML 1.0 characters, well-formed
  * ('malformed') → one `xml` root holding only leaf elements, no duplicates ('not_flat') → names [A-Za-z0-9_]+
  * ('bad_name'), not `__proto__`/`constructor`/`prototype`/`toString`… ('forbidden_key'); throws V2XmlError (WeChat
- * Pay v2 支付结果通知 / API response XML).
+ * Pay v2 支付结果通知 / API response XML). `rootName` is `root` for a refund notify's decrypted `req_info`.
  */
-export function parseV2Xml(raw: string, maxBytes = MAX_XML_BYTES): Record<string, string> {
+export function parseV2Xml(raw: string, maxBytes = MAX_XML_BYTES, rootName = 'xml'): Record<string, string> {
   if (typeof raw !== 'string') throw new V2XmlError('malformed');
   // Every UTF-16 code unit encodes to at least one UTF-8 byte, so a long string is refused without measuring it.
   if (raw.length > maxBytes || Buffer.byteLength(raw, 'utf8') > maxBytes) throw new V2XmlError('too_large');
@@ -196,8 +196,8 @@ export function parseV2Xml(raw: string, maxBytes = MAX_XML_BYTES): Record<string
 
   if (!isPlainRecord(document)) throw new V2XmlError('malformed');
   const rootNames = Object.keys(document);
-  if (rootNames.length !== 1 || rootNames[0] !== 'xml') throw new V2XmlError('not_flat');
-  const root = document.xml;
+  if (rootNames.length !== 1 || rootNames[0] !== rootName) throw new V2XmlError('not_flat');
+  const root = document[rootName];
   if (!isPlainRecord(root)) throw new V2XmlError('not_flat');
 
   const result: Record<string, string> = Object.create(null);

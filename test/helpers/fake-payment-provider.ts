@@ -7,6 +7,8 @@ import type {
   PaymentProvider,
   PayParams,
   PrepayRequest,
+  RefundReport,
+  RefundRequest,
 } from '#lib/clients/payment-provider';
 import type { PayVersion } from '#lib/wechat-pay/fields';
 
@@ -28,6 +30,10 @@ export class FakePaymentProvider implements PaymentProvider {
   private readonly queryAnswers: Answer<OrderQueryResult>[] = [];
   private readonly closeAnswers: Answer<CloseResult>[] = [];
   private readonly notifyAnswers: Answer<NotifyResult>[] = [];
+  readonly refunds: RefundRequest[] = [];
+  readonly refundQueries: string[] = [];
+  private readonly refundAnswers: Answer<RefundReport>[] = [];
+  private readonly refundQueryAnswers: Answer<RefundReport | { status: 'NOTEXIST' }>[] = [];
 
   constructor(readonly version: PayVersion = 'v2') {}
 
@@ -53,6 +59,38 @@ export class FakePaymentProvider implements PaymentProvider {
   answerNotify(...answers: Answer<NotifyResult>[]): this {
     this.notifyAnswers.push(...answers);
     return this;
+  }
+
+  /** Queues the answers to the next refund calls. */
+  answerRefund(...answers: Answer<RefundReport>[]): this {
+    this.refundAnswers.push(...answers);
+    return this;
+  }
+
+  /** Queues the answers to the next refund queries. */
+  answerRefundQuery(...answers: Answer<RefundReport | { status: 'NOTEXIST' }>[]): this {
+    this.refundQueryAnswers.push(...answers);
+    return this;
+  }
+
+  /** Unscripted: accepted, PROCESSING. */
+  async refund(request: RefundRequest): Promise<RefundReport> {
+    this.refunds.push(request);
+    return settle(
+      this.refundAnswers.shift() ?? {
+        outRefundNo: request.outRefundNo,
+        outTradeNo: request.outTradeNo,
+        status: 'PROCESSING',
+        refundFee: request.refundFee,
+        via: this.version === 'v2' ? 'refund-v2' : 'refund-v3',
+      },
+    );
+  }
+
+  /** Unscripted: NOTEXIST. */
+  async queryRefund(outRefundNo: string): Promise<RefundReport | { status: 'NOTEXIST' }> {
+    this.refundQueries.push(outRefundNo);
+    return settle(this.refundQueryAnswers.shift() ?? { status: 'NOTEXIST' });
   }
 
   async prepay(request: PrepayRequest): Promise<string> {
