@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
@@ -27,6 +28,9 @@ commands:
   exceptions [--limit N] [--cursor C]   list payment exceptions, newest first (limit 1–100)
   user <id>                             show a user for support (profile, membership, orders)
   delete-user <id>                      cancel an account on a support request (as DELETE /wechat/me)
+  refund <outTradeNo> [--amount N] [--reason R] [--key K]
+                                        refund N fen (default: all still refundable) of a PAID order; --key is the
+                                        Idempotency-Key (default: a new one, printed: pass it again to retry safely)
 
 --stage <stage>  call the deployed stage, signed with your AWS credentials (AWS_PROFILE …);
                  without it, the local stack at http://127.0.0.1:\${PORT:-3000}`;
@@ -35,7 +39,8 @@ export type Command =
   | { name: 'reconcile'; all: boolean }
   | { name: 'order'; outTradeNo: string }
   | { name: 'exceptions'; limit?: number; cursor?: string }
-  | { name: 'user' | 'delete-user'; id: string };
+  | { name: 'user' | 'delete-user'; id: string }
+  | { name: 'refund'; outTradeNo: string; amount?: number; reason?: string; key: string };
 
 export interface Invocation {
   command: Command;
@@ -65,8 +70,14 @@ export function parseAdminArgs(argv: readonly string[]): Invocation {
     exceptions: ['limit', 'cursor'],
     user: [],
     'delete-user': [],
+    refund: ['amount', 'reason', 'key'],
   };
-  const takesOne: Record<string, string> = { order: 'outTradeNo', user: 'user id', 'delete-user': 'user id' };
+  const takesOne: Record<string, string> = {
+    order: 'outTradeNo',
+    refund: 'outTradeNo',
+    user: 'user id',
+    'delete-user': 'user id',
+  };
   if (!name) throw new UsageError('no command');
   const options = allowed[name];
   if (!options) throw new UsageError(`unknown command "${name}"`);
@@ -81,12 +92,12 @@ export function parseAdminArgs(argv: readonly string[]): Invocation {
   }
   let command: Command;
   if (name === 'reconcile') command = { name, all: values.all === true };
-  else if (name === 'order') {
+  else if (name === 'order' || name === 'refund') {
     const outTradeNo = rest[0] as string;
     if (!OUT_TRADE_NO.test(outTradeNo)) {
       throw new UsageError(`"${outTradeNo}" is not an outTradeNo (6–32 of 0-9 A-Z a-z _ - | *)`);
     }
-    command = { name, outTradeNo };
+    command = name === 'order' ? { name, outTradeNo } : refundCommand(outTradeNo, values);
   } else if (name === 'user' || name === 'delete-user') {
     const id = rest[0] as string;
     if (!USER_ID.test(id)) throw new UsageError(`"${id}" is not a user id (u and 8–64 of 0-9 A-Z a-z _ -)`);
@@ -104,6 +115,26 @@ export function parseAdminArgs(argv: readonly string[]): Invocation {
   return stage === undefined ? { command } : { command, stage };
 }
 
+function refundCommand(outTradeNo: string, values: ReturnType<typeof parseOptions>['values']): Command {
+  const amount = values.amount === undefined ? undefined : Number(values.amount);
+  if (amount !== undefined && !(Number.isSafeInteger(amount) && amount >= 1 && /^\d+$/.test(values.amount ?? ''))) {
+    throw new UsageError(`--amount ${values.amount}: a whole number of fen (1 yuan = 100)`);
+  }
+  if (values.reason !== undefined && values.reason.length > 80) {
+    throw new UsageError('--reason: at most 80 characters');
+  }
+  if (values.key !== undefined && !/^[\x21-\x7e]{1,128}$/.test(values.key)) {
+    throw new UsageError('--key: 1–128 visible ASCII characters');
+  }
+  return {
+    name: 'refund',
+    outTradeNo,
+    ...(amount !== undefined ? { amount } : {}),
+    ...(values.reason !== undefined ? { reason: values.reason } : {}),
+    key: values.key ?? randomUUID(),
+  };
+}
+
 function parseOptions(argv: readonly string[]) {
   return parseArgs({
     args: [...argv],
@@ -112,6 +143,9 @@ function parseOptions(argv: readonly string[]) {
       all: { type: 'boolean' },
       limit: { type: 'string' },
       cursor: { type: 'string' },
+      amount: { type: 'string' },
+      reason: { type: 'string' },
+      key: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -123,6 +157,8 @@ export interface AdminRequest {
   path: string;
   query: Record<string, string>;
   body?: string;
+  /** Extra headers (the refund's Idempotency-Key), signed with the rest. */
+  headers?: Record<string, string>;
 }
 
 /** RFC 3986 escaping (encodeURIComponent leaves !'()* alone; SigV4 escapes them). */
@@ -131,7 +167,7 @@ const uriEscape = (value: string) =>
 
 /**
  * The admin route a command calls: POST /admin/reconcile, GET /admin/orders/{no}, GET /admin/exceptions,
- * GET / DELETE /admin/users/{id}.
+ * GET / DELETE /admin/users/{id}, POST /admin/refunds (with its Idempotency-Key).
  */
 export function requestFor(command: Command): AdminRequest {
   switch (command.name) {
@@ -150,6 +186,18 @@ export function requestFor(command: Command): AdminRequest {
       if (command.cursor !== undefined) query.cursor = command.cursor;
       return { method: 'GET', path: '/admin/exceptions', query };
     }
+    case 'refund':
+      return {
+        method: 'POST',
+        path: '/admin/refunds',
+        query: {},
+        body: JSON.stringify({
+          outTradeNo: command.outTradeNo,
+          ...(command.amount !== undefined ? { amount: command.amount } : {}),
+          ...(command.reason !== undefined ? { reason: command.reason } : {}),
+        }),
+        headers: { 'idempotency-key': command.key },
+      };
     case 'user':
     case 'delete-user':
       return {
@@ -180,7 +228,7 @@ export async function prepare(
     .map(([name, value]) => `${uriEscape(name)}=${uriEscape(value)}`)
     .join('&');
   const url = `${base.origin}${prefix}${request.path}${search ? `?${search}` : ''}`;
-  let headers: Record<string, string> = { accept: 'application/json' };
+  let headers: Record<string, string> = { accept: 'application/json', ...request.headers };
   if (request.body !== undefined) headers['content-type'] = 'application/json';
   if (target.signing) {
     const signer = new SignatureV4({
@@ -291,6 +339,9 @@ export async function run(argv: readonly string[], io: Io = defaultIo()): Promis
     return 2;
   }
   const request = requestFor(invocation.command);
+  if (invocation.command.name === 'refund') {
+    io.err(`Idempotency-Key ${invocation.command.key} (pass --key ${invocation.command.key} to retry this refund)`);
+  }
   let status: number;
   let text: string;
   let where: string;

@@ -162,32 +162,39 @@ function v2Secrets(read: SecretReader, settings: V2Settings): V2Secrets {
       throw new ConfigError('WECHAT_MCH_KEY must be 32 letters or digits');
     }
   }
-  if (read.wants('WECHAT_MCH_CERT')) secrets.mchTls = mchTls(read);
+  const tls = mchTls(read);
+  if (tls) secrets.mchTls = tls;
   return secrets;
 }
 
-/** The v2 mutual-TLS pair: WECHAT_MCH_CERT (one PEM certificate) and the matching WECHAT_MCH_PRIVATE_KEY. */
-function mchTls(read: SecretReader): { cert: string; key: string } {
-  read.required('WECHAT_MCH_CERT');
-  read.required('WECHAT_MCH_PRIVATE_KEY');
-  const cert = read.pem('WECHAT_MCH_CERT');
-  const key = read.pem('WECHAT_MCH_PRIVATE_KEY');
-  let certificate: X509Certificate;
-  try {
-    certificate = new X509Certificate(cert);
-  } catch {
-    throw new ConfigError('WECHAT_MCH_CERT is not a valid PEM certificate');
+/**
+ * The v2 mutual-TLS pair: WECHAT_MCH_CERT (a PEM certificate) and WECHAT_MCH_PRIVATE_KEY (its PEM key), checked to
+ * match when both are wanted; either alone (the secrets script checks one value at a time) is checked to parse.
+ */
+function mchTls(read: SecretReader): { cert: string; key: string } | undefined {
+  let certificate: X509Certificate | undefined;
+  let privateKey: KeyObject | undefined;
+  if (read.wants('WECHAT_MCH_CERT')) {
+    read.required('WECHAT_MCH_CERT');
+    try {
+      certificate = new X509Certificate(read.pem('WECHAT_MCH_CERT'));
+    } catch {
+      throw new ConfigError('WECHAT_MCH_CERT is not a valid PEM certificate');
+    }
   }
-  let privateKey: KeyObject;
-  try {
-    privateKey = createPrivateKey(key);
-  } catch {
-    throw new ConfigError('WECHAT_MCH_PRIVATE_KEY is not a valid PEM private key');
+  if (read.wants('WECHAT_MCH_PRIVATE_KEY')) {
+    read.required('WECHAT_MCH_PRIVATE_KEY');
+    try {
+      privateKey = createPrivateKey(read.pem('WECHAT_MCH_PRIVATE_KEY'));
+    } catch {
+      throw new ConfigError('WECHAT_MCH_PRIVATE_KEY is not a valid PEM private key');
+    }
   }
+  if (!certificate || !privateKey) return undefined;
   if (!certificate.checkPrivateKey(privateKey)) {
     throw new ConfigError('WECHAT_MCH_CERT does not match WECHAT_MCH_PRIVATE_KEY');
   }
-  return { cert, key };
+  return { cert: read.pem('WECHAT_MCH_CERT'), key: read.pem('WECHAT_MCH_PRIVATE_KEY') };
 }
 
 function v3Secrets(read: SecretReader, settings: V3Settings): V3Secrets {
