@@ -117,7 +117,10 @@ export function parseAdminArgs(argv: readonly string[]): Invocation {
 
 function refundCommand(outTradeNo: string, values: ReturnType<typeof parseOptions>['values']): Command {
   const amount = values.amount === undefined ? undefined : Number(values.amount);
-  if (amount !== undefined && !(Number.isSafeInteger(amount) && amount >= 1 && /^\d+$/.test(values.amount ?? ''))) {
+  if (
+    amount !== undefined &&
+    !(Number.isSafeInteger(amount) && amount >= 1 && /^\d+$/.test(values.amount ?? ''))
+  ) {
     throw new UsageError(`--amount ${values.amount}: a whole number of fen (1 yuan = 100)`);
   }
   if (values.reason !== undefined && values.reason.length > 80) {
@@ -340,7 +343,9 @@ export async function run(argv: readonly string[], io: Io = defaultIo()): Promis
   }
   const request = requestFor(invocation.command);
   if (invocation.command.name === 'refund') {
-    io.err(`Idempotency-Key ${invocation.command.key} (pass --key ${invocation.command.key} to retry this refund)`);
+    io.err(
+      `Idempotency-Key ${invocation.command.key} (pass --key ${invocation.command.key} to retry this refund)`,
+    );
   }
   let status: number;
   let text: string;

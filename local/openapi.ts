@@ -155,7 +155,11 @@ const schemas: Record<string, Schema> = {
     more: { type: 'boolean', description: 'Due orders were left for the next pass (time budget)' },
     refundsChecked: { type: 'integer', minimum: 0, description: 'PROCESSING refunds looked at' },
     refundsSettled: { type: 'integer', minimum: 0, description: 'Refunds that reached a final state' },
-    refundsProcessing: { type: 'integer', minimum: 0, description: 'Refunds still PROCESSING: checked later' },
+    refundsProcessing: {
+      type: 'integer',
+      minimum: 0,
+      description: 'Refunds still PROCESSING: checked later',
+    },
   }),
   Refund: object({
     outRefundNo: text('Our refund number (out_refund_no)', { pattern: '^[0-9A-Za-z_\\-|*@]{1,64}$' }),

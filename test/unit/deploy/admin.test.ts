@@ -34,7 +34,15 @@ describe('parseAdminArgs', () => {
     [['user', 'uAbCdEfGh_-12'], { command: { name: 'user', id: 'uAbCdEfGh_-12' } }],
     [
       ['refund', 'WX20300102abc', '--amount', '600', '--reason', '用户申请', '--key', 'op-1'],
-      { command: { name: 'refund', outTradeNo: 'WX20300102abc', amount: 600, reason: '用户申请', key: 'op-1' } },
+      {
+        command: {
+          name: 'refund',
+          outTradeNo: 'WX20300102abc',
+          amount: 600,
+          reason: '用户申请',
+          key: 'op-1',
+        },
+      },
     ],
     [
       ['delete-user', 'uAbCdEfGh_-12', '--stage', 'prod'],
