@@ -100,11 +100,15 @@ export function secretNamesFor(payVersion: PayVersion): SecretName[] {
 
 /**
  * The secrets this function needs: `SECRET_NAMES` (comma-separated, set per function in serverless.yml so
- * each role reads only its own parameters; set and empty means none), else every secret of the pay version.
+ * each role reads only its own parameters; set and empty means none), else every secret of the pay version
+ * (plus v2's refund certificate and key when the local environment holds WECHAT_MCH_CERT).
  */
 export function neededSecretNames(env: NodeJS.ProcessEnv, settings: Settings): SecretName[] {
   if (env.SECRET_NAMES === undefined) {
-    return [...secretNamesFor(settings.payVersion), ...refundSecretNamesFor(settings.payVersion)];
+    // Locally (secrets from the environment) a v2 stack that holds WECHAT_MCH_CERT also refunds.
+    const refunds =
+      env.SECRETS_SOURCE === 'env' && env.WECHAT_MCH_CERT ? refundSecretNamesFor(settings.payVersion) : [];
+    return [...new Set([...secretNamesFor(settings.payVersion), ...refunds])];
   }
   const listed = env.SECRET_NAMES.split(',')
     .map((name) => name.trim())

@@ -42,7 +42,12 @@ export function reqInfoKey(mchKey: string): Buffer {
  */
 export function decryptReqInfo(reqInfo: string, mchKey: string): string {
   const key = reqInfoKey(mchKey);
-  if (typeof reqInfo !== 'string' || reqInfo.length > MAX_REQ_INFO_CHARS || !BASE64.test(reqInfo)) {
+  if (
+    typeof reqInfo !== 'string' ||
+    reqInfo === '' ||
+    reqInfo.length > MAX_REQ_INFO_CHARS ||
+    !BASE64.test(reqInfo)
+  ) {
     throw new V2RefundNotifyError('bad_base64');
   }
   const bytes = Buffer.from(reqInfo, 'base64');
