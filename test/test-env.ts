@@ -4,6 +4,8 @@ import { applyLocalEnv } from '#local/env';
 // does not interfere (TEST_DYNAMODB_PORT / TEST_SANDBOX_PORT move them, for parallel checkouts).
 export const TEST_DYNAMODB_PORT = Number(process.env.TEST_DYNAMODB_PORT ?? 8100);
 export const TEST_SANDBOX_PORT = Number(process.env.TEST_SANDBOX_PORT ?? 3200);
+/** The sandbox's mutual-TLS listener (v2 /secapi/): TEST_SANDBOX_TLS_PORT, default TEST_SANDBOX_PORT + 1000. */
+export const TEST_SANDBOX_TLS_PORT = Number(process.env.TEST_SANDBOX_TLS_PORT ?? TEST_SANDBOX_PORT + 1000);
 
 /** Loads the test environment into process.env (used by test/setup.ts and the integration global setup). */
 export function applyTestEnv(): void {
@@ -16,7 +18,7 @@ export function applyTestEnv(): void {
     WECHAT_API_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
     WECHAT_PAY_API_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
     // The sandbox's mutual-TLS listener (v2 /secapi/pay/refund), next to its plain one.
-    WECHAT_PAY_MTLS_BASE: `https://127.0.0.1:${TEST_SANDBOX_PORT + 1}`,
+    WECHAT_PAY_MTLS_BASE: `https://127.0.0.1:${TEST_SANDBOX_TLS_PORT}`,
     AWS_REGION: 'localhost',
   });
 }

@@ -48,14 +48,17 @@ const PER_ORDER_MS = 12_000;
  * checks every PENDING order now. Stops taking new orders once `deadline` (epoch ms) is less than one
  * order's budget away; the orders left stay due and the next pass continues with them. Overlapping passes
  * and a pass racing a notify credit once (settle is keyed on out_trade_no). Then the PROCESSING refunds
- * (reconcileRefunds, lib/payments/refunds.ts) within the same deadline.
+ * (reconcileRefunds, lib/payments/refunds.ts): the orders stop a quarter of the remaining time before `deadline`,
+ * so refunds are checked every pass.
  */
 export async function reconcile(
   config: Config,
   providers: Providers,
   options: { deadline: number; all?: boolean; now?: () => Date },
 ): Promise<ReconcileSummary> {
-  const summary = await reconcileOrders(config, providers, options);
+  // The orders stop a quarter of the time early, so the refunds always get their turn.
+  const ordersDeadline = options.deadline - Math.max(0, options.deadline - Date.now()) / 4;
+  const summary = await reconcileOrders(config, providers, { ...options, deadline: ordersDeadline });
   const refunds = await reconcileRefunds(config, providers, options);
   return {
     ...summary,
