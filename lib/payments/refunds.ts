@@ -3,12 +3,12 @@ import * as v from 'valibot';
 import type { PaymentProvider, RefundReport, RefundRequest } from '#lib/clients/payment-provider';
 import type { Config } from '#lib/config';
 import {
-  AppError,
   BadRequestError,
   ConflictError,
   NotFoundError,
   type PaymentRejection,
   RefundRefusedError,
+  ServiceUnavailableError,
   UpstreamError,
 } from '#lib/errors';
 import { logger } from '#lib/logger';
@@ -226,7 +226,8 @@ async function askWechat(
       });
       throw new UpstreamError(`微信支付拒绝退款（${error.code}）`, 'REFUND_REFUSED', error.code);
     }
-    if (!(error instanceof AppError)) throw error;
+    // Only WeChat's unavailability or an unusable answer leaves the outcome open; anything else is ours to fix.
+    if (!(error instanceof ServiceUnavailableError || error instanceof UpstreamError)) throw error;
     logger.warn('refund request unanswered; the reconciler asks again', {
       outRefundNo: refund.outRefundNo,
       code: error.code,
