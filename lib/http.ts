@@ -62,7 +62,7 @@ function isTimeout(error: unknown): boolean {
 
 /**
  * Maps any thrown error to the envelope: typed errors keep their status; a dependency that did not answer in
- * time is a 503 SERVICE_UNAVAILABLE with retry-after; everything else is a logged 500.
+ * time is a 503 SERVICE_UNAVAILABLE with retry-after (as is every typed 503); everything else is a logged 500.
  */
 export function errorToResponse(error: unknown): HttpResult {
   if (isTimeout(error)) {
@@ -76,7 +76,11 @@ export function errorToResponse(error: unknown): HttpResult {
       return failure(500, 'INTERNAL_ERROR', '服务器内部错误');
     }
     const headers: Record<string, string> =
-      error instanceof TooManyRequestsError ? { 'retry-after': String(error.retryAfterSeconds) } : {};
+      error instanceof TooManyRequestsError
+        ? { 'retry-after': String(error.retryAfterSeconds) }
+        : error.status === 503
+          ? { 'retry-after': '1' }
+          : {};
     const errors = error instanceof ValidationError ? error.errors : undefined;
     return failure(error.status, error.code, error.message, headers, errors);
   }

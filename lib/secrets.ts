@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { getSecureParameters } from '#lib/clients/ssm';
-import { ConfigError } from '#lib/errors';
+import { ConfigError, ServiceUnavailableError } from '#lib/errors';
 import type { Settings, V2Settings, V3Settings } from '#lib/settings';
 import type { PayVersion } from '#lib/wechat-pay/fields';
 import { createVerifier, type WechatPayVerifier } from '#lib/wechat-pay/v3-protocol';
@@ -298,10 +298,24 @@ export function parseSecrets(
   return settings.payVersion === 'v2' ? v2Secrets(read, settings) : v3Secrets(read, settings);
 }
 
+/** A timeout, the deadline, throttling or an SSM-side 5xx: worth a retry, unlike a missing permission. */
+function isTransientSsmFailure(error: unknown): boolean {
+  const { name, $metadata } = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const transient = [
+    'TimeoutError',
+    'AbortError',
+    'DeadlineExceededError',
+    'SsmDeadlineError',
+    'ThrottlingException',
+  ];
+  return transient.includes(name ?? '') || ($metadata?.httpStatusCode ?? 0) >= 500;
+}
+
 /**
  * The raw secrets from SSM SecureStrings `/<service>/<stage>/<NAME>` in batched, decrypted GetParameters
  * calls that end within `settings.ssmTimeoutMs`. Throws ConfigError naming the path of a missing parameter
- * or of one that is not a SecureString, or naming the failure when SSM does not answer in time; v3's public
+ * or of one that is not a SecureString (or naming a permanent failure such as AccessDenied), and
+ * ServiceUnavailableError (503 SECRETS_UNAVAILABLE) when SSM does not answer in time, throttles or fails; v3's public
  * key and platform certificates are alternatives, so either may be absent; WECHAT_MP_SECRET is optional.
  */
 export async function fetchSecretsFromSsm(
@@ -313,7 +327,16 @@ export async function fetchSecretsFromSsm(
   try {
     answer = await getSecureParameters(paths, { timeoutMs: settings.ssmTimeoutMs });
   } catch (error) {
-    throw new ConfigError(`SSM read failed: ${(error as Error).name}`);
+    const name = (error as Error).name;
+    // SSM not answering in time, throttling or failing is transient: the caller answers 503 and retries.
+    if (isTransientSsmFailure(error)) {
+      throw new ServiceUnavailableError(
+        '服务繁忙，请稍后再试',
+        'SECRETS_UNAVAILABLE',
+        `SSM read failed: ${name}`,
+      );
+    }
+    throw new ConfigError(`SSM read failed: ${name}`);
   }
   const result: RawSecrets = {};
   for (const name of names) {

@@ -168,6 +168,7 @@ export async function createPayment(
         payVersion: provider.version,
         clientIp,
         now,
+        owner: result.user,
       });
       return openClaimedOrder(config, provider, order, now);
     }

@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { PaymentProvider, PaymentReport, PrepayRequest } from '#lib/clients/payment-provider';
 import { PaymentRejectedError } from '#lib/errors';
 import type { Plan } from '#lib/plans';
-import type { OrderRecord } from '#lib/repositories/order-repository';
+import type { OrderRecord, OwnerSnapshot } from '#lib/repositories/order-repository';
 
 /**
  * The pure rules of the payments domain: order numbers, descriptions, lifetimes, the membership
@@ -113,8 +113,10 @@ export function newOrder(input: {
   payVersion: OrderRecord['payVersion'];
   clientIp: string;
   now: Date;
+  /** The owner as stored when the order is opened (see OrderRecord.ownerAtOrder). */
+  owner?: OwnerSnapshot;
 }): OrderRecord {
-  const { now, plan } = input;
+  const { now, plan, owner } = input;
   return {
     outTradeNo: input.outTradeNo,
     userId: input.userId,
@@ -128,6 +130,14 @@ export function newOrder(input: {
     createdAt: now.toISOString(),
     timeExpire: new Date(now.getTime() + ORDER_LIFETIME_SECONDS * 1000).toISOString(),
     reconcileAt: new Date(now.getTime() + RECONCILE_STEPS_MINUTES[0] * 60_000).toISOString(),
+    ...(owner
+      ? {
+          ownerAtOrder: {
+            version: owner.version ?? 0,
+            ...(owner.membershipExpiredAt ? { membershipExpiredAt: owner.membershipExpiredAt } : {}),
+          },
+        }
+      : {}),
   };
 }
 

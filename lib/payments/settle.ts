@@ -6,7 +6,7 @@ import { logger } from '#lib/logger';
 import { countPaymentException } from '#lib/metrics';
 import { findPlan } from '#lib/plans';
 import * as exceptions from '#lib/repositories/exception-repository';
-import type { OrderRecord } from '#lib/repositories/order-repository';
+import type { OrderRecord, OwnerSnapshot } from '#lib/repositories/order-repository';
 import * as orders from '#lib/repositories/order-repository';
 import * as users from '#lib/repositories/user-repository';
 import { assertOurMerchant, extendMembership, standingFor } from './rules';
@@ -31,8 +31,9 @@ const SETTLE_BUDGET_MS = 3000;
 /**
  * Credits a payment WeChat reported (v2/v3 notify or order query) exactly once, keyed on out_trade_no:
  * checks appid/mchid/currency/amount against our records, then one transaction (order PENDING → PAID,
- * membership max(now, end) + plan days, role 1). A changed user version is re-read and retried (jittered
- * backoff, within a 3 s budget), never taken for a duplicate.
+ * membership max(now, end) + plan days, role 1). The first attempt uses the owner snapshot the order was
+ * opened with (two DynamoDB requests in all: the order read and the transaction); a changed user version
+ * is re-read and retried (jittered backoff, within a 3 s budget), never taken for a duplicate.
  * Returns 'duplicate' when the order is already PAID with the same transaction_id. Throws
  * PaymentRejectedError for anything that must not be credited (nothing is written then), or Error when
  * contention outlasts the budget or the order's plan or user is missing (WeChat retries).
@@ -48,8 +49,12 @@ export async function settlePayment(
   const order = stored as OrderRecord;
   const plan = findPlan(order.planId);
   if (!plan) throw new Error(`order ${order.outTradeNo} references a missing plan`);
-  let user = await users.getUser(config.usersTable, order.userId);
+  // The owner as the order saw it, when it was opened recently enough to carry it: no read of the user. The
+  // transaction's version condition catches a stale snapshot, which is then re-read like any contention.
+  let user: OwnerSnapshot | undefined =
+    order.ownerAtOrder ?? (await users.getUser(config.usersTable, order.userId));
   if (!user) throw ownerMissing(order);
+  let fromSnapshot = order.ownerAtOrder !== undefined;
 
   const context = {
     outTradeNo: report.outTradeNo,
@@ -82,8 +87,12 @@ export async function settlePayment(
         `paid transition for ${report.outTradeNo} did not settle within ${SETTLE_BUDGET_MS} ms`,
       );
     }
-    // Another payment of the same user moved its version (or DynamoDB saw a conflict): back off, re-read the user.
-    await new Promise((resolve) => setTimeout(resolve, randomInt(5, Math.min(30 * attempt, 250) + 6)));
+    // Another payment of the same user moved its version (or DynamoDB saw a conflict): back off, re-read the
+    // user. A stale snapshot is no contention: re-read at once.
+    if (!(fromSnapshot && result.kind === 'user_changed')) {
+      await new Promise((resolve) => setTimeout(resolve, randomInt(5, Math.min(30 * attempt, 250) + 6)));
+    }
+    fromSnapshot = false;
     const latest = await users.getUser(config.usersTable, order.userId);
     if (!latest) throw ownerMissing(order);
     user = latest;

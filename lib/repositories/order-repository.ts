@@ -49,7 +49,16 @@ export interface OrderRecord {
   refundedFee?: number;
   /** Membership days revoked so far for this order's refunds: ⌊plan days × refundedFee ÷ totalFee⌋. */
   revokedDays?: number;
+  /**
+   * The owner as stored when the order was opened: settle's first attempt computes the membership from it
+   * instead of reading the user (its transaction is conditioned on this `version`, so any change since is
+   * caught and re-read). Absent on orders opened before it existed.
+   */
+  ownerAtOrder?: OwnerSnapshot;
 }
+
+/** What the paid transition needs of the owner: the version it is conditioned on and the membership end. */
+export type OwnerSnapshot = Pick<UserRecord, 'version' | 'membershipExpiredAt'>;
 
 /** The sparse byReconcile index holds exactly the orders that carry this attribute: PENDING ones. */
 const RECONCILE_SHARD = 'PENDING';

@@ -82,6 +82,16 @@ export const MALFORMED_SECRETS: [string, 'v2' | 'v3', SecretName, string][] = [
 export const SSM_FAILURES = ['ThrottlingException', 'TimeoutError', 'AccessDeniedException'];
 
 /**
+ * What an API route answers on each of SSM_FAILURES: a transient one (throttling, no answer in time) is
+ * 503 SECRETS_UNAVAILABLE with retry-after; a permanent one is the fixed 500 of a configuration error.
+ */
+export function apiAnswerToSsmFailure(name: string): { status: number; code: string } {
+  return name === 'AccessDeniedException'
+    ? { status: 500, code: 'INTERNAL_ERROR' }
+    : { status: 503, code: 'SECRETS_UNAVAILABLE' };
+}
+
+/**
  * Scripts a cold start whose SSM answer carries `value` for `parameter` under pay version `version`;
  * returns the spy on logger.error for expectNamedNotShown.
  */

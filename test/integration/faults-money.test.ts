@@ -413,6 +413,44 @@ describe('F6 DynamoDB throttling on the paid transition', () => {
   });
 });
 
+describe('DynamoDB requests per notify (issue 12)', () => {
+  it('credits a first notify with one GetItem and one TransactWriteItems, and a duplicate with one GetItem', async () => {
+    // Prepare: an order opened through POST /wechat/pay carries its owner snapshot
+    const payer = await pendingOrder();
+    const transactionId = newTransactionId();
+    const calls = countDynamoCalls();
+    let first: string[];
+    let duplicate: string[];
+    // The handler alone (deliver() also reads the order afterwards, to check INV-3)
+    const notify = async () =>
+      (
+        await notifyHandler(
+          httpEvent({
+            method: 'POST',
+            path: '/wechat/notify',
+            body: notifyXml(payer, transactionId),
+            headers: { 'content-type': 'text/xml' },
+          }),
+          context,
+        )
+      ).body;
+    try {
+      // Act
+      expect(await notify()).toContain(SUCCESS);
+      first = calls.calls();
+      calls.reset();
+      expect(await notify()).toContain(SUCCESS);
+      duplicate = calls.calls();
+    } finally {
+      calls.stop();
+    }
+    // Assess
+    expect(first).toEqual(['GetItem', 'TransactWriteItems']);
+    expect(duplicate).toEqual(['GetItem']);
+    await expectCredits(payer, 1, { transactionId });
+  });
+});
+
 describe('F7/F8 a notify for an order that is no longer PENDING', () => {
   it('F7 acknowledges a duplicate with the same transaction_id with 0 writes and 0 extra credits', async () => {
     // Prepare

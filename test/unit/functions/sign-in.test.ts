@@ -13,6 +13,7 @@ import { loadConfig, resetConfigCache } from '#lib/config';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
 import { aUser } from '#test/helpers/builders';
 import {
+  apiAnswerToSsmFailure,
   expectNamedNotShown,
   MALFORMED_SECRETS,
   SSM_FAILURES,
@@ -230,15 +231,17 @@ describe('sign-in handler', () => {
     afterEach(() => vi.restoreAllMocks());
 
     it.each(SSM_FAILURES)(
-      'answers 500 without a token, a WeChat call or a write on %s, and the next invocation signs in',
+      'answers 503 (transient) or 500 without a token, a WeChat call or a write on %s, and the next invocation signs in',
       async (name) => {
         // Prepare
         ssm.on(GetParametersCommand).rejectsOnce(sdkError(name)).resolves(ssmAnswer());
+        const expected = apiAnswerToSsmFailure(name);
         // Act
         const failed = await handler(faultEvent(), context);
         // Assess
-        expect(failed.statusCode).toBe(500);
-        expect(envelope(failed)).toMatchObject({ success: false, code: 'INTERNAL_ERROR' });
+        expect(failed.statusCode).toBe(expected.status);
+        expect(envelope(failed)).toMatchObject({ success: false, code: expected.code });
+        expect(failed.headers?.['retry-after']).toBe(expected.status === 503 ? '1' : undefined);
         expect(envelope(failed).data).toBeUndefined();
         expect(fetchMock).not.toHaveBeenCalled();
         expect(ddb.calls()).toHaveLength(0);

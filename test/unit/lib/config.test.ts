@@ -6,7 +6,7 @@ import { GetParameterCommand, GetParametersCommand, SSMClient } from '@aws-sdk/c
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig, resetConfigCache, type V2Config, type V3Config } from '#lib/config';
-import { ConfigError } from '#lib/errors';
+import { ConfigError, ServiceUnavailableError } from '#lib/errors';
 import {
   neededSecretNames,
   parseSecrets,
@@ -602,7 +602,7 @@ describe('loadConfig', () => {
     expect((error as ConfigError).detail).toContain('not a SecureString');
   });
 
-  it('rejects, then retries and succeeds on the next call when SSM throttles once', async () => {
+  it('answers 503 SECRETS_UNAVAILABLE when SSM throttles, and succeeds on the next call', async () => {
     // Prepare
     const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
     ssm.on(GetParametersCommand).rejectsOnce(throttled).resolves(allParameters);
@@ -612,10 +612,28 @@ describe('loadConfig', () => {
     const config = await loadConfig(SSM_ENV);
 
     // Assess
-    expect(failed).toBeInstanceOf(ConfigError);
-    expect((failed as ConfigError).detail).toContain('ThrottlingException');
+    expect(failed).toBeInstanceOf(ServiceUnavailableError);
+    expect((failed as ServiceUnavailableError).status).toBe(503);
+    expect((failed as ServiceUnavailableError).code).toBe('SECRETS_UNAVAILABLE');
+    expect((failed as ServiceUnavailableError).detail).toContain('ThrottlingException');
     expect((config as V2Config).mchKey).toBe(MCH_KEY);
     expect(ssm.commandCalls(GetParametersCommand)).toHaveLength(2);
+  });
+
+  it('keeps a permanent SSM failure (AccessDenied) a ConfigError naming it', async () => {
+    // Prepare
+    const denied = Object.assign(new Error('not authorized'), {
+      name: 'AccessDeniedException',
+      $metadata: { httpStatusCode: 400 },
+    });
+    ssm.on(GetParametersCommand).rejects(denied);
+
+    // Act
+    const failed = await loadConfig(SSM_ENV).catch((caught: unknown) => caught);
+
+    // Assess
+    expect(failed).toBeInstanceOf(ConfigError);
+    expect((failed as ConfigError).detail).toBe('SSM read failed: AccessDeniedException');
   });
 
   it('loads v3 when SSM has the public key but no platform certificates', async () => {

@@ -75,7 +75,10 @@ describe('errorToResponse', () => {
     const result = errorToResponse(error);
     // Assess
     expect(result.statusCode).toBe(status);
-    expect(result.headers).toEqual({ 'content-type': JSON_TYPE });
+    expect(result.headers).toEqual({
+      'content-type': JSON_TYPE,
+      ...(status === 503 ? { 'retry-after': '1' } : {}),
+    });
     expect(envelope(result)).toEqual({ success: false, message: error.message, code });
   });
 

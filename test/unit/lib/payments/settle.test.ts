@@ -65,6 +65,55 @@ describe('settlePayment', () => {
     });
   });
 
+  describe('with the owner snapshot the order was opened with', () => {
+    const snapshotted = {
+      ...order,
+      ownerAtOrder: { version: 3, membershipExpiredAt: user.membershipExpiredAt },
+    };
+
+    it('credits without reading the user: one order read and one transaction, on the snapshot version', async () => {
+      // Prepare
+      storeItems(ddb, { orders: [snapshotted], users: [user] });
+      // Act
+      const outcome = await settlePayment(config, aReport(), now);
+      // Assess
+      expect(outcome).toBe('credited');
+      const reads = ddb.commandCalls(GetCommand).map((call) => call.args[0].input.Key);
+      expect(reads).toEqual([{ outTradeNo: order.outTradeNo }]);
+      expect(writesTo(ddb)).toEqual(['TransactWriteCommand']);
+      expect(userValues()).toMatchObject({ ':exp': '2027-01-01T00:00:00.000Z', ':version': 3, ':next': 4 });
+    });
+
+    it('re-reads a user that changed since (stale snapshot) and credits on top of the current end', async () => {
+      // Prepare: another payment moved the user to version 4 and a later end after this order was opened
+      const moved = { ...user, version: 4, membershipExpiredAt: '2027-01-01T00:00:00.000Z' };
+      storeItems(ddb, { orders: [snapshotted], users: [moved] });
+      ddb
+        .on(TransactWriteCommand)
+        .rejectsOnce(transactionCanceled('None', 'ConditionalCheckFailed'))
+        .resolves({});
+      // Act
+      const outcome = await settlePayment(config, aReport(), now);
+      // Assess
+      expect(outcome).toBe('credited');
+      expect(ddb.commandCalls(TransactWriteCommand)).toHaveLength(2);
+      expect(userValues(0)).toMatchObject({ ':version': 3, ':exp': '2027-01-01T00:00:00.000Z' });
+      expect(userValues(1)).toMatchObject({ ':version': 4, ':next': 5, ':exp': '2027-02-01T00:00:00.000Z' });
+    });
+
+    it('refuses owner_missing when the owner was deleted after the order was opened', async () => {
+      // Prepare
+      storeItems(ddb, { orders: [snapshotted], users: [] });
+      ddb.on(TransactWriteCommand).rejects(transactionCanceled('None', 'ConditionalCheckFailed'));
+      // Act
+      const error = await settlePayment(config, aReport(), now).catch((caught: unknown) => caught);
+      // Assess
+      expect(error).toBeInstanceOf(PaymentRejectedError);
+      expect((error as PaymentRejectedError).reason).toBe('owner_missing');
+      expect(ddb.commandCalls(TransactWriteCommand)).toHaveLength(1);
+    });
+  });
+
   it('answers duplicate without a write when the order is PAID by the same transaction_id', async () => {
     // Prepare
     storeItems(ddb, { orders: [{ ...order, status: 'PAID', transactionId: TRANSACTION_ID }], users: [user] });
