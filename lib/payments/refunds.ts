@@ -258,6 +258,21 @@ export async function applyRefundReport(
   report: RefundReport,
   now: () => Date = () => new Date(),
 ): Promise<RefundOutcome> {
+  const deadline = Date.now() + APPLY_BUDGET_MS;
+  for (;;) {
+    try {
+      return await applyOnce(config, report, now);
+    } catch (error) {
+      // Every step is conditioned, so meeting another delivery's transaction in flight is simply tried again.
+      if ((error as { name?: string }).name !== 'TransactionConflictException' || Date.now() > deadline) {
+        throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, randomInt(10, 60)));
+    }
+  }
+}
+
+async function applyOnce(config: Config, report: RefundReport, now: () => Date): Promise<RefundOutcome> {
   const refund = await refunds.getRefund(config.ordersTable, report.outRefundNo);
   if (
     !refund ||
@@ -319,38 +334,52 @@ async function applySuccess(
   const deadline = Date.now() + APPLY_BUDGET_MS;
   const successAt = report.successAt ?? now().toISOString();
   for (let attempt = 1; ; attempt++) {
-    const order = await orders.getOrder(config.ordersTable, refund.refundOf);
-    if (!order) throw new Error(`refund ${refund.outRefundNo} names a missing order`);
-    const plan = findPlan(order.planId);
-    if (!plan) throw new Error(`order ${order.outTradeNo} references a missing plan`);
-    const previous = order.refundedFee ?? 0;
-    const refundedFee = previous + refund.amount;
-    if (refundedFee > order.totalFee) throw new Error(`refunds of ${order.outTradeNo} exceed its total`);
-    const revokedDays = revokedDaysFor(plan.days, refundedFee, order.totalFee);
-    const revoke = revokedDays - (order.revokedDays ?? 0);
-    const owner = await users.getUser(config.usersTable, order.userId);
-    const at = now();
-    const membership = owner
-      ? shortenMembership(owner.membershipExpiredAt, owner.role, revoke, at)
-      : undefined;
-    const result = await refunds.markRefundSucceeded({
-      ordersTable: config.ordersTable,
-      usersTable: config.usersTable,
-      refund,
-      successAt,
-      ledgerDay: chinaDay(successAt),
-      refundId: report.refundId,
-      previousRefundedFee: previous,
-      refundedFee,
-      revokedDays,
-      status: refundedFee === order.totalFee ? 'REFUNDED' : 'PAID',
-      user: owner && membership ? { id: owner.id, version: owner.version ?? 0, ...membership } : undefined,
-      now: at.toISOString(),
-    });
+    let result: Awaited<ReturnType<typeof refunds.markRefundSucceeded>>;
+    let refundedFee = 0;
+    let revoke = 0;
+    try {
+      const order = await orders.getOrder(config.ordersTable, refund.refundOf);
+      if (!order) throw new Error(`refund ${refund.outRefundNo} names a missing order`);
+      const plan = findPlan(order.planId);
+      if (!plan) throw new Error(`order ${order.outTradeNo} references a missing plan`);
+      const previous = order.refundedFee ?? 0;
+      refundedFee = previous + refund.amount;
+      if (refundedFee > order.totalFee) {
+        // Read after another delivery applied this very refund (our refund read was older): a duplicate.
+        const current = await refunds.getRefund(config.ordersTable, refund.outRefundNo);
+        if (current?.status !== 'PROCESSING') return 'duplicate';
+        throw new Error(`refunds of ${order.outTradeNo} exceed its total`);
+      }
+      const revokedDays = revokedDaysFor(plan.days, refundedFee, order.totalFee);
+      revoke = revokedDays - (order.revokedDays ?? 0);
+      const owner = await users.getUser(config.usersTable, order.userId);
+      const at = now();
+      const membership = owner
+        ? shortenMembership(owner.membershipExpiredAt, owner.role, revoke, at)
+        : undefined;
+      result = await refunds.markRefundSucceeded({
+        ordersTable: config.ordersTable,
+        usersTable: config.usersTable,
+        refund,
+        successAt,
+        ledgerDay: chinaDay(successAt),
+        refundId: report.refundId,
+        previousRefundedFee: previous,
+        refundedFee,
+        revokedDays,
+        status: refundedFee === order.totalFee ? 'REFUNDED' : 'PAID',
+        user: owner && membership ? { id: owner.id, version: owner.version ?? 0, ...membership } : undefined,
+        now: at.toISOString(),
+      });
+    } catch (error) {
+      // A read or write that met another delivery's transaction in flight: the same as a conflict, retried.
+      if ((error as { name?: string }).name !== 'TransactionConflictException') throw error;
+      result = { kind: 'conflict' };
+    }
     if (result.kind === 'committed') {
       logger.info('refund succeeded; membership shortened', {
         outRefundNo: refund.outRefundNo,
-        outTradeNo: order.outTradeNo,
+        outTradeNo: refund.refundOf,
         refundedFee,
         revokedDays: revoke,
         via: report.via,

@@ -258,6 +258,25 @@ describe('applyRefundReport', () => {
     expect(writesTo(ddb)).toEqual([]);
   });
 
+  it('answers duplicate when the order already holds this refund (read after another delivery applied it)', async () => {
+    // Prepare: the refund reads PROCESSING first (stale), the order already refunded in full, then the refund SUCCESS
+    const full = aRefund({ amount: 1800 });
+    store({ ...paid, status: 'REFUNDED', refundedFee: 1800, refundReservedFee: 1800, revokedDays: 31 });
+    ddb
+      .on(GetCommand, { Key: { outTradeNo: full.outTradeNo } })
+      .resolvesOnce({ Item: full })
+      .resolves({ Item: { ...full, status: 'SUCCESS' } });
+    // Act
+    const outcome = await applyRefundReport(
+      config,
+      { ...report, refundFee: 1800, status: 'SUCCESS' },
+      () => AT,
+    );
+    // Assess
+    expect(outcome).toBe('duplicate');
+    expect(writesTo(ddb)).toEqual([]);
+  });
+
   it('answers duplicate when another delivery committed first (the refund condition failed)', async () => {
     // Prepare
     store(paid, [aRefund()]);
