@@ -38,7 +38,8 @@ export interface Order {
   createdAt: string;
   paidAt: string | null;
   transactionId: string | null;
-  refundedFee?: number;
+  /** Refunded so far, integer fen (0 when nothing was refunded); status REFUNDED once it equals totalFee. */
+  refundedFee: number;
 }
 
 export interface ProfileChanges {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
@@ -28,6 +29,9 @@ commands:
   user <id>                             show a user for support (profile, membership, orders)
   delete-user <id>                      cancel an account on a support request (as DELETE /wechat/me)
   bill <YYYY-MM-DD>                     check that China-time day's WeChat trade bill against the ledger now
+  refund <outTradeNo> [--amount N] [--reason R] [--key K]
+                                        refund N fen (default: all still refundable) of a PAID order; --key is the
+                                        Idempotency-Key (default: a new one, printed: pass it again to retry safely)
 
 --stage <stage>  call the deployed stage, signed with your AWS credentials (AWS_PROFILE …);
                  without it, the local stack at http://127.0.0.1:\${PORT:-3000}`;
@@ -37,7 +41,8 @@ export type Command =
   | { name: 'order'; outTradeNo: string }
   | { name: 'exceptions'; limit?: number; cursor?: string }
   | { name: 'user' | 'delete-user'; id: string }
-  | { name: 'bill'; date: string };
+  | { name: 'bill'; date: string }
+  | { name: 'refund'; outTradeNo: string; amount?: number; reason?: string; key: string };
 
 export interface Invocation {
   command: Command;
@@ -68,9 +73,11 @@ export function parseAdminArgs(argv: readonly string[]): Invocation {
     user: [],
     'delete-user': [],
     bill: [],
+    refund: ['amount', 'reason', 'key'],
   };
   const takesOne: Record<string, string> = {
     order: 'outTradeNo',
+    refund: 'outTradeNo',
     user: 'user id',
     'delete-user': 'user id',
     bill: 'date',
@@ -89,12 +96,12 @@ export function parseAdminArgs(argv: readonly string[]): Invocation {
   }
   let command: Command;
   if (name === 'reconcile') command = { name, all: values.all === true };
-  else if (name === 'order') {
+  else if (name === 'order' || name === 'refund') {
     const outTradeNo = rest[0] as string;
     if (!OUT_TRADE_NO.test(outTradeNo)) {
       throw new UsageError(`"${outTradeNo}" is not an outTradeNo (6–32 of 0-9 A-Z a-z _ - | *)`);
     }
-    command = { name, outTradeNo };
+    command = name === 'order' ? { name, outTradeNo } : refundCommand(outTradeNo, values);
   } else if (name === 'user' || name === 'delete-user') {
     const id = rest[0] as string;
     if (!USER_ID.test(id)) throw new UsageError(`"${id}" is not a user id (u and 8–64 of 0-9 A-Z a-z _ -)`);
@@ -116,6 +123,29 @@ export function parseAdminArgs(argv: readonly string[]): Invocation {
   return stage === undefined ? { command } : { command, stage };
 }
 
+function refundCommand(outTradeNo: string, values: ReturnType<typeof parseOptions>['values']): Command {
+  const amount = values.amount === undefined ? undefined : Number(values.amount);
+  if (
+    amount !== undefined &&
+    !(Number.isSafeInteger(amount) && amount >= 1 && /^\d+$/.test(values.amount ?? ''))
+  ) {
+    throw new UsageError(`--amount ${values.amount}: a whole number of fen (1 yuan = 100)`);
+  }
+  if (values.reason !== undefined && values.reason.length > 80) {
+    throw new UsageError('--reason: at most 80 characters');
+  }
+  if (values.key !== undefined && !/^[\x21-\x7e]{1,128}$/.test(values.key)) {
+    throw new UsageError('--key: 1–128 visible ASCII characters');
+  }
+  return {
+    name: 'refund',
+    outTradeNo,
+    ...(amount !== undefined ? { amount } : {}),
+    ...(values.reason !== undefined ? { reason: values.reason } : {}),
+    key: values.key ?? randomUUID(),
+  };
+}
+
 function parseOptions(argv: readonly string[]) {
   return parseArgs({
     args: [...argv],
@@ -124,6 +154,9 @@ function parseOptions(argv: readonly string[]) {
       all: { type: 'boolean' },
       limit: { type: 'string' },
       cursor: { type: 'string' },
+      amount: { type: 'string' },
+      reason: { type: 'string' },
+      key: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -135,6 +168,8 @@ export interface AdminRequest {
   path: string;
   query: Record<string, string>;
   body?: string;
+  /** Extra headers (the refund's Idempotency-Key), signed with the rest. */
+  headers?: Record<string, string>;
 }
 
 /** RFC 3986 escaping (encodeURIComponent leaves !'()* alone; SigV4 escapes them). */
@@ -144,6 +179,7 @@ const uriEscape = (value: string) =>
 /**
  * The admin route a command calls: POST /admin/reconcile, GET /admin/orders/{no}, GET /admin/exceptions,
  * GET / DELETE /admin/users/{id}, GET /admin/bill?date=.
+ * GET / DELETE /admin/users/{id}, POST /admin/refunds (with its Idempotency-Key).
  */
 export function requestFor(command: Command): AdminRequest {
   switch (command.name) {
@@ -164,6 +200,18 @@ export function requestFor(command: Command): AdminRequest {
     }
     case 'bill':
       return { method: 'GET', path: '/admin/bill', query: { date: command.date } };
+    case 'refund':
+      return {
+        method: 'POST',
+        path: '/admin/refunds',
+        query: {},
+        body: JSON.stringify({
+          outTradeNo: command.outTradeNo,
+          ...(command.amount !== undefined ? { amount: command.amount } : {}),
+          ...(command.reason !== undefined ? { reason: command.reason } : {}),
+        }),
+        headers: { 'idempotency-key': command.key },
+      };
     case 'user':
     case 'delete-user':
       return {
@@ -194,7 +242,7 @@ export async function prepare(
     .map(([name, value]) => `${uriEscape(name)}=${uriEscape(value)}`)
     .join('&');
   const url = `${base.origin}${prefix}${request.path}${search ? `?${search}` : ''}`;
-  let headers: Record<string, string> = { accept: 'application/json' };
+  let headers: Record<string, string> = { accept: 'application/json', ...request.headers };
   if (request.body !== undefined) headers['content-type'] = 'application/json';
   if (target.signing) {
     const signer = new SignatureV4({
@@ -305,6 +353,11 @@ export async function run(argv: readonly string[], io: Io = defaultIo()): Promis
     return 2;
   }
   const request = requestFor(invocation.command);
+  if (invocation.command.name === 'refund') {
+    io.err(
+      `Idempotency-Key ${invocation.command.key} (pass --key ${invocation.command.key} to retry this refund)`,
+    );
+  }
   let status: number;
   let text: string;
   let where: string;

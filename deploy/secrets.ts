@@ -12,7 +12,13 @@ import {
 } from '@aws-sdk/client-ssm';
 import { parse } from 'yaml';
 import { ConfigError } from '#lib/errors';
-import { parseSecrets, type SecretName, secretNamesFor, ssmParameterName } from '#lib/secrets';
+import {
+  parseSecrets,
+  refundSecretNamesFor,
+  type SecretName,
+  secretNamesFor,
+  ssmParameterName,
+} from '#lib/secrets';
 import { readSettings, type Settings } from '#lib/settings';
 
 /**
@@ -115,7 +121,9 @@ try {
 }
 const from = resolve(args.from ?? `secrets/${stage}.env`);
 const supplied = fileValues(from);
-const needed = secretNamesFor(settings.payVersion);
+const needed = [
+  ...new Set([...secretNamesFor(settings.payVersion), ...refundSecretNamesFor(settings.payVersion)]),
+];
 const keyId = `alias/${settings.service}-${stage}-secrets`;
 const ssm = new SSMClient({ region });
 const existing = await existingParameters(ssm, `/${settings.service}/${stage}/`);

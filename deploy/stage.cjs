@@ -187,6 +187,9 @@ const PAY_SECRET_NAMES = {
   v3: ['WECHAT_APIV3_KEY', 'WECHAT_MCH_PRIVATE_KEY', 'WECHAT_PAY_PUBLIC_KEY', 'WECHAT_PAY_PLATFORM_CERTS'],
 };
 
+/** What the functions that refund read beside the pay secrets: v2's mutual-TLS certificate and key. */
+const REFUND_SECRET_NAMES = { v2: ['WECHAT_MCH_CERT', 'WECHAT_MCH_PRIVATE_KEY'], v3: [] };
+
 /** payNotify's HTTP API route: locally, and on the custom domain with NOTIFY_ON_DOMAIN. */
 const NOTIFY_EVENTS = [{ httpApi: 'POST /wechat/notify' }];
 
@@ -203,6 +206,7 @@ async function settings({ resolveVariable, options }) {
     ...PAY_SECRET_NAMES[values.WECHAT_PAY_VERSION],
     ...(values.WECHAT_PAY_MIGRATION_FROM ? PAY_SECRET_NAMES[values.WECHAT_PAY_MIGRATION_FROM] : []),
   ];
+  const refundNames = [...new Set([...windowNames, ...REFUND_SECRET_NAMES[values.WECHAT_PAY_VERSION]])];
   const ssmArn = (name) => ({
     'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/${service}/${stage}/${name}`,
   });
@@ -212,6 +216,9 @@ async function settings({ resolveVariable, options }) {
     payVersion: values.WECHAT_PAY_VERSION,
     windowPaySecretNames: windowNames.join(','),
     windowPaySecretArns: windowNames.map(ssmArn),
+    // The reconciler and POST /admin/refunds also refund (v2: over mutual TLS).
+    refundSecretNames: refundNames.join(','),
+    refundSecretArns: refundNames.map(ssmArn),
     secretsSource: local ? 'env' : 'ssm',
     roleNamePrefix: roleNamePrefix(service, stage, region),
     notifyUrl,

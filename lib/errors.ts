@@ -128,7 +128,11 @@ export type PaymentRejection =
   | 'amount_mismatch'
   | 'paid_by_other'
   | 'not_pending'
-  | 'owner_missing';
+  | 'owner_missing'
+  /** A verified refund outcome that cannot be applied: unknown out_refund_no, or order/amount differing. */
+  | 'refund_mismatch'
+  /** WeChat reports a refund ABNORMAL (the payer's account refused it): an operator must act. */
+  | 'refund_abnormal';
 
 /**
  * Why the daily bill (lib/payments/bill.ts) records a payment exception: a difference between WeChat's trade bill
@@ -163,5 +167,19 @@ export class PaymentRejectedError extends Error {
   ) {
     super(message);
     this.name = 'PaymentRejectedError';
+  }
+}
+
+/**
+ * WeChat refused a refund for good (v2 result_code FAIL with an err_code other than SYSTEMERROR /
+ * BIZERR_NEED_RETRY; v3 4xx): nothing was refunded, so the reserved amount is released. `code` is WeChat's.
+ */
+export class RefundRefusedError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RefundRefusedError';
   }
 }

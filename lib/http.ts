@@ -162,6 +162,8 @@ const REJECTION_STATUS: Record<PaymentRejection, number> = {
   paid_by_other: 409,
   not_pending: 409,
   owner_missing: 409,
+  refund_mismatch: 409,
+  refund_abnormal: 409,
 };
 
 /** What a notify route works with: the loaded config and the WeChat Pay client of the notify's version. */

@@ -26,6 +26,7 @@ export const SECRET_NAMES = [
   'WECHAT_PAY_PUBLIC_KEY',
   'WECHAT_PAY_PLATFORM_CERTS',
   'WECHAT_MP_SECRET',
+  'WECHAT_MCH_CERT',
 ] as const;
 export type SecretName = (typeof SECRET_NAMES)[number];
 
@@ -42,6 +43,11 @@ interface CommonSecrets {
 export interface V2Secrets extends CommonSecrets {
   /** The APIv2 key (32 letters or digits); '' when this function does not pay. */
   mchKey: string;
+  /**
+   * The merchant API certificate (WECHAT_MCH_CERT) and its private key (WECHAT_MCH_PRIVATE_KEY), PEM, checked to
+   * match: v2 refunds present them over mutual TLS. Absent in functions that do not refund.
+   */
+  mchTls?: { cert: string; key: string };
 }
 
 export interface V3Secrets extends CommonSecrets {
@@ -79,6 +85,14 @@ export function paySecretNamesFor(payVersion: PayVersion): SecretName[] {
 /** Secrets every pay version shares (WECHAT_MP_SECRET is optional: absent, H5 features answer FEATURE_DISABLED). */
 const COMMON_SECRET_NAMES: readonly SecretName[] = ['WECHAT_SECRET', 'JWT_SECRET', 'WECHAT_MP_SECRET'];
 
+/**
+ * What a function that refunds needs beside the pay secrets: v2's mutual-TLS certificate and key (v3 signs with
+ * the merchant key it already has).
+ */
+export function refundSecretNamesFor(payVersion: PayVersion): SecretName[] {
+  return payVersion === 'v2' ? ['WECHAT_MCH_CERT', 'WECHAT_MCH_PRIVATE_KEY'] : [];
+}
+
 /** Every secret the configured pay version uses (the local default). */
 export function secretNamesFor(payVersion: PayVersion): SecretName[] {
   const common: SecretName[] = [...COMMON_SECRET_NAMES];
@@ -95,10 +109,16 @@ export function secretNamesFor(payVersion: PayVersion): SecretName[] {
 
 /**
  * The secrets this function needs: `SECRET_NAMES` (comma-separated, set per function in serverless.yml so
- * each role reads only its own parameters; set and empty means none), else every secret of the pay version.
+ * each role reads only its own parameters; set and empty means none), else every secret of the pay version
+ * (plus v2's refund certificate and key when the local environment holds WECHAT_MCH_CERT).
  */
 export function neededSecretNames(env: NodeJS.ProcessEnv, settings: Settings): SecretName[] {
-  if (env.SECRET_NAMES === undefined) return secretNamesFor(settings.payVersion);
+  if (env.SECRET_NAMES === undefined) {
+    // Locally (secrets from the environment) a v2 stack that holds WECHAT_MCH_CERT also refunds.
+    const refunds =
+      env.SECRETS_SOURCE === 'env' && env.WECHAT_MCH_CERT ? refundSecretNamesFor(settings.payVersion) : [];
+    return [...new Set([...secretNamesFor(settings.payVersion), ...refunds])];
+  }
   const listed = env.SECRET_NAMES.split(',')
     .map((name) => name.trim())
     .filter(Boolean);
@@ -155,7 +175,39 @@ function v2Secrets(read: SecretReader, settings: V2Settings): V2Secrets {
       throw new ConfigError('WECHAT_MCH_KEY must be 32 letters or digits');
     }
   }
+  const tls = mchTls(read);
+  if (tls) secrets.mchTls = tls;
   return secrets;
+}
+
+/**
+ * The v2 mutual-TLS pair: WECHAT_MCH_CERT (a PEM certificate) and WECHAT_MCH_PRIVATE_KEY (its PEM key), checked to
+ * match when both are wanted; either alone (the secrets script checks one value at a time) is checked to parse.
+ */
+function mchTls(read: SecretReader): { cert: string; key: string } | undefined {
+  let certificate: X509Certificate | undefined;
+  let privateKey: KeyObject | undefined;
+  if (read.wants('WECHAT_MCH_CERT')) {
+    read.required('WECHAT_MCH_CERT');
+    try {
+      certificate = new X509Certificate(read.pem('WECHAT_MCH_CERT'));
+    } catch {
+      throw new ConfigError('WECHAT_MCH_CERT is not a valid PEM certificate');
+    }
+  }
+  if (read.wants('WECHAT_MCH_PRIVATE_KEY')) {
+    read.required('WECHAT_MCH_PRIVATE_KEY');
+    try {
+      privateKey = createPrivateKey(read.pem('WECHAT_MCH_PRIVATE_KEY'));
+    } catch {
+      throw new ConfigError('WECHAT_MCH_PRIVATE_KEY is not a valid PEM private key');
+    }
+  }
+  if (!certificate || !privateKey) return undefined;
+  if (!certificate.checkPrivateKey(privateKey)) {
+    throw new ConfigError('WECHAT_MCH_CERT does not match WECHAT_MCH_PRIVATE_KEY');
+  }
+  return { cert: read.pem('WECHAT_MCH_CERT'), key: read.pem('WECHAT_MCH_PRIVATE_KEY') };
 }
 
 function v3Secrets(read: SecretReader, settings: V3Settings): V3Secrets {

@@ -33,6 +33,16 @@ interface CommonSettings {
   openBase: string;
   /** H5_ORIGINS: origins (scheme://host[:port]) H5 redirects and JS-SDK page URLs must belong to; [] = none. */
   h5Origins: string[];
+  /**
+   * WECHAT_PAY_MTLS_BASE: where v2's mutual-TLS calls (`/secapi/pay/refund`) go; default WECHAT_PAY_API_BASE
+   * (WeChat serves both on one host; the local sandbox has a separate HTTPS listener).
+   */
+  payMtlsBase: string;
+  /**
+   * WECHAT_PAY_CA: extra CA certificate(s) (PEM) the v2 mutual-TLS client trusts. Local only (the sandbox's own
+   * CA); never set on AWS, where the system trust store verifies WeChat. Verification is never turned off.
+   */
+  payCaPem: string;
 }
 
 export interface V2Settings extends CommonSettings {
@@ -150,6 +160,11 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     mpAppId: readMpAppId(env),
     openBase: required(env, 'WECHAT_OPEN_BASE').replace(/\/+$/, ''),
     h5Origins: readH5Origins(env),
+    payMtlsBase: (optional(env, 'WECHAT_PAY_MTLS_BASE') || required(env, 'WECHAT_PAY_API_BASE')).replace(
+      /\/+$/,
+      '',
+    ),
+    payCaPem: optional(env, 'WECHAT_PAY_CA').replace(/\\n/g, '\n'),
   };
   const payVersion = oneOf('WECHAT_PAY_VERSION', required(env, 'WECHAT_PAY_VERSION'), ['v2', 'v3'] as const);
   if (payVersion === 'v2') {

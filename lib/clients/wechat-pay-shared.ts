@@ -1,3 +1,4 @@
+import { type Agent, request as httpsRequest } from 'node:https';
 import { ConflictError, ServiceUnavailableError, UpstreamError } from '#lib/errors';
 import { RetryableError, wechatAttemptTimeout, withOneRetry } from './retry';
 
@@ -35,6 +36,49 @@ export async function payExchange(url: string, init: RequestInit): Promise<PayHt
   }
   if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
   return { status: response.status, headers: response.headers, text };
+}
+
+/**
+ * One POST over mutual TLS through `agent` (the merchant API certificate and key; WeChat Pay v2 `/secapi/`), with
+ * the same timeout and failure rules as payExchange: RetryableError on a network or TLS failure, a timeout, no time
+ * left, or a 5xx.
+ */
+export async function mtlsExchange(url: string, body: string, agent: Agent): Promise<PayHttpAnswer> {
+  const timeoutMs = wechatAttemptTimeout(PAY_ATTEMPT_TIMEOUT_MS);
+  const answer = await new Promise<PayHttpAnswer>((resolve, reject) => {
+    const request = httpsRequest(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'text/xml; charset=utf-8', 'content-length': Buffer.byteLength(body) },
+        timeout: timeoutMs,
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', (error) => reject(new RetryableError(`network: ${error.name}`)));
+        response.on('end', () => {
+          const headers = new Headers();
+          for (const [name, value] of Object.entries(response.headers)) {
+            if (typeof value === 'string') headers.set(name, value);
+          }
+          resolve({
+            status: response.statusCode ?? 0,
+            headers,
+            text: Buffer.concat(chunks).toString('utf8'),
+          });
+        });
+      },
+    );
+    const deadline = setTimeout(() => request.destroy(new Error('timeout')), timeoutMs);
+    request.on('timeout', () => request.destroy(new Error('timeout')));
+    request.on('error', (error) => reject(new RetryableError(`network: ${error.message}`)));
+    request.on('close', () => clearTimeout(deadline));
+    request.end(body);
+  });
+  if (answer.status >= 500) throw new RetryableError(`http ${answer.status}`);
+  return answer;
 }
 
 /** Runs one WeChat Pay call with one retry; a second RetryableError becomes 503 WECHAT_PAY_UNAVAILABLE. */

@@ -1,9 +1,10 @@
 import type { KeyObject } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import type { V3Config } from '#lib/config';
-import { ConfigError, NotifyRejectedError } from '#lib/errors';
+import { ConfigError, NotifyRejectedError, RefundRefusedError } from '#lib/errors';
 import { logger } from '#lib/logger';
 import { billSha1 } from '#lib/wechat-pay/bill';
+import { v3RefundStatus } from '#lib/wechat-pay/refund-protocol';
 import { formatRfc3339Cst, rfc3339ToIso } from '#lib/wechat-pay/time';
 import {
   buildAuthorization,
@@ -23,6 +24,8 @@ import type {
   PaymentReport,
   PayParams,
   PrepayRequest,
+  RefundReport,
+  RefundRequest,
   TradeBillDownload,
 } from './payment-provider';
 import { RetryableError } from './retry';
@@ -57,6 +60,9 @@ const SIGNATURE_HEADERS = [
   'wechatpay-timestamp',
   'wechatpay-nonce',
 ];
+
+/** The v3 refund notify events (退款结果通知). */
+const REFUND_EVENTS: ReadonlySet<string> = new Set(['REFUND.SUCCESS', 'REFUND.ABNORMAL', 'REFUND.CLOSED']);
 
 /** A verified transaction object that cannot be read into a report (missing or non-integer field). */
 class BadTransactionError extends Error {}
@@ -106,6 +112,41 @@ function toReport(transaction: Record<string, unknown>, paidVia: PaymentReport['
     bankType: typeof bankType === 'string' && bankType !== '' ? bankType : undefined,
     cashFee: payerTotal,
     paidVia,
+  };
+}
+
+/**
+ * Reads a verified v3 refund object (refund answer, refund query, or a refund notify's resource, which names the
+ * status `refund_status`) into a report; amounts as exact integers.
+ */
+function toRefundReport(refund: Record<string, unknown>, via: RefundReport['via']): RefundReport {
+  const status = v3RefundStatus(refund.status ?? refund.refund_status);
+  if (!status) throw new BadTransactionError('bad refund status');
+  const amount = refund.amount;
+  if (!isObject(amount)) throw new BadTransactionError('missing amount');
+  const fee = amount.refund;
+  if (typeof fee !== 'number' || !Number.isSafeInteger(fee) || fee <= 0) {
+    throw new BadTransactionError('amount.refund is not a positive integer');
+  }
+  let successAt: string | undefined;
+  if (status === 'SUCCESS') {
+    try {
+      successAt = rfc3339ToIso(text(refund, 'success_time'));
+    } catch {
+      throw new BadTransactionError('bad success_time');
+    }
+  }
+  const refundId = refund.refund_id;
+  const mchId = refund.mchid;
+  return {
+    outRefundNo: text(refund, 'out_refund_no'),
+    outTradeNo: text(refund, 'out_trade_no'),
+    status,
+    refundId: typeof refundId === 'string' && refundId !== '' ? refundId : undefined,
+    refundFee: fee,
+    successAt,
+    mchId: typeof mchId === 'string' ? mchId : undefined,
+    via,
   };
 }
 
@@ -374,6 +415,49 @@ export class WechatPayV3 implements PaymentProvider {
     return { kind: 'bill', text: text.toString('utf8') };
   }
 
+  /**
+   * 退款申请 `POST /v3/refund/domestic/refunds` (pay.weixin.qq.com/doc/v3/merchant/4012791862): the refund object
+   * (usually PROCESSING). 5xx / SYSTEM_ERROR / timeouts are retried once with the same body; 429 →
+   * ServiceUnavailableError; other refusals → RefundRefusedError.
+   */
+  async refund(request: RefundRequest): Promise<RefundReport> {
+    const { config } = this;
+    if (!config.notifyUrl) throw new ConfigError('WECHAT_NOTIFY_URL is not set');
+    const { status, data } = await this.call('POST', '/v3/refund/domestic/refunds', {
+      out_trade_no: request.outTradeNo,
+      out_refund_no: request.outRefundNo,
+      ...(request.reason ? { reason: request.reason } : {}),
+      notify_url: config.notifyUrl,
+      amount: { refund: request.refundFee, total: request.totalFee, currency: 'CNY' },
+    });
+    if (status >= 200 && status < 300) {
+      try {
+        return toRefundReport(data, 'refund-v3');
+      } catch (error) {
+        throw payUpstream('微信支付响应异常', `refund: ${(error as Error).message}`);
+      }
+    }
+    const code = typeof data.code === 'string' ? data.code : `HTTP_${status}`;
+    if (status === 429 || code === 'FREQUENCY_LIMITED') throw this.failure('refund', status, data);
+    logger.error('refund refused', { outRefundNo: request.outRefundNo, status, code });
+    throw new RefundRefusedError(code, `refund http ${status} ${code}`);
+  }
+
+  /** 查询单笔退款 `GET /v3/refund/domestic/refunds/{out_refund_no}`: the refund; 404 → NOTEXIST. */
+  async queryRefund(outRefundNo: string): Promise<RefundReport | { status: 'NOTEXIST' }> {
+    const { status, data } = await this.call(
+      'GET',
+      `/v3/refund/domestic/refunds/${encodeURIComponent(outRefundNo)}`,
+    );
+    if (status === 404) return { status: 'NOTEXIST' };
+    if (status < 200 || status >= 300) throw this.failure('refundquery', status, data);
+    try {
+      return toRefundReport(data, 'refundquery-v3');
+    } catch (error) {
+      throw payUpstream('微信支付响应异常', `refundquery: ${(error as Error).message}`);
+    }
+  }
+
   accepts(request: NotifyRequest): boolean {
     return request.body.trimStart().startsWith('{');
   }
@@ -381,7 +465,8 @@ export class WechatPayV3 implements PaymentProvider {
   /**
    * Payment notify: the four Wechatpay-* headers verified over the raw body (±300 s, key by serial, SIGNTEST
    * probes refused) → 401; then JSON, TRANSACTION.SUCCESS / transaction, AES-256-GCM with the APIv3 key → 400.
-   * Other verified events (REFUND.*) and trade_state ≠ SUCCESS are acknowledged without credit.
+   * REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED (resource `refund`) answer the refund's report; other verified
+   * events and trade_state ≠ SUCCESS are acknowledged without credit.
    */
   parseNotify(request: NotifyRequest, nowSeconds: number): NotifyResult {
     if (!this.accepts(request)) throw new NotifyRejectedError('not a v3 notify', 400);
@@ -404,10 +489,12 @@ export class WechatPayV3 implements PaymentProvider {
       throw new NotifyRejectedError('参数格式校验错误', 400, 'body is not an object');
     const eventType = notification.event_type;
     const resource = notification.resource;
-    if (eventType !== 'TRANSACTION.SUCCESS')
+    const refund = REFUND_EVENTS.has(String(eventType));
+    if (eventType !== 'TRANSACTION.SUCCESS' && !refund)
       return { kind: 'ignored', reason: `event_type ${String(eventType)}` };
-    if (!isObject(resource) || resource.original_type !== 'transaction') {
-      return { kind: 'ignored', reason: 'resource is not a transaction' };
+    const expectedType = refund ? 'refund' : 'transaction';
+    if (!isObject(resource) || resource.original_type !== expectedType) {
+      return { kind: 'ignored', reason: `resource is not a ${expectedType}` };
     }
     let plaintext: string;
     try {
@@ -424,6 +511,13 @@ export class WechatPayV3 implements PaymentProvider {
     }
     if (!isObject(transaction))
       throw new NotifyRejectedError('参数格式校验错误', 400, 'resource is not an object');
+    if (refund) {
+      try {
+        return { kind: 'refund', report: toRefundReport(transaction, 'notify-v3') };
+      } catch (error) {
+        throw new NotifyRejectedError('参数格式校验错误', 400, (error as Error).message);
+      }
+    }
     if (transaction.trade_state !== 'SUCCESS') {
       return { kind: 'ignored', reason: `trade_state ${String(transaction.trade_state)}` };
     }

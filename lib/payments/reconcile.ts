@@ -4,6 +4,7 @@ import { logger } from '#lib/logger';
 import type { OrderRecord } from '#lib/repositories/order-repository';
 import * as orders from '#lib/repositories/order-repository';
 import { closePendingOrder } from './close';
+import { reconcileRefunds } from './refunds';
 import { isExpired, nextReconcileAt, type Providers, providerFor } from './rules';
 import { settleReport } from './settle';
 
@@ -21,8 +22,14 @@ export interface ReconcileSummary {
   exceptions: number;
   /** Orders whose check failed (WeChat or DynamoDB); they stay due and the next pass retries them. */
   failed: number;
-  /** Whether due orders were left for the next pass because the budget ran out. */
+  /** Whether due orders (or refunds) were left for the next pass because the budget ran out. */
   more: boolean;
+  /** PROCESSING refunds looked at (after the orders). */
+  refundsChecked: number;
+  /** Refunds that reached a final state. */
+  refundsSettled: number;
+  /** Refunds still PROCESSING, checked again later. */
+  refundsProcessing: number;
 }
 
 /** Orders read from the byReconcile index per page. */
@@ -40,15 +47,39 @@ const PER_ORDER_MS = 12_000;
  * the rest to their next back-off step (1, 5, 15, 30, 60 minutes after creation, then expiry). `all`
  * checks every PENDING order now. Stops taking new orders once `deadline` (epoch ms) is less than one
  * order's budget away; the orders left stay due and the next pass continues with them. Overlapping passes
- * and a pass racing a notify credit once (settle is keyed on out_trade_no).
+ * and a pass racing a notify credit once (settle is keyed on out_trade_no). Then the PROCESSING refunds
+ * (reconcileRefunds, lib/payments/refunds.ts): the orders stop a quarter of the remaining time before `deadline`,
+ * so refunds are checked every pass.
  */
 export async function reconcile(
   config: Config,
   providers: Providers,
   options: { deadline: number; all?: boolean; now?: () => Date },
 ): Promise<ReconcileSummary> {
+  // The orders stop a quarter of the time early, so the refunds always get their turn.
+  const ordersDeadline = options.deadline - Math.max(0, options.deadline - Date.now()) / 4;
+  const summary = await reconcileOrders(config, providers, { ...options, deadline: ordersDeadline });
+  const refunds = await reconcileRefunds(config, providers, options);
+  return {
+    ...summary,
+    failed: summary.failed + refunds.failed,
+    more: summary.more || refunds.more,
+    refundsChecked: refunds.refundsChecked,
+    refundsSettled: refunds.refundsSettled,
+    refundsProcessing: refunds.refundsProcessing,
+  };
+}
+
+type OrderSummary = Omit<ReconcileSummary, 'refundsChecked' | 'refundsSettled' | 'refundsProcessing'>;
+
+/** The order half of a pass (see reconcile). */
+async function reconcileOrders(
+  config: Config,
+  providers: Providers,
+  options: { deadline: number; all?: boolean; now?: () => Date },
+): Promise<OrderSummary> {
   const now = options.now ?? (() => new Date());
-  const summary: ReconcileSummary = {
+  const summary: OrderSummary = {
     checked: 0,
     credited: 0,
     closed: 0,
@@ -90,7 +121,7 @@ async function checkOrder(
   provider: PaymentProvider | undefined,
   order: OrderRecord,
   now: Date,
-  summary: ReconcileSummary,
+  summary: OrderSummary,
 ): Promise<void> {
   if (!provider) {
     // Only a client of the order's own pay version can query or close it, and that version is no longer
@@ -125,7 +156,7 @@ async function checkOrder(
   summary.stillPending++;
 }
 
-function count(summary: ReconcileSummary, outcome: string): void {
+function count(summary: OrderSummary, outcome: string): void {
   if (outcome === 'credited') summary.credited++;
   else if (outcome === 'exception') summary.exceptions++;
 }

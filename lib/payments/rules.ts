@@ -19,6 +19,8 @@ export interface PublicOrder {
   createdAt: string;
   paidAt: string | null;
   transactionId: string | null;
+  /** Refunded so far, integer fen. */
+  refundedFee: number;
 }
 
 /** How long an order (and its prepay_id) can be paid, seconds: WeChat keeps a prepay_id for 2 hours. */
@@ -39,6 +41,7 @@ export function toPublicOrder(order: OrderRecord): PublicOrder {
     createdAt: order.createdAt,
     paidAt: order.paidAt ?? null,
     transactionId: order.transactionId ?? null,
+    refundedFee: order.refundedFee ?? 0,
   };
 }
 
@@ -67,6 +70,33 @@ export function truncateUtf8(text: string, maxBytes: number): string {
 export function extendMembership(currentEnd: string | undefined, now: Date, days: number): string {
   const current = currentEnd ? new Date(currentEnd).getTime() : 0;
   return new Date(Math.max(now.getTime(), current) + days * DAY_MS).toISOString();
+}
+
+/**
+ * The membership days an order's refunds revoke in total: ⌊plan days × refundedFee ÷ totalFee⌋ (fen, integer
+ * arithmetic), so partial refunds revoke proportionally and a full refund revokes exactly the plan's days.
+ * Throws RangeError unless 0 ≤ refundedFee ≤ totalFee, totalFee > 0 and days ≥ 0 are integers.
+ */
+export function revokedDaysFor(planDays: number, refundedFee: number, totalFee: number): number {
+  const integers = [planDays, refundedFee, totalFee].every(Number.isSafeInteger);
+  if (!integers || totalFee <= 0 || planDays < 0 || refundedFee < 0 || refundedFee > totalFee) {
+    throw new RangeError('revokedDaysFor: need integers 0 ≤ refundedFee ≤ totalFee, totalFee > 0, days ≥ 0');
+  }
+  return Math.floor((planDays * refundedFee) / totalFee);
+}
+
+/**
+ * The membership after revoking `days`: end − days (ISO UTC), and role 0 when that end is not after `now`
+ * (role otherwise unchanged). No end (never a member) stays a past end at `now`.
+ */
+export function shortenMembership(
+  currentEnd: string | undefined,
+  role: 0 | 1,
+  days: number,
+  now: Date,
+): { membershipExpiredAt: string; role: 0 | 1 } {
+  const end = (currentEnd ? Date.parse(currentEnd) : now.getTime()) - days * DAY_MS;
+  return { membershipExpiredAt: new Date(end).toISOString(), role: end > now.getTime() ? role : 0 };
 }
 
 /** Order description shown in the user's WeChat bill (≤ 127 bytes). */
@@ -195,6 +225,8 @@ export function standingFor(order: OrderRecord | undefined, report: PaymentRepor
       order.totalFee,
     );
   }
+  // A refunded order was paid by this transaction once: a late notify of it is a duplicate, never a new credit.
+  if (order.status === 'REFUNDED' && order.transactionId === report.transactionId) return 'duplicate';
   if (order.status === 'PAID') {
     if (order.transactionId === report.transactionId) return 'duplicate';
     throw new PaymentRejectedError(

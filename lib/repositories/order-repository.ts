@@ -51,6 +51,12 @@ export interface OrderRecord {
   lastQueryAt?: string;
   /** The China-time day (YYYY-MM-DD) of paidAt, set by the paid transition: the byLedgerDay index (daily bill). */
   ledgerDay?: string;
+  /** Fen reserved by this order's refunds that are not CLOSED (PROCESSING, SUCCESS, ABNORMAL); ≤ totalFee. */
+  refundReservedFee?: number;
+  /** Fen refunded (refunds in SUCCESS); status REFUNDED when it reaches totalFee. */
+  refundedFee?: number;
+  /** Membership days revoked so far for this order's refunds: ⌊plan days × refundedFee ÷ totalFee⌋. */
+  revokedDays?: number;
   /**
    * The owner as stored when the order was opened: settle's first attempt computes the membership from it
    * instead of reading the user (its transaction is conditioned on this `version`, so any change since is

@@ -20,6 +20,12 @@ export const V2_SIGN_TYPES: readonly V2SignType[] = ['MD5', 'HMAC-SHA256'];
 /** `out_trade_no`: 6–32 characters of digits, letters and `_-|*`, unique per merchant (统一下单 / 小程序下单). */
 export const OUT_TRADE_NO = /^[0-9A-Za-z_\-|*]{6,32}$/;
 
+/**
+ * `out_refund_no`: 1–64 characters of digits, letters and `_-|*@`, unique per merchant; a repeated number is
+ * refunded once (申请退款 / 退款申请).
+ */
+export const OUT_REFUND_NO = /^[0-9A-Za-z_\-|*@]{1,64}$/;
+
 /** WeChat `nonce_str` / `nonceStr`: String(32). */
 export const MAX_NONCE_LENGTH = 32;
 
@@ -74,6 +80,11 @@ export function newPrepayId(now = new Date()): string {
 /** A WeChat Pay transaction_id: 28 digits, `4200` + 6 random digits + the CST date yyyyMMdd + 10 random digits. */
 export function newTransactionId(now = new Date()): string {
   return `4200${randomDigits(6)}${formatCstCompact(now).slice(0, 8)}${randomDigits(10)}`;
+}
+
+/** A sandbox refund_id as WeChat issues them: `5030` + yyyyMMddHHmmss (CST) + 14 random digits. */
+export function newRefundId(now = new Date()): string {
+  return `5030${formatCstCompact(now)}${randomDigits(14)}`;
 }
 
 function randomDigits(count: number): string {

@@ -188,9 +188,9 @@ export function toV2Xml(params: Record<string, string | number | undefined>): st
  * ('too_large') → no `<!DOCTYPE`/`<!ENTITY` anywhere ('dtd') → no BOM, only XML 1.0 characters, well-formed
  * ('malformed') → one `xml` root holding only leaf elements, no duplicates ('not_flat') → names [A-Za-z0-9_]+
  * ('bad_name'), not `__proto__`/`constructor`/`prototype`/`toString`… ('forbidden_key'); throws V2XmlError (WeChat
- * Pay v2 支付结果通知 / API response XML).
+ * Pay v2 支付结果通知 / API response XML). `rootName` is `root` for a refund notify's decrypted `req_info`.
  */
-export function parseV2Xml(raw: string, maxBytes = MAX_XML_BYTES): Record<string, string> {
+export function parseV2Xml(raw: string, maxBytes = MAX_XML_BYTES, rootName = 'xml'): Record<string, string> {
   if (typeof raw !== 'string') throw new V2XmlError('malformed');
   // Every UTF-16 code unit encodes to at least one UTF-8 byte, so a long string is refused without measuring it.
   if (raw.length > maxBytes || Buffer.byteLength(raw, 'utf8') > maxBytes) throw new V2XmlError('too_large');
@@ -199,22 +199,24 @@ export function parseV2Xml(raw: string, maxBytes = MAX_XML_BYTES): Record<string
   if (raw.startsWith(BOM)) throw new V2XmlError('malformed');
   // XMLValidator lets NUL and other characters outside XML 1.0 through; they never come from WeChat.
   if (!XML_CHAR_PATTERN.test(raw)) throw new V2XmlError('malformed');
-  return readFlatXml(raw) ?? parseV2XmlValidated(raw);
+  return readFlatXml(raw, rootName) ?? parseV2XmlValidated(raw, rootName);
 }
 
 /**
- * One pass over the shape WeChat and toV2Xml send: `<xml>` then only `<name>text</name>` or
+ * One pass over the shape WeChat and toV2Xml send: `<xml>` (or `<rootName>`) then only `<name>text</name>` or
  * `<name><![CDATA[text]]></name>` fields (names [A-Za-z0-9_]+, each once, none reaching Object.prototype;
  * text without `<`, `>`, `&` or CR) and whitespace between them, then `</xml>` at the very end. Matching the
  * whole body is its well-formedness check, so it needs neither fast-xml-parser's validator nor its parser.
  * Returns undefined for anything else (which parseV2XmlValidated then refuses or reads with its reason).
  */
-function readFlatXml(raw: string): Record<string, string> | undefined {
-  if (!raw.startsWith('<xml>') || !raw.endsWith('</xml>')) return undefined;
-  const end = raw.length - '</xml>'.length;
+function readFlatXml(raw: string, rootName: string): Record<string, string> | undefined {
+  const open = `<${rootName}>`;
+  const close = `</${rootName}>`;
+  if (!raw.startsWith(open) || !raw.endsWith(close)) return undefined;
+  const end = raw.length - close.length;
   const result: Record<string, string> = Object.create(null);
   let fields = 0;
-  FLAT_FIELD.lastIndex = '<xml>'.length;
+  FLAT_FIELD.lastIndex = open.length;
   while (FLAT_FIELD.lastIndex < end) {
     const match = FLAT_FIELD.exec(raw);
     if (match === null || FLAT_FIELD.lastIndex > end) return undefined;
@@ -233,7 +235,7 @@ function readFlatXml(raw: string): Record<string, string> | undefined {
  * makes the size, DTD and character checks first). Exported for the tests that compare it with the one-pass
  * reader.
  */
-export function parseV2XmlValidated(raw: string): Record<string, string> {
+export function parseV2XmlValidated(raw: string, rootName = 'xml'): Record<string, string> {
   if (XMLValidator.validate(raw) !== true) throw new V2XmlError('malformed');
 
   let document: unknown;
@@ -246,8 +248,8 @@ export function parseV2XmlValidated(raw: string): Record<string, string> {
 
   if (!isPlainRecord(document)) throw new V2XmlError('malformed');
   const rootNames = Object.keys(document);
-  if (rootNames.length !== 1 || rootNames[0] !== 'xml') throw new V2XmlError('not_flat');
-  const root = document.xml;
+  if (rootNames.length !== 1 || rootNames[0] !== rootName) throw new V2XmlError('not_flat');
+  const root = document[rootName];
   if (!isPlainRecord(root)) throw new V2XmlError('not_flat');
 
   const result: Record<string, string> = Object.create(null);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { envValue } from '#lib/env';
 import { registerBills } from './bill';
 import { registerFaultControl, registerLoginControl, registerPayControl } from './control';
@@ -7,6 +8,7 @@ import { PayStore } from './pay-store';
 import { registerPayV2 } from './pay-v2';
 import { payV3SettingsFromEnv, registerPayV3 } from './pay-v3';
 import { PhoneCodes, registerPhone } from './phone';
+import { registerRefundControl } from './refunds';
 import { Sandbox } from './server';
 import { registerSite } from './site';
 import { registerTokens, TokenStore } from './tokens';
@@ -43,6 +45,28 @@ export function createConfiguredSandbox(): Sandbox {
   registerFaultControl(sandbox);
   registerLoginControl(sandbox, codes);
   registerPayControl(sandbox, store);
+  registerRefundControl(sandbox, store);
   registerSite(sandbox, envValue('SANDBOX_API_BASE') || `http://127.0.0.1:${envValue('PORT', '3000')}`);
   return sandbox;
+}
+
+/**
+ * The mutual-TLS listener's certificates (v2 `/secapi/`): the dev server certificate and the sandbox CA the
+ * merchant client certificate (WECHAT_MCH_CERT) must be issued by, from local/keys.
+ */
+export function sandboxTlsFiles(): { cert: string; key: string; ca: string } {
+  const file = (name: string) => readFileSync(new URL(`../keys/${name}`, import.meta.url), 'utf8');
+  return { cert: file('sandbox-tls-cert.pem'), key: file('sandbox-tls-key.pem'), ca: file('sandbox-ca.pem') };
+}
+
+/**
+ * The port of the sandbox's mutual-TLS listener: that of WECHAT_PAY_MTLS_BASE when it names this machine over https
+ * (`https://127.0.0.1:3101` in .env.example); undefined otherwise (then no TLS listener is started).
+ */
+export function sandboxTlsPort(): number | undefined {
+  const base = envValue('WECHAT_PAY_MTLS_BASE');
+  if (!base) return undefined;
+  const url = new URL(base);
+  const local = url.hostname === '127.0.0.1' || url.hostname === 'localhost';
+  return url.protocol === 'https:' && local && url.port ? Number(url.port) : undefined;
 }

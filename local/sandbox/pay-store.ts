@@ -69,8 +69,61 @@ export interface CashierParams {
   paySign: string;
 }
 
+/** What the next refund comes to (POST /sandbox/refunds/outcome); `deliver: false` loses its notify. */
+export type RefundMode = 'SUCCESS' | 'ABNORMAL' | 'CLOSED';
+
+/** Every refund mode, for the control route's check. */
+export const REFUND_MODES: readonly RefundMode[] = ['SUCCESS', 'ABNORMAL', 'CLOSED'];
+
+/** The fate of a refund: its final state, whether its notify is delivered, after how long (ms). */
+export interface RefundPlan {
+  mode: RefundMode;
+  deliver: boolean;
+  delayMs?: number;
+}
+
+/** A refund the sandbox received (v2 /secapi/pay/refund or v3 refunds). Amounts integer fen; times Unix seconds. */
+export interface SandboxRefund {
+  version: PayVersion;
+  outRefundNo: string;
+  outTradeNo: string;
+  transactionId: string;
+  refundId: string;
+  /** refund_fee. */
+  refundFee: number;
+  /** The order's total_fee. */
+  totalFee: number;
+  reason?: string;
+  notifyUrl: string;
+  status: 'PROCESSING' | RefundMode;
+  /** What PROCESSING turns into, whether its notify is delivered, after how long (ms; default the sandbox's). */
+  plan: RefundPlan;
+  /** The request's parameters, compared when the same out_refund_no comes again. */
+  fingerprint: string;
+  createdAt: number;
+  /** When it became SUCCESS. */
+  successAt?: number;
+}
+
+/** One refund notify delivery. */
+export interface RefundDelivery extends NotifyResult {
+  outRefundNo: string;
+  version: PayVersion;
+  refundStatus: SandboxRefund['status'];
+  at: string;
+}
+
+/** Builds and sends one refund notify for a final refund (per API version); resolves with the merchant's reply. */
+export type RefundNotifier = (refund: SandboxRefund, order: SandboxOrder) => Promise<NotifyResult>;
+
 export class PayStore {
   readonly orders = new Map<string, SandboxOrder>();
+  /** Every refund by out_refund_no. */
+  readonly refunds = new Map<string, SandboxRefund>();
+  readonly refundDeliveries: RefundDelivery[] = [];
+  readonly refundNotifiers: Partial<Record<PayVersion, RefundNotifier>> = {};
+  /** The plan of the next refund (POST /sandbox/refunds/outcome); default SUCCESS, delivered. */
+  nextRefund?: RefundPlan;
   readonly deliveries: Delivery[] = [];
   readonly notifiers: Partial<Record<PayVersion, Notifier>> = {};
   /** Checks a `wx.requestPayment` paySign as WeChat's cashier does, per API version. */
@@ -81,4 +134,14 @@ export class PayStore {
     for (const order of this.orders.values()) if (order.prepayId === prepayId) return order;
     return undefined;
   }
+}
+
+/**
+ * The refunds the sandbox processed to a final state, oldest first (SUCCESS ones carry `successAt`, Unix seconds):
+ * what WeChat's trade bill lists as refunds for the day of `successAt` in China time. `version` limits to one API.
+ */
+export function processedRefunds(store: PayStore, version?: PayVersion): SandboxRefund[] {
+  return [...store.refunds.values()]
+    .filter((refund) => refund.status !== 'PROCESSING' && (!version || refund.version === version))
+    .sort((a, b) => (a.successAt ?? a.createdAt) - (b.successAt ?? b.createdAt));
 }

@@ -3,11 +3,13 @@ import {
   isTotalFeeText,
   MAX_NONCE_LENGTH,
   newPrepayId,
+  OUT_REFUND_NO,
   OUT_TRADE_NO,
   V2_SIGN_TYPES,
   type V2SignType,
 } from '#lib/wechat-pay/fields';
 import { v2NotifyXml, v2PaidFields } from '#lib/wechat-pay/notify-builders';
+import { formatV2DateTime, toV2RefundStatus, v2RefundNotifyXml } from '#lib/wechat-pay/refund-protocol';
 import {
   nonceStr,
   parseTimeEnd,
@@ -17,14 +19,17 @@ import {
   verifyV2Sign,
 } from '#lib/wechat-pay/v2-protocol';
 import { sendNotify } from './notify-deliverer';
-import type { NotifyResult, PayStore, SandboxOrder } from './pay-store';
+import type { NotifyResult, PayStore, SandboxOrder, SandboxRefund } from './pay-store';
+import { RefundRefusal, requestRefund } from './refunds';
 import type { Sandbox, SandboxReply, SandboxRequest } from './server';
 
 /**
  * Plays WeChat Pay API v2 (api.mch.weixin.qq.com, XML + MD5 / HMAC-SHA256) for one merchant: unifiedorder
  * (JSAPI), orderquery and closeorder check every request's sign under its sign_type and answer signed CDATA XML
  * like WeChat's; paid orders are announced with the signed v2 payment notify. Orders live in the shared PayStore.
- * Not modelled: the 5-minute wait before closeorder, coupons, refunds.
+ * Refunds: `/secapi/pay/refund` only on the mutual-TLS listener (Sandbox.listenTls), `/pay/refundquery`, and the
+ * refund notify with its encrypted `req_info` (refunds.ts runs them for both versions).
+ * Not modelled: the 5-minute wait before closeorder, coupons.
  */
 
 export interface PayV2Settings {
@@ -81,6 +86,30 @@ export function registerPayV2(sandbox: Sandbox, store: PayStore, settings: PayV2
   sandbox.route('POST', '/pay/unifiedorder', checked(merchant, unifiedOrder), busy);
   sandbox.route('POST', '/pay/orderquery', checked(merchant, orderQuery), busy);
   sandbox.route('POST', '/pay/closeorder', checked(merchant, closeOrder), busy);
+  const refundChecked = checked(merchant, refund);
+  // 申请退款 needs the merchant API certificate: only the mutual-TLS listener has a verified one.
+  sandbox.route(
+    'POST',
+    '/secapi/pay/refund',
+    (request) =>
+      request.clientCertSerial ? refundChecked(request) : communicationFail('证书不存在或无效', 'CERT_ERROR'),
+    busy,
+  );
+  sandbox.route('POST', '/pay/refundquery', checked(merchant, refundQuery), busy);
+  store.refundNotifiers.v2 = (refund, order) =>
+    sendNotify(
+      order,
+      () => ({
+        headers: { 'content-type': 'text/xml' },
+        body: v2RefundNotifyXml({
+          appId: order.appId,
+          mchId: order.mchId,
+          mchKey: merchant.settings.mchKey,
+          fields: refundNotifyFields(refund),
+        }),
+      }),
+      (status, reply) => status >= 200 && status < 300 && replyAccepted(reply),
+    );
   store.notifiers.v2 = (order, variant) => {
     if (variant === 'stale' || variant === 'signtest') return undefined;
     return notifyV2(merchant, order, variant === 'forged');
@@ -167,6 +196,91 @@ function closeOrder(merchant: V2Merchant, params: Record<string, string>): Field
   if (order.tradeState === 'CLOSED') throw new V2Refusal('ORDERCLOSED', '订单已关闭，无法重复关闭');
   order.tradeState = 'CLOSED';
   return { result_msg: 'OK' };
+}
+
+/** `POST /secapi/pay/refund` (申请退款): accepted → the refund's ids and amounts (fen); WeChat finishes it later. */
+function refund(merchant: V2Merchant, params: Record<string, string>): Fields {
+  for (const name of ['out_refund_no', 'total_fee', 'refund_fee', 'out_trade_no']) {
+    if (!params[name]) throw new V2Refusal('PARAM_ERROR', `缺少参数 ${name}`);
+  }
+  if (!OUT_REFUND_NO.test(params.out_refund_no as string))
+    throw new V2Refusal('PARAM_ERROR', 'out_refund_no 格式错误');
+  if (!isTotalFeeText(params.total_fee as string) || !isTotalFeeText(params.refund_fee as string)) {
+    throw new V2Refusal('PARAM_ERROR', 'total_fee / refund_fee 应为正整数（单位：分）');
+  }
+  if (params.refund_desc !== undefined && [...params.refund_desc].length > 80) {
+    throw new V2Refusal('PARAM_ERROR', 'refund_desc 不能超过80个字符');
+  }
+  let done: SandboxRefund;
+  try {
+    done = requestRefund(merchant.store, {
+      version: 'v2',
+      outTradeNo: params.out_trade_no as string,
+      outRefundNo: params.out_refund_no as string,
+      totalFee: Number(params.total_fee),
+      refundFee: Number(params.refund_fee),
+      reason: params.refund_desc,
+      notifyUrl: params.notify_url ?? '',
+    });
+  } catch (error) {
+    if (!(error instanceof RefundRefusal)) throw error;
+    throw new V2Refusal(error.code === 'ORDERNOTEXIST' ? 'ERROR' : error.code, error.description);
+  }
+  return {
+    transaction_id: done.transactionId,
+    out_trade_no: done.outTradeNo,
+    out_refund_no: done.outRefundNo,
+    refund_id: done.refundId,
+    refund_fee: done.refundFee,
+    settlement_refund_fee: done.refundFee,
+    total_fee: done.totalFee,
+    settlement_total_fee: done.totalFee,
+    fee_type: 'CNY',
+    cash_fee: done.totalFee,
+    cash_refund_fee: done.refundFee,
+  };
+}
+
+/** `POST /pay/refundquery` (查询退款) by out_refund_no: that one refund as `$n = 0`; REFUNDNOTEXIST otherwise. */
+function refundQuery(merchant: V2Merchant, params: Record<string, string>): Fields {
+  const found = params.out_refund_no ? merchant.store.refunds.get(params.out_refund_no) : undefined;
+  if (!found || found.version !== 'v2') throw new V2Refusal('REFUNDNOTEXIST', '退款订单查询失败');
+  return {
+    transaction_id: found.transactionId,
+    out_trade_no: found.outTradeNo,
+    total_fee: found.totalFee,
+    cash_fee: found.totalFee,
+    refund_count: 1,
+    out_refund_no_0: found.outRefundNo,
+    refund_id_0: found.refundId,
+    refund_fee_0: found.refundFee,
+    settlement_refund_fee_0: found.refundFee,
+    refund_status_0: toV2RefundStatus(found.status),
+    refund_account_0: 'REFUND_SOURCE_UNSETTLED_FUNDS',
+    refund_recv_accout_0: '支付用户零钱',
+    refund_success_time_0:
+      found.successAt !== undefined ? formatV2DateTime(new Date(found.successAt * 1000)) : undefined,
+  };
+}
+
+/** The plaintext fields of a v2 refund notify's `req_info` (退款结果通知). */
+function refundNotifyFields(refund: SandboxRefund): Fields {
+  return {
+    out_refund_no: refund.outRefundNo,
+    out_trade_no: refund.outTradeNo,
+    refund_account: 'REFUND_SOURCE_UNSETTLED_FUNDS',
+    refund_fee: refund.refundFee,
+    refund_id: refund.refundId,
+    refund_recv_accout: '支付用户零钱',
+    refund_request_source: 'API',
+    refund_status: toV2RefundStatus(refund.status),
+    settlement_refund_fee: refund.refundFee,
+    settlement_total_fee: refund.totalFee,
+    success_time:
+      refund.successAt !== undefined ? formatV2DateTime(new Date(refund.successAt * 1000)) : undefined,
+    total_fee: refund.totalFee,
+    transaction_id: refund.transactionId,
+  };
 }
 
 /**

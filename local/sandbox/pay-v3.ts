@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, type KeyObject, randomBytes, X509Cer
 import { readFileSync } from 'node:fs';
 import { envValue } from '#lib/env';
 import { splitPems } from '#lib/secrets';
-import { isIp, newPrepayId, OUT_TRADE_NO } from '#lib/wechat-pay/fields';
+import { isIp, newPrepayId, OUT_REFUND_NO, OUT_TRADE_NO } from '#lib/wechat-pay/fields';
 import { buildV3Notify } from '#lib/wechat-pay/notify-builders';
 import { formatRfc3339Cst, RFC3339_PATTERN } from '#lib/wechat-pay/time';
 import {
@@ -13,7 +13,8 @@ import {
   wechatpayHeaders,
 } from '#lib/wechat-pay/v3-protocol';
 import { sendNotify } from './notify-deliverer';
-import type { NotifyResult, NotifyVariant, PayStore, SandboxOrder } from './pay-store';
+import type { NotifyResult, NotifyVariant, PayStore, SandboxOrder, SandboxRefund } from './pay-store';
+import { RefundRefusal, requestRefund } from './refunds';
 import type { RouteHandler, Sandbox, SandboxReply, SandboxRequest } from './server';
 
 /**
@@ -51,6 +52,7 @@ interface V3Merchant {
 }
 
 const TRANSACTIONS = '/v3/pay/transactions/out-trade-no/';
+const REFUNDS = '/v3/refund/domestic/refunds';
 /** The 401 message for each way a merchant Authorization fails. */
 const AUTHORIZATION_FAILURES: Partial<Record<V3SignatureReason, string>> = {
   unknown_mchid: 'mchid 与商户不符',
@@ -133,6 +135,24 @@ export function registerPayV3(sandbox: Sandbox, store: PayStore, settings: PayV3
   sandbox.routePrefix('GET', TRANSACTIONS, guarded(merchant, queryByOutTradeNo));
   sandbox.routePrefix('POST', TRANSACTIONS, guarded(merchant, closeByOutTradeNo));
   store.notifiers.v3 = (order, variant) => notifyV3(merchant, order, variant);
+  sandbox.route('POST', REFUNDS, guarded(merchant, createRefund), () =>
+    fail(merchant, 500, 'SYSTEM_ERROR', '系统繁忙，请稍后重试'),
+  );
+  sandbox.routePrefix('GET', `${REFUNDS}/`, guarded(merchant, queryRefund));
+  store.refundNotifiers.v3 = (refund, order) =>
+    sendNotify(
+      order,
+      () =>
+        buildV3Notify({
+          transaction: refundNotifyResource(merchant, refund),
+          apiV3Key: merchant.settings.apiV3Key,
+          privateKey: merchant.settings.payPrivateKey,
+          serial: merchant.serial,
+          eventType: `REFUND.${refund.status}`,
+          originalType: 'refund',
+        }),
+      (status) => status >= 200 && status < 300,
+    );
   store.paySignCheckers.v3 = (params) =>
     params.signType === 'RSA' &&
     verifyRsaSha256(
@@ -140,6 +160,113 @@ export function registerPayV3(sandbox: Sandbox, store: PayStore, settings: PayV3
       `${params.appId}\n${params.timeStamp}\n${params.nonceStr}\n${params.package}\n`,
       params.paySign,
     );
+}
+
+/** The refund model of 退款申请 / 查询单笔退款 (amounts integer fen). */
+function refundModel(refund: SandboxRefund): Json {
+  return {
+    refund_id: refund.refundId,
+    out_refund_no: refund.outRefundNo,
+    transaction_id: refund.transactionId,
+    out_trade_no: refund.outTradeNo,
+    channel: 'ORIGINAL',
+    user_received_account: '支付用户零钱',
+    ...(refund.successAt !== undefined
+      ? { success_time: formatRfc3339Cst(new Date(refund.successAt * 1000)) }
+      : {}),
+    create_time: formatRfc3339Cst(new Date(refund.createdAt * 1000)),
+    status: refund.status,
+    funds_account: 'AVAILABLE',
+    amount: {
+      total: refund.totalFee,
+      refund: refund.refundFee,
+      from: [],
+      payer_total: refund.totalFee,
+      payer_refund: refund.refundFee,
+      settlement_refund: refund.refundFee,
+      settlement_total: refund.totalFee,
+      discount_refund: 0,
+      currency: 'CNY',
+    },
+    promotion_detail: [],
+  };
+}
+
+/** The decrypted resource of a v3 refund notify (退款结果通知). */
+function refundNotifyResource(merchant: V3Merchant, refund: SandboxRefund): Json {
+  return {
+    mchid: merchant.settings.mchId,
+    transaction_id: refund.transactionId,
+    out_trade_no: refund.outTradeNo,
+    refund_id: refund.refundId,
+    out_refund_no: refund.outRefundNo,
+    refund_status: refund.status,
+    ...(refund.successAt !== undefined
+      ? { success_time: formatRfc3339Cst(new Date(refund.successAt * 1000)) }
+      : {}),
+    user_received_account: '支付用户零钱',
+    amount: {
+      total: refund.totalFee,
+      refund: refund.refundFee,
+      payer_total: refund.totalFee,
+      payer_refund: refund.refundFee,
+    },
+  };
+}
+
+/** `POST /v3/refund/domestic/refunds` (退款申请): the refund model, PROCESSING (the same one for a repeated number). */
+function createRefund(merchant: V3Merchant, request: SandboxRequest): SandboxReply {
+  const body = jsonBody(request);
+  if (!isObject(body)) return fail(merchant, 400, 'PARAM_ERROR', '请求体不是合法的 JSON 对象');
+  const {
+    out_trade_no: outTradeNo,
+    out_refund_no: outRefundNo,
+    notify_url: notifyUrl,
+    reason,
+    amount,
+  } = body;
+  if (typeof outTradeNo !== 'string' || !OUT_TRADE_NO.test(outTradeNo)) {
+    return fail(merchant, 400, 'PARAM_ERROR', '缺少参数 out_trade_no 或格式错误');
+  }
+  if (typeof outRefundNo !== 'string' || !OUT_REFUND_NO.test(outRefundNo)) {
+    return fail(merchant, 400, 'PARAM_ERROR', 'out_refund_no 格式错误');
+  }
+  if (reason !== undefined && (typeof reason !== 'string' || [...reason].length > 80)) {
+    return fail(merchant, 400, 'PARAM_ERROR', 'reason 不能超过80个字符');
+  }
+  const fen = (value: unknown) => typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
+  if (!isObject(amount) || !fen(amount.refund) || !fen(amount.total) || amount.currency !== 'CNY') {
+    return fail(
+      merchant,
+      400,
+      'PARAM_ERROR',
+      'amount.refund / amount.total 应为正整数（单位：分），currency 为 CNY',
+    );
+  }
+  try {
+    const refund = requestRefund(merchant.store, {
+      version: 'v3',
+      outTradeNo,
+      outRefundNo,
+      totalFee: amount.total as number,
+      refundFee: amount.refund as number,
+      ...(typeof reason === 'string' ? { reason } : {}),
+      notifyUrl: typeof notifyUrl === 'string' ? notifyUrl : '',
+    });
+    return reply(merchant, 200, refundModel(refund));
+  } catch (error) {
+    if (!(error instanceof RefundRefusal)) throw error;
+    const code = error.code === 'ORDERNOTEXIST' ? 'RESOURCE_NOT_EXISTS' : error.code;
+    return fail(merchant, error.httpStatus, code, error.description);
+  }
+}
+
+/** `GET /v3/refund/domestic/refunds/{out_refund_no}` (查询单笔退款): the refund model; 404 RESOURCE_NOT_EXISTS. */
+function queryRefund(merchant: V3Merchant, request: SandboxRequest): SandboxReply {
+  const outRefundNo = decodeURIComponent(request.url.pathname.slice(REFUNDS.length + 1));
+  const refund = merchant.store.refunds.get(outRefundNo);
+  if (!refund || refund.version !== 'v3') return fail(merchant, 404, 'RESOURCE_NOT_EXISTS', '退款单不存在');
+  return reply(merchant, 200, refundModel(refund));
 }
 
 /** `POST /v3/pay/transactions/jsapi` (JSAPI/小程序下单): a new order → `{prepay_id}`; the same body again → the same id. */

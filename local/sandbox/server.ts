@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 /**
  * The WeChat sandbox: a node:http server that plays api.weixin.qq.com and api.mch.weixin.qq.com on
@@ -13,6 +15,11 @@ export interface SandboxRequest {
   url: URL;
   headers: IncomingMessage['headers'];
   body: string;
+  /**
+   * The verified client certificate's serial (upper-case hex) on the mutual-TLS listener (listenTls); undefined
+   * on the plain listener.
+   */
+  clientCertSerial?: string;
 }
 
 export interface SandboxReply {
@@ -121,17 +128,23 @@ export class Sandbox {
     }
   }
 
-  /** Starts listening on host:port (0 = any free port); resolves with the base URL. */
-  async listen(port: number, host = '127.0.0.1'): Promise<string> {
-    const hanging = new Set<ServerResponse>();
-    this.server = createServer(async (req, res) => {
+  private tlsServer?: Server;
+  /** The mutual-TLS listener's base URL once listenTls() ran. */
+  tlsBaseUrl = '';
+
+  /** The node request listener both listeners share; a hanging (timeout fault) answer is destroyed on close. */
+  private listener(hanging: Set<ServerResponse>) {
+    return async (req: IncomingMessage, res: ServerResponse) => {
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
+      const socket = req.socket as Partial<TLSSocket>;
+      const peer = socket.authorized ? socket.getPeerCertificate?.() : undefined;
       const request: SandboxRequest = {
         method: req.method ?? 'GET',
         url: new URL(req.url ?? '/', 'http://sandbox'),
         headers: req.headers,
         body: Buffer.concat(chunks).toString('utf8'),
+        ...(peer?.serialNumber ? { clientCertSerial: peer.serialNumber.toUpperCase() } : {}),
       };
       const reply = await this.handle(request);
       if (!reply) {
@@ -141,7 +154,13 @@ export class Sandbox {
       }
       res.writeHead(reply.status, reply.headers ?? {});
       res.end(reply.body);
-    });
+    };
+  }
+
+  /** Starts listening on host:port (0 = any free port); resolves with the base URL. */
+  async listen(port: number, host = '127.0.0.1'): Promise<string> {
+    const hanging = new Set<ServerResponse>();
+    this.server = createServer(this.listener(hanging));
     this.server.on('close', () => {
       for (const res of hanging) res.destroy();
     });
@@ -149,6 +168,30 @@ export class Sandbox {
     const address = this.server.address() as AddressInfo;
     this.baseUrl = `http://${host}:${address.port}`;
     return this.baseUrl;
+  }
+
+  /**
+   * Starts the HTTPS listener WeChat Pay v2's `/secapi/` calls need (mutual TLS): `cert`/`key` are the server's,
+   * and a client must present a certificate issued by `ca` or the handshake is refused. Same routes as listen().
+   */
+  async listenTls(
+    port: number,
+    tls: { cert: string; key: string; ca: string },
+    host = '127.0.0.1',
+  ): Promise<string> {
+    const hanging = new Set<ServerResponse>();
+    const server = createHttpsServer(
+      { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: true, rejectUnauthorized: true },
+      this.listener(hanging),
+    );
+    this.tlsServer = server;
+    server.on('close', () => {
+      for (const res of hanging) res.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(port, host, resolve));
+    const address = server.address() as AddressInfo;
+    this.tlsBaseUrl = `https://${host}:${address.port}`;
+    return this.tlsBaseUrl;
   }
 
   /** Runs `hook` when close() is called (modules clear their timers there). */
@@ -159,7 +202,12 @@ export class Sandbox {
   async close(): Promise<void> {
     for (const hook of this.closeHooks) hook();
     this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    this.tlsServer?.closeAllConnections();
+    await Promise.all(
+      [this.server, this.tlsServer].map(
+        (server) => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())),
+      ),
+    );
   }
 }
 

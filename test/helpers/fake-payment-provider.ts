@@ -7,6 +7,8 @@ import type {
   PaymentProvider,
   PayParams,
   PrepayRequest,
+  RefundReport,
+  RefundRequest,
   TradeBillDownload,
 } from '#lib/clients/payment-provider';
 import type { PayVersion } from '#lib/wechat-pay/fields';
@@ -31,6 +33,10 @@ export class FakePaymentProvider implements PaymentProvider {
   private readonly notifyAnswers: Answer<NotifyResult>[] = [];
   readonly billDays: string[] = [];
   private readonly billAnswers: Answer<TradeBillDownload>[] = [];
+  readonly refunds: RefundRequest[] = [];
+  readonly refundQueries: string[] = [];
+  private readonly refundAnswers: Answer<RefundReport>[] = [];
+  private readonly refundQueryAnswers: Answer<RefundReport | { status: 'NOTEXIST' }>[] = [];
 
   constructor(readonly version: PayVersion = 'v2') {}
 
@@ -67,6 +73,38 @@ export class FakePaymentProvider implements PaymentProvider {
   async downloadTradeBill(day: string): Promise<TradeBillDownload> {
     this.billDays.push(day);
     return settle(this.billAnswers.shift() ?? { kind: 'empty' });
+  }
+
+  /** Queues the answers to the next refund calls. */
+  answerRefund(...answers: Answer<RefundReport>[]): this {
+    this.refundAnswers.push(...answers);
+    return this;
+  }
+
+  /** Queues the answers to the next refund queries. */
+  answerRefundQuery(...answers: Answer<RefundReport | { status: 'NOTEXIST' }>[]): this {
+    this.refundQueryAnswers.push(...answers);
+    return this;
+  }
+
+  /** Unscripted: accepted, PROCESSING. */
+  async refund(request: RefundRequest): Promise<RefundReport> {
+    this.refunds.push(request);
+    return settle(
+      this.refundAnswers.shift() ?? {
+        outRefundNo: request.outRefundNo,
+        outTradeNo: request.outTradeNo,
+        status: 'PROCESSING',
+        refundFee: request.refundFee,
+        via: this.version === 'v2' ? 'refund-v2' : 'refund-v3',
+      },
+    );
+  }
+
+  /** Unscripted: NOTEXIST. */
+  async queryRefund(outRefundNo: string): Promise<RefundReport | { status: 'NOTEXIST' }> {
+    this.refundQueries.push(outRefundNo);
+    return settle(this.refundQueryAnswers.shift() ?? { status: 'NOTEXIST' });
   }
 
   async prepay(request: PrepayRequest): Promise<string> {

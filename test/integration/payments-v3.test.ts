@@ -414,8 +414,8 @@ describe('v3 notify bad inputs (reliability §2.6): refused, nothing written', (
   it.each([
     ['V10 trade_state not SUCCESS', () => signedNotice(transaction(outTradeNo, { trade_state: 'PAYERROR' }))],
     [
-      'V16 a REFUND event',
-      () => signedNotice(transaction(outTradeNo), { eventType: 'REFUND.SUCCESS', originalType: 'refund' }),
+      'V16 a REFUND event carrying a payment resource',
+      () => signedNotice(transaction(outTradeNo), { eventType: 'REFUND.SUCCESS' }),
     ],
   ])('%s is acknowledged without credit', async (_name, build) => {
     // Prepare
@@ -429,6 +429,35 @@ describe('v3 notify bad inputs (reliability §2.6): refused, nothing written', (
     } finally {
       calls.stop();
     }
+    expect(await orderStatus(outTradeNo)).toBe('PENDING');
+    expect(await userVersion(userId)).toBe(0);
+  });
+
+  it('V16 a REFUND.SUCCESS for a refund we never made is never applied: recorded once as an exception, acknowledged', async () => {
+    // Prepare
+    const outRefundNo = `Runknown${Date.now()}`;
+    const notice = () =>
+      signedNotice(
+        {
+          mchid: config.mchId,
+          out_trade_no: outTradeNo,
+          transaction_id: '4200000000202611210000009999',
+          out_refund_no: outRefundNo,
+          refund_id: '50300000000000000000000000009',
+          refund_status: 'SUCCESS',
+          success_time: '2026-11-21T16:30:00+08:00',
+          amount: { total: 1800, refund: 1800, payer_total: 1800, payer_refund: 1800 },
+        },
+        { eventType: 'REFUND.SUCCESS', originalType: 'refund' },
+      );
+    // Act: WeChat delivers it twice
+    const replies = [await deliver(notice()), await deliver(notice())];
+    // Assess
+    expect(replies.map((reply) => reply.status)).toEqual([204, 204]);
+    const recorded = (await exceptionsFor(outTradeNo)).filter(
+      (e) => e.transactionId === `REFUND#${outRefundNo}`,
+    );
+    expect(recorded.map((e) => [e.reason, e.source])).toEqual([['refund_mismatch', 'notify-v3']]);
     expect(await orderStatus(outTradeNo)).toBe('PENDING');
     expect(await userVersion(userId)).toBe(0);
   });

@@ -33,6 +33,18 @@ describe('parseAdminArgs', () => {
     [['exceptions'], { command: { name: 'exceptions', limit: undefined, cursor: undefined } }],
     [['user', 'uAbCdEfGh_-12'], { command: { name: 'user', id: 'uAbCdEfGh_-12' } }],
     [
+      ['refund', 'WX20300102abc', '--amount', '600', '--reason', '用户申请', '--key', 'op-1'],
+      {
+        command: {
+          name: 'refund',
+          outTradeNo: 'WX20300102abc',
+          amount: 600,
+          reason: '用户申请',
+          key: 'op-1',
+        },
+      },
+    ],
+    [
       ['delete-user', 'uAbCdEfGh_-12', '--stage', 'prod'],
       { command: { name: 'delete-user', id: 'uAbCdEfGh_-12' }, stage: 'prod' },
     ],
@@ -50,7 +62,12 @@ describe('parseAdminArgs', () => {
 
   it.each([
     [[], /no command/],
-    [['refund'], /unknown command "refund"/],
+    [['refunds'], /unknown command "refunds"/],
+    [['refund'], /refund takes one outTradeNo/],
+    [['refund', 'WX20300102abc', '--amount', '1.5'], /--amount 1.5/],
+    [['refund', 'WX20300102abc', '--amount', '0'], /--amount 0/],
+    [['refund', 'WX20300102abc', '--reason', 'x'.repeat(81)], /at most 80/],
+    [['order', 'WX20300102abc', '--amount', '5'], /--amount does not apply to order/],
     [['order'], /order takes one outTradeNo/],
     [['order', 'a', 'b'], /order takes one outTradeNo/],
     [['order', '../users/1'], /not an outTradeNo/],
@@ -104,6 +121,35 @@ describe('requestFor', () => {
       path: '/admin/bill',
       query: { date: '2026-11-28' },
     });
+    expect(requestFor({ name: 'refund', outTradeNo: 'WX20300102abc', amount: 600, key: 'op-1' })).toEqual({
+      method: 'POST',
+      path: '/admin/refunds',
+      query: {},
+      body: '{"outTradeNo":"WX20300102abc","amount":600}',
+      headers: { 'idempotency-key': 'op-1' },
+    });
+  });
+
+  it('gives a refund without --key a fresh Idempotency-Key each time', () => {
+    // Act
+    const first = parseAdminArgs(['refund', 'WX20300102abc']).command;
+    const second = parseAdminArgs(['refund', 'WX20300102abc']).command;
+    // Assess
+    expect(first).toMatchObject({ name: 'refund', outTradeNo: 'WX20300102abc' });
+    expect(first.name === 'refund' && second.name === 'refund' && first.key !== second.key).toBe(true);
+  });
+
+  it('signs the Idempotency-Key with the rest of the request', async () => {
+    // Act
+    const { init } = await prepare(
+      requestFor({ name: 'refund', outTradeNo: 'WX20300102abc', key: 'op-1' }),
+      { baseUrl: API, signing: { region: 'ap-southeast-1', credentials: SESSION } },
+      AT,
+    );
+    // Assess
+    const headers = init.headers as Record<string, string>;
+    expect(headers['idempotency-key']).toBe('op-1');
+    expect(headers.authorization).toMatch(/SignedHeaders=[a-z0-9;-]*idempotency-key/);
   });
 });
 

@@ -90,6 +90,8 @@ describe('readSettings', () => {
       mpAppId: '',
       openBase: 'https://open.weixin.qq.com',
       h5Origins: [],
+      payMtlsBase: 'https://api.mch.weixin.qq.com',
+      payCaPem: '',
     });
   });
 

@@ -717,25 +717,55 @@ describe('WechatPayV3.parseNotify', () => {
   it('acknowledges without credit a verified non-SUCCESS trade_state and other event types', () => {
     // Arrange
     const notPaid = notifyRequest({ transaction: { ...TRANSACTION, trade_state: 'NOTPAY' } });
-    const refund = notifyRequest({
-      eventType: 'REFUND.SUCCESS',
-      originalType: 'refund',
-      transaction: {
-        out_trade_no: TRANSACTION.out_trade_no,
-        refund_status: 'SUCCESS',
-        amount: { total: 1800, refund: 1800 },
-      },
-    });
     const refundOnPaymentEvent = notifyRequest({ originalType: 'refund' });
+    const paymentOnRefundEvent = notifyRequest({ eventType: 'REFUND.SUCCESS' });
     const unknownEvent = notifyRequest({ eventType: 'TRANSACTION.CLOSED' });
     // Act
-    const results = [notPaid, refund, refundOnPaymentEvent, unknownEvent].map((request) =>
+    const results = [notPaid, refundOnPaymentEvent, paymentOnRefundEvent, unknownEvent].map((request) =>
       client.parseNotify(request, now()),
     );
     // Assess
     for (const result of results) expect(result.kind).toBe('ignored');
     expect(results[0]).toEqual({ kind: 'ignored', reason: 'trade_state NOTPAY' });
-    expect(results[1]).toEqual({ kind: 'ignored', reason: 'event_type REFUND.SUCCESS' });
+    expect(results[2]).toEqual({ kind: 'ignored', reason: 'resource is not a refund' });
+  });
+
+  it.each([
+    ['REFUND.SUCCESS', 'SUCCESS'],
+    ['REFUND.CLOSED', 'CLOSED'],
+    ['REFUND.ABNORMAL', 'ABNORMAL'],
+  ])('reads a verified %s notify into a refund report', (eventType, status) => {
+    // Arrange
+    const request = notifyRequest({
+      eventType,
+      originalType: 'refund',
+      transaction: {
+        mchid: TRANSACTION.mchid,
+        out_trade_no: TRANSACTION.out_trade_no,
+        transaction_id: TRANSACTION.transaction_id,
+        out_refund_no: 'R20261121000000abcdefABCDEF',
+        refund_id: '50300000000000000000000000001',
+        refund_status: status,
+        ...(status === 'SUCCESS' ? { success_time: '2026-11-21T16:30:00+08:00' } : {}),
+        amount: { total: 1800, refund: 600, payer_total: 1800, payer_refund: 600 },
+      },
+    });
+    // Act
+    const result = client.parseNotify(request, now());
+    // Assess
+    expect(result).toEqual({
+      kind: 'refund',
+      report: {
+        outRefundNo: 'R20261121000000abcdefABCDEF',
+        outTradeNo: TRANSACTION.out_trade_no,
+        status,
+        refundId: '50300000000000000000000000001',
+        refundFee: 600,
+        successAt: status === 'SUCCESS' ? '2026-11-21T08:30:00.000Z' : undefined,
+        mchId: TRANSACTION.mchid,
+        via: 'notify-v3',
+      },
+    });
   });
 
   it('refuses verified but malformed content with 400', () => {

@@ -286,6 +286,7 @@ describe('createPayment {outTradeNo}', () => {
       createdAt: order.createdAt,
       paidAt: null,
       transactionId: null,
+      refundedFee: 0,
     });
     expect(started.payParams).toEqual(provider.payParams('wx_prepay_live'));
     expect(provider.prepays).toHaveLength(0);

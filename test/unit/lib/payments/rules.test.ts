@@ -10,6 +10,8 @@ import {
   newOutTradeNo,
   ORDER_LIFETIME_SECONDS,
   orderDescription,
+  revokedDaysFor,
+  shortenMembership,
   standingFor,
   toPublicOrder,
   truncateUtf8,
@@ -135,6 +137,7 @@ describe('toPublicOrder', () => {
       createdAt: anOrder().createdAt,
       paidAt: null,
       transactionId: null,
+      refundedFee: 0,
     });
   });
 });
@@ -206,6 +209,16 @@ describe('standingFor and assertOurMerchant', () => {
       rejection(() => standingFor(anOrder({ status: 'PAID', transactionId: '4200other' }), report)),
     ).toBe('paid_by_other');
     expect(rejection(() => standingFor(anOrder({ status: 'CLOSED' }), report))).toBe('not_pending');
+    expect(
+      rejection(() => standingFor(anOrder({ status: 'REFUNDED', transactionId: '4200other' }), report)),
+    ).toBe('not_pending');
+  });
+
+  it('answers duplicate for a late notify of the transaction that paid an order since REFUNDED (never re-credits)', () => {
+    // Assess
+    expect(standingFor(anOrder({ status: 'REFUNDED', transactionId: report.transactionId }), report)).toBe(
+      'duplicate',
+    );
   });
 
   it('accepts our appid, mchid and CNY and refuses anything else', () => {
@@ -250,5 +263,77 @@ describe('standingFor and assertOurMerchant', () => {
     expect(rejection(() => assertOrderAppId(miniOrder, { ...report, appId: 'wxMpAppId' }, 'wxAppId'))).toBe(
       'merchant_mismatch',
     );
+  });
+});
+
+describe('revokedDaysFor', () => {
+  it('revokes ⌊plan days × refunded ÷ total⌋ in all: proportionally, and exactly the plan on a full refund', () => {
+    // Assess
+    expect(revokedDaysFor(31, 0, 1800)).toBe(0);
+    expect(revokedDaysFor(31, 600, 1800)).toBe(10);
+    expect(revokedDaysFor(31, 1200, 1800)).toBe(20);
+    expect(revokedDaysFor(31, 1800, 1800)).toBe(31);
+    expect(revokedDaysFor(366, 1, 16800)).toBe(0);
+    expect(revokedDaysFor(366, 16799, 16800)).toBe(365);
+    expect(revokedDaysFor(92, 4800, 4800)).toBe(92);
+  });
+
+  it('sums over successive partial refunds to the same total as one refund of their sum', () => {
+    // Prepare: 600 + 600 + 600 of an 1800 order, each revoking the difference to the running total
+    let revoked = 0;
+    let refunded = 0;
+    const steps: number[] = [];
+    for (const amount of [600, 600, 600]) {
+      refunded += amount;
+      const total = revokedDaysFor(31, refunded, 1800);
+      steps.push(total - revoked);
+      revoked = total;
+    }
+    // Assess
+    expect(steps).toEqual([10, 10, 11]);
+    expect(revoked).toBe(31);
+  });
+
+  it('refuses non-integers and refunds outside 0…total', () => {
+    // Assess
+    const cases: [number, number, number][] = [
+      [31, 1801, 1800],
+      [31, -1, 1800],
+      [31, 600.5, 1800],
+      [31, 0, 0],
+      [-1, 0, 1800],
+    ];
+    for (const [days, refunded, total] of cases) {
+      expect(() => revokedDaysFor(days, refunded, total)).toThrow(RangeError);
+    }
+  });
+});
+
+describe('shortenMembership', () => {
+  const now = new Date('2026-11-21T08:00:00.000Z');
+
+  it('moves the end back by whole days and keeps the role while the end is still ahead', () => {
+    // Assess
+    expect(shortenMembership('2027-01-21T08:00:00.000Z', 1, 31, now)).toEqual({
+      membershipExpiredAt: '2026-12-21T08:00:00.000Z',
+      role: 1,
+    });
+  });
+
+  it('returns the role to 0 when the new end is not after now', () => {
+    // Assess
+    expect(shortenMembership('2026-12-22T08:00:00.000Z', 1, 31, now)).toEqual({
+      membershipExpiredAt: '2026-11-21T08:00:00.000Z',
+      role: 0,
+    });
+    expect(shortenMembership(undefined, 0, 0, now).role).toBe(0);
+  });
+
+  it('undoes extendMembership exactly for the same days', () => {
+    // Prepare
+    const end = '2027-02-01T00:00:00.000Z';
+    const extended = extendMembership(end, now, 31);
+    // Assess
+    expect(shortenMembership(extended, 1, 31, now)).toEqual({ membershipExpiredAt: end, role: 1 });
   });
 });
