@@ -1,5 +1,6 @@
 import { BadRequestError, ServiceUnavailableError, TooManyRequestsError, UpstreamError } from '#lib/errors';
-import { RetryableError, wechatAttemptTimeout, withOneRetry } from './retry';
+import { RetryableError, withOneRetry } from './retry';
+import { wechatJson } from './wechat-json';
 
 /**
  * The api.weixin.qq.com calls that take an access_token or make one: stable_token, getticket and
@@ -7,42 +8,12 @@ import { RetryableError, wechatAttemptTimeout, withOneRetry } from './retry';
  * from here (errors carry only the errcode).
  */
 
-const TIMEOUT_MS = 3000;
-
 /** WeChat refused the access_token (40001 invalid / not latest, 42001 expired): the broker re-reads or refreshes. */
 export class InvalidAccessTokenError extends Error {
   override readonly name = 'InvalidAccessTokenError';
   constructor(readonly errcode: number) {
     super(`errcode ${errcode}`);
   }
-}
-
-/** One JSON call: the parsed object body. Throws RetryableError (network, timeout, 5xx, errcode -1), UpstreamError. */
-async function callJson(label: string, url: URL, init: RequestInit = {}): Promise<Record<string, unknown>> {
-  const timeoutMs = wechatAttemptTimeout(TIMEOUT_MS);
-  let response: Response;
-  let text: string;
-  try {
-    response = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
-    text = await response.text();
-  } catch (error) {
-    throw new RetryableError(`network: ${(error as Error).name}`);
-  }
-  if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
-  if (response.status !== 200)
-    throw new UpstreamError(undefined, 'WECHAT_ERROR', `${label}: http ${response.status}`);
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new UpstreamError(undefined, 'WECHAT_ERROR', `${label} answered non-JSON`);
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new UpstreamError(undefined, 'WECHAT_ERROR', `${label} answered non-object JSON`);
-  }
-  const errcode = (body as { errcode?: unknown }).errcode ?? 0;
-  if (errcode === -1) throw new RetryableError('errcode -1');
-  return body as Record<string, unknown>;
 }
 
 const postJson = (body: unknown): RequestInit => ({
@@ -80,7 +51,7 @@ export function fetchStableToken(apiBase: string, appId: string, secret: string)
   return withOneRetry(
     label,
     async () => {
-      const body = await callJson(
+      const body = await wechatJson(
         label,
         new URL(`${apiBase}/cgi-bin/stable_token`),
         postJson({ grant_type: 'client_credential', appid: appId, secret, force_refresh: false }),
@@ -121,7 +92,7 @@ export function fetchJsapiTicket(apiBase: string, accessToken: string): Promise<
   return withOneRetry(
     label,
     async () => {
-      const body = await callJson(label, url);
+      const body = await wechatJson(label, url);
       const errcode = body.errcode ?? 0;
       if (errcode === 40001 || errcode === 42001) throw new InvalidAccessTokenError(errcode as number);
       if (errcode === 45009 || errcode === 45011) {
@@ -171,7 +142,7 @@ export async function fetchPhoneNumber(
   let body: Record<string, unknown>;
   try {
     // openid is optional at WeChat: a user known only from H5 (no mini-program openid) sends the code alone.
-    body = await callJson(label, url, postJson(openid ? { code, openid } : { code }));
+    body = await wechatJson(label, url, postJson(openid ? { code, openid } : { code }));
   } catch (error) {
     if (error instanceof RetryableError) throw unavailable(label)(error.message);
     throw error;

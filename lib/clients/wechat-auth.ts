@@ -5,7 +5,8 @@ import {
   TooManyRequestsError,
   UpstreamError,
 } from '#lib/errors';
-import { RetryableError, wechatAttemptTimeout, withOneRetry } from './retry';
+import { withOneRetry } from './retry';
+import { wechatJson } from './wechat-json';
 
 export interface WechatAuthConfig {
   appId: string;
@@ -19,7 +20,6 @@ export interface WechatIdentity {
   unionid?: string;
 }
 
-const TIMEOUT_MS = 3000;
 const ID_PATTERN = /^[A-Za-z0-9_-]{6,64}$/;
 
 async function callOnce(config: WechatAuthConfig, code: string): Promise<WechatIdentity> {
@@ -31,35 +31,11 @@ async function callOnce(config: WechatAuthConfig, code: string): Promise<WechatI
     grant_type: 'authorization_code',
   }).toString();
 
-  const timeoutMs = wechatAttemptTimeout(TIMEOUT_MS);
-  let response: Response;
-  let text: string;
-  try {
-    response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    text = await response.text();
-  } catch (error) {
-    throw new RetryableError(`network: ${(error as Error).name}`);
-  }
-  if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
-  if (response.status !== 200) throw new UpstreamError(undefined, 'WECHAT_ERROR', `http ${response.status}`);
-
-  // WeChat answers JSON labelled text/plain: read text, then parse.
-  let body: Record<string, unknown>;
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-      throw new Error('not an object');
-    body = parsed as Record<string, unknown>;
-  } catch {
-    throw new UpstreamError(undefined, 'WECHAT_ERROR', 'jscode2session answered non-JSON');
-  }
-
+  const body = await wechatJson('jscode2session', url);
   const errcode = body.errcode ?? 0;
   switch (errcode) {
     case 0:
       break;
-    case -1:
-      throw new RetryableError('errcode -1');
     case 40029:
     case 40163:
       throw new BadRequestError(

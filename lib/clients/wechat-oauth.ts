@@ -1,5 +1,6 @@
 import { BadRequestError, ServiceUnavailableError, TooManyRequestsError, UpstreamError } from '#lib/errors';
-import { RetryableError, wechatAttemptTimeout, withOneRetry } from './retry';
+import { withOneRetry } from './retry';
+import { wechatJson } from './wechat-json';
 
 /**
  * WeChat web OAuth for official-account H5 pages (wechat-protocol.md §8): the code exchange and the user
@@ -30,39 +31,15 @@ export interface WebUserInfo {
   headimgurl?: string;
 }
 
-const TIMEOUT_MS = 3000;
 const ID_PATTERN = /^[A-Za-z0-9_-]{6,64}$/;
 
-/** One GET of a WeChat JSON endpoint (labelled text/plain): the body as an object, errcode 0 or absent. */
+/** One GET of a WeChat JSON endpoint: the body as an object, errcode 0 or absent (mapped otherwise). */
 async function getJson(url: URL, label: string): Promise<Record<string, unknown>> {
-  const timeoutMs = wechatAttemptTimeout(TIMEOUT_MS);
-  let response: Response;
-  let text: string;
-  try {
-    response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    text = await response.text();
-  } catch (error) {
-    throw new RetryableError(`network: ${(error as Error).name}`);
-  }
-  if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
-  if (response.status !== 200)
-    throw new UpstreamError(undefined, 'WECHAT_ERROR', `${label}: http ${response.status}`);
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new UpstreamError(undefined, 'WECHAT_ERROR', `${label} answered non-JSON`);
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new UpstreamError(undefined, 'WECHAT_ERROR', `${label} answered non-JSON`);
-  }
-  const record = body as Record<string, unknown>;
+  const record = await wechatJson(label, url);
   const errcode = record.errcode ?? 0;
   switch (errcode) {
     case 0:
       return record;
-    case -1:
-      throw new RetryableError('errcode -1');
     case 40029:
     case 40163:
       throw new BadRequestError(
