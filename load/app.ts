@@ -12,9 +12,11 @@ import { handler as notify } from '#functions/pay-notify';
 import { handler as signIn } from '#functions/sign-in';
 import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig, resetConfigCache } from '#lib/config';
+import { applyRefundReport, newOutRefundNo } from '#lib/payments/refunds';
 import { extendMembership } from '#lib/payments/rules';
 import { findPlan, PLANS, type Plan } from '#lib/plans';
 import { createOrder, type OrderRecord } from '#lib/repositories/order-repository';
+import { refundKey, reserveRefund } from '#lib/repositories/refund-repository';
 import { findUserByOpenid } from '#lib/repositories/user-repository';
 import { context, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
@@ -37,6 +39,10 @@ export function createApp() {
     PLANS,
     findPlan,
     createOrder,
+    reserveRefund,
+    refundKey,
+    newOutRefundNo,
+    applyRefundReport,
     /** The id of the user an openid is linked to (undefined when none is). */
     userIdOf: async (openid: string) => (await findUserByOpenid((await loadConfig()).usersTable, openid))?.id,
     v2NotifyXml,
