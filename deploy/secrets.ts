@@ -121,9 +121,10 @@ try {
 }
 const from = resolve(args.from ?? `secrets/${stage}.env`);
 const supplied = fileValues(from);
+// The official account's secret only when the stage has H5 (WECHAT_MP_APPID); without it H5 stays off.
 const needed = [
   ...new Set([...secretNamesFor(settings.payVersion), ...refundSecretNamesFor(settings.payVersion)]),
-];
+].filter((name) => name !== 'WECHAT_MP_SECRET' || settings.mpAppId);
 const keyId = `alias/${settings.service}-${stage}-secrets`;
 const ssm = new SSMClient({ region });
 const existing = await existingParameters(ssm, `/${settings.service}/${stage}/`);
