@@ -49,15 +49,18 @@ const PER_ORDER_MS = 12_000;
  * order's budget away; the orders left stay due and the next pass continues with them. Overlapping passes
  * and a pass racing a notify credit once (settle is keyed on out_trade_no). Then the PROCESSING refunds
  * (reconcileRefunds, lib/payments/refunds.ts): the orders stop a quarter of the remaining time before `deadline`,
- * so refunds are checked every pass.
+ * so refunds are checked every pass (a pass too short for that, under 16 s, gives the orders all of it).
  */
 export async function reconcile(
   config: Config,
   providers: Providers,
   options: { deadline: number; all?: boolean; now?: () => Date },
 ): Promise<ReconcileSummary> {
-  // The orders stop a quarter of the time early, so the refunds always get their turn.
-  const ordersDeadline = options.deadline - Math.max(0, options.deadline - Date.now()) / 4;
+  // The orders stop a quarter of the time early, so the refunds always get their turn, unless that would leave
+  // the orders less than one order's budget (a short pass: the orders first, the refunds with what is left).
+  const remaining = Math.max(0, options.deadline - Date.now());
+  const ordersDeadline =
+    (remaining * 3) / 4 >= PER_ORDER_MS ? options.deadline - remaining / 4 : options.deadline;
   const summary = await reconcileOrders(config, providers, { ...options, deadline: ordersDeadline });
   const refunds = await reconcileRefunds(config, providers, options);
   return {

@@ -114,6 +114,18 @@ describe('the reconciler', () => {
     expect((await storedUser(userId))?.version).toBe(1);
   });
 
+  it('still checks orders in a pass too short to keep a quarter for refunds (14 s: one order needs 12 s)', async () => {
+    // Prepare
+    const { userId, outTradeNo } = await pendingOrder();
+    const transactionId = await payAndLoseNotify(outTradeNo);
+    // Act
+    const summary = await pass({ all: true, deadlineMs: 14_000 });
+    // Assess
+    expect(summary.credited).toBeGreaterThanOrEqual(1);
+    expect(await storedOrder(outTradeNo)).toMatchObject({ status: 'PAID', transactionId });
+    expect((await storedUser(userId))?.version).toBe(1);
+  });
+
   it('leaves an order that is not due alone, and moves a checked unpaid one to its next back-off step', async () => {
     // Prepare
     const { outTradeNo } = await pendingOrder();
