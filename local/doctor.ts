@@ -215,6 +215,15 @@ export async function diagnose(env: NodeJS.ProcessEnv): Promise<Check[]> {
       return `${skew} s off WeChat Pay's clock`;
     }),
   );
+  results.push(
+    await check('H5', async () => {
+      if (!current.mpAppId) return 'off (WECHAT_MP_APPID not set: the H5 routes answer 404 FEATURE_DISABLED)';
+      if (!raw.WECHAT_MP_SECRET) fail('WECHAT_MP_APPID is set but WECHAT_MP_SECRET is missing');
+      if (current.h5Origins.length === 0) fail('WECHAT_MP_APPID is set but H5_ORIGINS lists no origin');
+      const open = await reach(current.openBase);
+      return `official account ${current.mpAppId}, ${current.h5Origins.length} H5 origin(s), ${current.openBase} answers (HTTP ${open.status})`;
+    }),
+  );
   for (const table of [current.usersTable, current.ordersTable]) {
     results.push(
       await check(`table ${table}`, async () => {

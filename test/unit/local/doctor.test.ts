@@ -46,4 +46,24 @@ describe('doctor', () => {
       expect(text).not.toContain(secret);
     }
   }, 30_000);
+
+  it('checks H5 only when WECHAT_MP_APPID is set, and names what it lacks', async () => {
+    // Arrange
+    const base = { ...localEnv({}), SECRETS_SOURCE: 'env', DYNAMODB_ENDPOINT: UNREACHABLE };
+    const h5 = (env: Record<string, string>) => async () =>
+      (await diagnose(env)).find((result) => result.name === 'H5');
+
+    // Act
+    const off = await h5({ ...base, WECHAT_MP_APPID: '' })();
+    const noSecret = await h5({ ...base, WECHAT_MP_SECRET: '' })();
+    const noOrigins = await h5({ ...base, H5_ORIGINS: '' })();
+
+    // Assess
+    expect(off).toMatchObject({ ok: true });
+    expect(off?.detail).toContain('off');
+    expect(noSecret).toMatchObject({ ok: false });
+    expect(noSecret?.detail).toContain('WECHAT_MP_SECRET is missing');
+    expect(noOrigins).toMatchObject({ ok: false });
+    expect(noOrigins?.detail).toContain('H5_ORIGINS lists no origin');
+  }, 60_000);
 });
