@@ -95,7 +95,10 @@ export async function settlePayment(
       await new Promise((resolve) => setTimeout(resolve, randomInt(5, Math.min(30 * attempt, 250) + 6)));
     }
     fromSnapshot = false;
-    const latest = await users.getUser(config.usersTable, order.userId);
+    // The user as the cancelled transaction saw it saves a read; without it (or on a conflict), read it.
+    const latest =
+      (result.kind === 'user_changed' ? result.user : undefined) ??
+      (await users.getUser(config.usersTable, order.userId));
     if (!latest) throw ownerMissing(order);
     user = latest;
   }

@@ -211,8 +211,11 @@ export type PaidTransitionResult =
   | { kind: 'committed' }
   /** The order was not PENDING (or its amount differed); `order` is its current state. */
   | { kind: 'order_changed'; order?: OrderRecord }
-  /** The user's version moved under us: re-read and retry. */
-  | { kind: 'user_changed' }
+  /**
+   * The user's version moved under us: retry on `user`, the user as DynamoDB returned it (absent: re-read; the
+   * user may be gone).
+   */
+  | { kind: 'user_changed'; user?: UserRecord }
   /** DynamoDB reported a conflicting transaction: retry after a pause. */
   | { kind: 'conflict' };
 
@@ -267,6 +270,7 @@ export async function markOrderPaidAndExtendMembership(input: {
                 'SET membershipExpiredAt = :exp, #r = :member, version = :next, updatedAt = :now',
               ConditionExpression: 'attribute_exists(id) AND version = :version',
               ExpressionAttributeNames: { '#r': 'role' },
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
               ExpressionAttributeValues: {
                 ':exp': input.membershipExpiredAt,
                 ':member': 1,
@@ -289,7 +293,11 @@ export async function markOrderPaidAndExtendMembership(input: {
         order: orderReason.Item ? (unmarshall(orderReason.Item) as OrderRecord) : undefined,
       };
     }
-    if (userReason?.Code === 'ConditionalCheckFailed') return { kind: 'user_changed' };
+    if (userReason?.Code === 'ConditionalCheckFailed') {
+      return userReason.Item
+        ? { kind: 'user_changed', user: unmarshall(userReason.Item) as UserRecord }
+        : { kind: 'user_changed' };
+    }
     if ([orderReason?.Code, userReason?.Code].includes('TransactionConflict')) return { kind: 'conflict' };
     throw error;
   }

@@ -61,13 +61,14 @@ export function transactionCanceled(
   orderCode: CancellationCode,
   userCode: CancellationCode,
   order?: OrderRecord,
+  user?: Record<string, unknown>,
 ): TransactionCanceledException {
   return new TransactionCanceledException({
     message: 'Transaction cancelled, please refer cancellation reasons for specific reasons',
     $metadata: { httpStatusCode: 400 },
     CancellationReasons: [
       { Code: orderCode, ...(order ? { Item: marshall(order, { removeUndefinedValues: true }) } : {}) },
-      { Code: userCode },
+      { Code: userCode, ...(user ? { Item: marshall(user, { removeUndefinedValues: true }) } : {}) },
     ],
   });
 }

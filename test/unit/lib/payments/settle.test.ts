@@ -101,6 +101,23 @@ describe('settlePayment', () => {
       expect(userValues(1)).toMatchObject({ ':version': 4, ':next': 5, ':exp': '2027-02-01T00:00:00.000Z' });
     });
 
+    it('retries on the user the cancelled transaction returned, without reading it again', async () => {
+      // Prepare: the cancellation reason carries the user as it is now (ALL_OLD)
+      const moved = { ...user, version: 4, membershipExpiredAt: '2027-01-01T00:00:00.000Z' };
+      storeItems(ddb, { orders: [snapshotted], users: [moved] });
+      ddb
+        .on(TransactWriteCommand)
+        .rejectsOnce(transactionCanceled('None', 'ConditionalCheckFailed', undefined, moved))
+        .resolves({});
+      // Act
+      const outcome = await settlePayment(config, aReport(), now);
+      // Assess: one order read, two transactions, no user read
+      expect(outcome).toBe('credited');
+      const reads = ddb.commandCalls(GetCommand).map((call) => call.args[0].input.Key);
+      expect(reads).toEqual([{ outTradeNo: order.outTradeNo }]);
+      expect(userValues(1)).toMatchObject({ ':version': 4, ':next': 5, ':exp': '2027-02-01T00:00:00.000Z' });
+    });
+
     it('refuses owner_missing when the owner was deleted after the order was opened', async () => {
       // Prepare
       storeItems(ddb, { orders: [snapshotted], users: [] });

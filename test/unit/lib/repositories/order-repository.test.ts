@@ -193,6 +193,7 @@ describe('markOrderPaidAndExtendMembership', () => {
               'SET membershipExpiredAt = :exp, #r = :member, version = :next, updatedAt = :now',
             ConditionExpression: 'attribute_exists(id) AND version = :version',
             ExpressionAttributeNames: { '#r': 'role' },
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             ExpressionAttributeValues: {
               ':exp': '2026-12-22T08:05:00.000Z',
               ':member': 1,
