@@ -40,6 +40,20 @@ function expiresIn(label: string, value: unknown): number {
 const unavailable = (label: string) => (reason: string) =>
   new ServiceUnavailableError(undefined, 'WECHAT_UNAVAILABLE', `${label}: ${reason}`);
 
+/** A non-zero errcode of a credential call: 45009 (daily quota) / 45011 → TooManyRequestsError, else UpstreamError. */
+function refuseErrcode(label: string, errcode: unknown): void {
+  if (errcode === 0) return;
+  if (errcode === 45009 || errcode === 45011) {
+    throw new TooManyRequestsError(
+      '微信接口调用过于频繁，请稍后再试',
+      60,
+      'WECHAT_RATE_LIMITED',
+      `${label}: errcode ${errcode}`,
+    );
+  }
+  throw new UpstreamError(undefined, 'WECHAT_ERROR', `${label}: errcode ${String(errcode)}`);
+}
+
 /**
  * getStableAccessToken in normal mode (`POST {apiBase}/cgi-bin/stable_token`, `force_refresh: false`, never
  * true): the AppID's access_token and its remaining lifetime. One retry on -1, 5xx or timeout. Throws
@@ -57,16 +71,7 @@ export function fetchStableToken(apiBase: string, appId: string, secret: string)
         postJson({ grant_type: 'client_credential', appid: appId, secret, force_refresh: false }),
       );
       const errcode = body.errcode ?? 0;
-      if (errcode === 45009 || errcode === 45011) {
-        throw new TooManyRequestsError(
-          '微信接口调用过于频繁，请稍后再试',
-          60,
-          'WECHAT_RATE_LIMITED',
-          `${label}: errcode ${errcode}`,
-        );
-      }
-      if (errcode !== 0)
-        throw new UpstreamError(undefined, 'WECHAT_ERROR', `${label}: errcode ${String(errcode)}`);
+      refuseErrcode(label, errcode);
       if (
         typeof body.access_token !== 'string' ||
         body.access_token.length === 0 ||
@@ -95,16 +100,7 @@ export function fetchJsapiTicket(apiBase: string, accessToken: string): Promise<
       const body = await wechatJson(label, url);
       const errcode = body.errcode ?? 0;
       if (errcode === 40001 || errcode === 42001) throw new InvalidAccessTokenError(errcode as number);
-      if (errcode === 45009 || errcode === 45011) {
-        throw new TooManyRequestsError(
-          '微信接口调用过于频繁，请稍后再试',
-          60,
-          'WECHAT_RATE_LIMITED',
-          `${label}: errcode ${errcode}`,
-        );
-      }
-      if (errcode !== 0)
-        throw new UpstreamError(undefined, 'WECHAT_ERROR', `${label}: errcode ${String(errcode)}`);
+      refuseErrcode(label, errcode);
       if (typeof body.ticket !== 'string' || body.ticket.length === 0 || body.ticket.length > 1024) {
         throw new UpstreamError(undefined, 'WECHAT_ERROR', `${label} answered without a ticket`);
       }

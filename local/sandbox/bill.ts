@@ -3,16 +3,15 @@ import { gzipSync } from 'node:zlib';
 import { type BillLineInput, billSha1, chinaDay, formatTradeBill, isDay } from '#lib/wechat-pay/bill';
 import { V2_SIGN_TYPES, type V2SignType } from '#lib/wechat-pay/fields';
 import { parseV2Xml, toV2Xml, verifyV2Sign } from '#lib/wechat-pay/v2-protocol';
-import { V3SignatureError, verifyAuthorization, wechatpayHeaders } from '#lib/wechat-pay/v3-protocol';
-import type { PayStore } from './pay-store';
+import { type PayStore, processedRefunds } from './pay-store';
 import type { PayV2Settings } from './pay-v2';
-import type { PayV3Settings } from './pay-v3';
+import { authorize, type PayV3Settings, reply, v3Merchant } from './pay-v3';
 import { controlBody, json, type Sandbox, type SandboxReply, type SandboxRequest } from './server';
 
 /**
  * Plays WeChat Pay's trade bills (交易账单, ALL) for any day, today included, built from what the sandbox actually
  * processed: every order paid (SUCCESS) with its success time on that China day, both API versions (a bill is per
- * merchant), plus the refund lines `refundBillLines` gives. v2 `POST /pay/downloadbill` (sign checked; plain or
+ * merchant), plus the refunds requested that day (`refundBillLines`). v2 `POST /pay/downloadbill` (sign checked; plain or
  * tar_type=GZIP; "No Bill Exist" / "Bill Creating" as unsigned return_code FAIL XML); v3 `GET /v3/bill/tradebill`
  * (Authorization checked, answer signed: hash_type SHA1, hash_value, download_url; 400 NO_STATEMENT_EXIST /
  * STATEMENT_CREATING) and `GET /v3/billdownload/file?token=` (Authorization checked, answer NOT signed, gzip when
@@ -24,12 +23,34 @@ const DOWNLOAD_PATH = '/v3/billdownload/file';
 const TOKEN_TTL_MS = 5 * 60_000;
 
 /**
- * The refund lines of a China-time day (YYYY-MM-DD) for the bill. HOOK for the refunds work: fill it from the
- * refunds the sandbox processed (a line per refund accepted that day, with its out_refund_no, refund_id, amount in
- * fen and status); until then no bill carries refunds.
+ * The refund lines of a China-time day (YYYY-MM-DD): every refund the sandbox processed to a final state that
+ * was requested that day (WeChat's bill lists a refund on the day it was requested), with its order's
+ * identifiers; ABNORMAL is written as WeChat's CHANGE, CLOSED as REFUNDCLOSE.
  */
-export function refundBillLines(_store: PayStore, _day: string): BillLineInput[] {
-  return [];
+export function refundBillLines(store: PayStore, day: string): BillLineInput[] {
+  const status = { SUCCESS: 'SUCCESS', CLOSED: 'REFUNDCLOSE', ABNORMAL: 'CHANGE' } as const;
+  return processedRefunds(store)
+    .filter((refund) => chinaDay(new Date(refund.createdAt * 1000)) === day)
+    .flatMap((refund): BillLineInput[] => {
+      const order = store.orders.get(refund.outTradeNo);
+      if (!order || refund.status === 'PROCESSING') return [];
+      return [
+        {
+          kind: 'refund',
+          at: new Date(refund.createdAt * 1000),
+          appId: order.appId,
+          mchId: order.mchId,
+          transactionId: refund.transactionId,
+          outTradeNo: refund.outTradeNo,
+          openid: order.openid,
+          refundId: refund.refundId,
+          outRefundNo: refund.outRefundNo,
+          refundFee: refund.refundFee,
+          refundStatus: status[refund.status],
+          description: order.description,
+        },
+      ];
+    });
 }
 
 /** The bill lines of `day`: its paid orders by success time, then its refunds. */
@@ -58,7 +79,6 @@ export function billLines(store: PayStore, day: string): BillLineInput[] {
 export function registerBills(sandbox: Sandbox, store: PayStore, v2: PayV2Settings, v3: PayV3Settings): void {
   const creating = new Set<string>();
   const downloads = new Map<string, { bytes: Buffer; expires: number }>();
-  const serial = v3.mode === 'public-key' ? v3.publicKeyId : v3.platformCertSerial;
 
   /** The day's bill text, or why there is none. */
   const billOf = (day: string): { text: string } | 'empty' | 'creating' => {
@@ -114,39 +134,9 @@ export function registerBills(sandbox: Sandbox, store: PayStore, v2: PayV2Settin
     return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: bill.text };
   });
 
-  const signed = (status: number, payload: Record<string, unknown>): SandboxReply => {
-    const body = JSON.stringify(payload);
-    return {
-      status,
-      headers: {
-        'Content-Type': 'application/json',
-        'Request-ID': randomBytes(12).toString('hex'),
-        ...wechatpayHeaders(v3.payPrivateKey, serial, body),
-      },
-      body,
-    };
-  };
-
-  /** The merchant Authorization → undefined when valid, else a signed 401. */
-  const unauthorized = (request: SandboxRequest): SandboxReply | undefined => {
-    const header = request.headers.authorization;
-    try {
-      verifyAuthorization({
-        header: typeof header === 'string' ? header : '',
-        method: request.method,
-        url: `${request.url.pathname}${request.url.search}`,
-        body: request.body,
-        publicKey: v3.merchantPublicKey,
-        mchId: v3.mchId,
-        serialNo: v3.merchantSerialNo,
-        now: Date.now() / 1000,
-      });
-      return undefined;
-    } catch (error) {
-      if (!(error instanceof V3SignatureError)) throw error;
-      return signed(401, { code: 'SIGN_ERROR', message: `Authorization 无效 (${error.reason})` });
-    }
-  };
+  const merchant = v3Merchant(v3, store);
+  const signed = (status: number, payload: Record<string, unknown>) => reply(merchant, status, payload);
+  const unauthorized = (request: SandboxRequest) => authorize(merchant, request);
 
   sandbox.route('GET', '/v3/bill/tradebill', (request) => {
     const refused = unauthorized(request);

@@ -45,10 +45,19 @@ export interface PayV3Settings {
 type Json = Record<string, unknown>;
 
 /** One sandbox v3 merchant: its settings, the shared orders and the Wechatpay-Serial its answers carry. */
-interface V3Merchant {
+export interface V3Merchant {
   settings: PayV3Settings;
   store: PayStore;
   serial: string;
+}
+
+/** The v3 merchant the sandbox plays with these settings (also the bill endpoints', local/sandbox/bill.ts). */
+export function v3Merchant(settings: PayV3Settings, store: PayStore): V3Merchant {
+  return {
+    settings,
+    store,
+    serial: settings.mode === 'public-key' ? settings.publicKeyId : settings.platformCertSerial,
+  };
 }
 
 const TRANSACTIONS = '/v3/pay/transactions/out-trade-no/';
@@ -126,8 +135,7 @@ export function v3Transaction(order: SandboxOrder): Json {
 
 /** Registers the v3 endpoints (jsapi prepay, query and close by out_trade_no) and `store.notifiers.v3`. */
 export function registerPayV3(sandbox: Sandbox, store: PayStore, settings: PayV3Settings): void {
-  const serial = settings.mode === 'public-key' ? settings.publicKeyId : settings.platformCertSerial;
-  const merchant: V3Merchant = { settings, store, serial };
+  const merchant = v3Merchant(settings, store);
   sandbox.route('POST', '/v3/pay/transactions/jsapi', guarded(merchant, jsapiPrepay), () =>
     fail(merchant, 500, 'SYSTEM_ERROR', '系统繁忙，请稍后重试'),
   );
@@ -389,7 +397,7 @@ function guarded(
 }
 
 /** The merchant Authorization (verifyAuthorization) → undefined when valid, else a signed 401 SIGN_ERROR. */
-function authorize(merchant: V3Merchant, request: SandboxRequest): SandboxReply | undefined {
+export function authorize(merchant: V3Merchant, request: SandboxRequest): SandboxReply | undefined {
   const { settings } = merchant;
   const header = request.headers.authorization;
   try {
@@ -429,7 +437,7 @@ function merchantOrder(
 }
 
 /** A signed answer (wechatpayHeaders over the JSON body, '' for none) with a Request-ID. */
-function reply(merchant: V3Merchant, status: number, payload?: Json): SandboxReply {
+export function reply(merchant: V3Merchant, status: number, payload?: Json): SandboxReply {
   const body = payload === undefined ? '' : JSON.stringify(payload);
   return {
     status,

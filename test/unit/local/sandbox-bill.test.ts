@@ -1,10 +1,10 @@
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WechatPayV2 } from '#lib/clients/wechat-pay-v2';
-import { chinaDay, parseTradeBill } from '#lib/wechat-pay/bill';
+import { chinaDay, formatTradeBill, parseTradeBill } from '#lib/wechat-pay/bill';
 import { nonceStr, parseV2Xml, signV2, toV2Xml } from '#lib/wechat-pay/v2-protocol';
 import { billLines, registerBills } from '#local/sandbox/bill';
-import { PayStore, type SandboxOrder } from '#local/sandbox/pay-store';
+import { PayStore, type SandboxOrder, type SandboxRefund } from '#local/sandbox/pay-store';
 import { payV3SettingsFromEnv } from '#local/sandbox/pay-v3';
 import { Sandbox } from '#local/sandbox/server';
 
@@ -125,5 +125,44 @@ describe('the sandbox trade bill', () => {
     // Assess
     expect(creating).toEqual({ kind: 'not_ready' });
     expect(ready.kind).toBe('bill');
+  });
+
+  it('lists the refunds processed to a final state on the day they were requested, and reads them back', () => {
+    // Prepare: a second store, so the other tests' bills stay as they are
+    const withRefunds = new PayStore();
+    withRefunds.orders.set('REFUNDED', paid('REFUNDED', new Date('2026-11-20T02:00:00.000Z')));
+    const refund = (outRefundNo: string, status: SandboxRefund['status']): SandboxRefund => ({
+      version: 'v2',
+      outRefundNo,
+      outTradeNo: 'REFUNDED',
+      transactionId: '4200REFUNDED',
+      refundId: `50${outRefundNo}`,
+      refundFee: 600,
+      totalFee: 1800,
+      notifyUrl: 'http://127.0.0.1:1/wechat/notify',
+      status,
+      plan: { mode: 'SUCCESS', deliver: true, delayMs: 0 },
+      fingerprint: '',
+      createdAt: Math.floor(Date.parse('2026-11-21T02:00:00.000Z') / 1000),
+      ...(status === 'SUCCESS'
+        ? { successAt: Math.floor(Date.parse('2026-11-21T02:00:05.000Z') / 1000) }
+        : {}),
+    });
+    withRefunds.refunds.set('RDONE', refund('RDONE', 'SUCCESS'));
+    withRefunds.refunds.set('RCLOSED', refund('RCLOSED', 'CLOSED'));
+    withRefunds.refunds.set('RWAIT', refund('RWAIT', 'PROCESSING'));
+
+    // Act
+    const lines = billLines(withRefunds, '2026-11-21');
+    const bill = parseTradeBill(formatTradeBill(lines));
+
+    // Assess
+    expect(billLines(withRefunds, '2026-11-20').map((line) => line.kind)).toEqual(['payment']);
+    expect(bill.payments).toEqual([]);
+    const byNumber = [...bill.refunds].sort((a, b) => a.outRefundNo.localeCompare(b.outRefundNo));
+    expect(byNumber).toMatchObject([
+      { outTradeNo: 'REFUNDED', outRefundNo: 'RCLOSED', refundFee: 600, refundStatus: 'REFUNDCLOSE' },
+      { outTradeNo: 'REFUNDED', outRefundNo: 'RDONE', refundFee: 600, refundStatus: 'SUCCESS' },
+    ]);
   });
 });
