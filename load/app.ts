@@ -17,7 +17,7 @@ import { extendMembership } from '#lib/payments/rules';
 import { findPlan, PLANS, type Plan } from '#lib/plans';
 import { createOrder, type OrderRecord } from '#lib/repositories/order-repository';
 import { refundKey, reserveRefund } from '#lib/repositories/refund-repository';
-import { findUserByOpenid } from '#lib/repositories/user-repository';
+import { findUserByOpenid, toUserRecord } from '#lib/repositories/user-repository';
 import { context, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
 import { type V3Keys, type V3NotifyOptions, v3Notify } from '#local/fixtures/v3';
@@ -36,6 +36,8 @@ export function createApp() {
     loadConfig,
     resetConfigCache,
     extendMembership,
+    /** A stored user item as the app reads it (membershipEndMs as membershipExpiredAt). */
+    toUserRecord,
     PLANS,
     findPlan,
     createOrder,

@@ -62,9 +62,9 @@ export class Ledger {
       new UpdateCommand({
         TableName: table,
         Key: { id: userId },
-        UpdateExpression: 'SET membershipExpiredAt = :end',
+        UpdateExpression: 'SET membershipEndMs = :end',
         ConditionExpression: 'attribute_exists(id)',
-        ExpressionAttributeValues: { ':end': end },
+        ExpressionAttributeValues: { ':end': Date.parse(end) },
       }),
     );
   }
@@ -153,8 +153,7 @@ export class Ledger {
           `INV-2 setup: membership arithmetic is order-dependent from ${expected.start} (${inOrder} vs ${shuffled})`,
         );
       }
-      const actual =
-        stored.membershipExpiredAt === undefined ? undefined : String(stored.membershipExpiredAt);
+      const actual = app.toUserRecord(stored)?.membershipExpiredAt;
       if (actual !== inOrder) {
         fail(
           `INV-2 user ${expected.id}: membership ends ${actual}, expected ${inOrder} (${days.length} credits)`,

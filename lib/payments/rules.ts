@@ -3,6 +3,7 @@ import type { PaymentProvider, PaymentReport, PrepayRequest } from '#lib/clients
 import { PaymentRejectedError } from '#lib/errors';
 import type { Plan } from '#lib/plans';
 import type { OrderRecord, OwnerSnapshot } from '#lib/repositories/order-repository';
+import type { MembershipChange } from '#lib/repositories/user-repository';
 
 /**
  * The pure rules of the payments domain: order numbers, descriptions, lifetimes, the membership
@@ -70,6 +71,30 @@ export function truncateUtf8(text: string, maxBytes: number): string {
 export function extendMembership(currentEnd: string | undefined, now: Date, days: number): string {
   const current = currentEnd ? new Date(currentEnd).getTime() : 0;
   return new Date(Math.max(now.getTime(), current) + days * DAY_MS).toISOString();
+}
+
+/**
+ * How crediting `days` moves an owner's membership to max(now, end) + days, as one conditional write: an
+ * in-place `extend` while the owner's end (ISO UTC, as last read or snapshotted) is after `now`, else a `set`
+ * to now + days with role 1 on the owner's `version`. `extendRefused`: the last in-place extend was refused
+ * (the end passed meanwhile, or the item still holds the pre-`membershipEndMs` ISO form), so the owner as
+ * DynamoDB returned it is set on its version instead. Either write is refused, writing nothing, when its
+ * premise no longer holds, so the result is exact under any interleaving.
+ */
+export function membershipCredit(
+  owner: OwnerSnapshot,
+  now: Date,
+  days: number,
+  extendRefused = false,
+): MembershipChange {
+  const end = owner.membershipExpiredAt ? Date.parse(owner.membershipExpiredAt) : 0;
+  if (end > now.getTime() && !extendRefused) return { kind: 'extend', days, now };
+  return {
+    kind: 'set',
+    end: extendMembership(owner.membershipExpiredAt, now, days),
+    role: 1,
+    version: owner.version ?? 0,
+  };
 }
 
 /**

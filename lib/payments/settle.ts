@@ -9,7 +9,7 @@ import * as exceptions from '#lib/repositories/exception-repository';
 import type { OrderRecord, OwnerSnapshot } from '#lib/repositories/order-repository';
 import * as orders from '#lib/repositories/order-repository';
 import * as users from '#lib/repositories/user-repository';
-import { assertOrderAppId, assertOurMerchant, extendMembership, standingFor } from './rules';
+import { assertOrderAppId, assertOurMerchant, membershipCredit, standingFor } from './rules';
 
 export type SettleOutcome = 'credited' | 'duplicate';
 
@@ -31,10 +31,12 @@ const SETTLE_BUDGET_MS = 3000;
 /**
  * Credits a payment WeChat reported (v2/v3 notify or order query) exactly once, keyed on out_trade_no:
  * checks appid (the one the order was made with)/mchid/currency/amount against our records, then one
- * transaction (order PENDING → PAID, membership max(now, end) + plan days, role 1). The first attempt uses the
- * owner snapshot the order was opened with (two DynamoDB requests in all: the order read and the
- * transaction); a changed user version is re-read and retried (jittered backoff, within a 3 s budget), never
- * taken for a duplicate.
+ * transaction (order PENDING → PAID, membership max(now, end) + plan days, role 1). A membership that has not
+ * ended is extended in place (payments of one user commute: no version race); an ended or absent one is set
+ * on the user's version. The first attempt uses the owner snapshot the order was opened with (two DynamoDB
+ * requests in all: the order read and the transaction); a refused attempt retries on the user as DynamoDB
+ * returned it (a conflicting transaction after a jittered pause), within a 3 s budget, never taken for a
+ * duplicate.
  * Returns 'duplicate' when the order is already PAID with the same transaction_id. Throws
  * PaymentRejectedError for anything that must not be credited (nothing is written then), or Error when
  * contention outlasts the budget or the order's plan or user is missing (WeChat retries).
@@ -51,12 +53,12 @@ export async function settlePayment(
   const order = stored as OrderRecord;
   const plan = findPlan(order.planId);
   if (!plan) throw new Error(`order ${order.outTradeNo} references a missing plan`);
-  // The owner as the order saw it, when it was opened recently enough to carry it: no read of the user. The
-  // transaction's version condition catches a stale snapshot, which is then re-read like any contention.
+  // The owner as the order saw it, when it was opened recently enough to carry it: no read of the user. Each
+  // write's condition catches a stale snapshot, which is then retried on the user DynamoDB returns.
   let user: OwnerSnapshot | undefined =
     order.ownerAtOrder ?? (await users.getUser(config.usersTable, order.userId));
   if (!user) throw ownerMissing(order);
-  let fromSnapshot = order.ownerAtOrder !== undefined;
+  let extendRefused = false;
 
   const context = {
     outTradeNo: report.outTradeNo,
@@ -66,17 +68,17 @@ export async function settlePayment(
   const deadline = Date.now() + SETTLE_BUDGET_MS;
   for (let attempt = 1; ; attempt++) {
     const at = now();
+    const membership = membershipCredit(user, at, plan.days, extendRefused);
     const result = await orders.markOrderPaidAndExtendMembership({
       ordersTable: config.ordersTable,
       usersTable: config.usersTable,
       order,
       paid: report,
-      userVersion: user.version ?? 0,
-      membershipExpiredAt: extendMembership(user.membershipExpiredAt, at, plan.days),
+      membership,
       now: at.toISOString(),
     });
     if (result.kind === 'committed') {
-      logger.info('payment credited', { ...context, attempt });
+      logger.info('payment credited', { ...context, attempt, membership: membership.kind });
       return 'credited';
     }
     if (result.kind === 'order_changed') {
@@ -89,16 +91,17 @@ export async function settlePayment(
         `paid transition for ${report.outTradeNo} did not settle within ${SETTLE_BUDGET_MS} ms`,
       );
     }
-    // Another payment of the same user moved its version (or DynamoDB saw a conflict): back off, re-read the
-    // user. A stale snapshot is no contention: re-read at once.
-    if (!(fromSnapshot && result.kind === 'user_changed')) {
-      await new Promise((resolve) => setTimeout(resolve, randomInt(5, Math.min(30 * attempt, 250) + 6)));
+    extendRefused = result.kind === 'user_changed' && membership.kind === 'extend';
+    if (result.kind === 'user_changed') {
+      // The owner as the refused write found it: retry at once on it (an extend that commutes, or a set on
+      // its version). Absent: the owner is gone.
+      if (!result.user) throw ownerMissing(order);
+      user = result.user;
+      continue;
     }
-    fromSnapshot = false;
-    // The user as the cancelled transaction saw it saves a read; without it (or on a conflict), read it.
-    const latest =
-      (result.kind === 'user_changed' ? result.user : undefined) ??
-      (await users.getUser(config.usersTable, order.userId));
+    // A conflicting transaction in flight (or an order that moved): back off, then read the owner afresh.
+    await new Promise((resolve) => setTimeout(resolve, randomInt(5, Math.min(30 * attempt, 250) + 6)));
+    const latest = await users.getUser(config.usersTable, order.userId);
     if (!latest) throw ownerMissing(order);
     user = latest;
   }

@@ -12,7 +12,7 @@ import { dynamo } from '#lib/clients/dynamodb';
 import type { PaymentReport } from '#lib/clients/payment-provider';
 import { chinaDay } from '#lib/wechat-pay/bill';
 import type { PayVersion } from '#lib/wechat-pay/fields';
-import type { UserRecord } from './user-repository';
+import { type MembershipChange, membershipUpdate, toUserRecord, type UserRecord } from './user-repository';
 
 export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'REFUNDED';
 
@@ -153,7 +153,7 @@ export async function getOrderAndUser(
   if (Object.keys(UnprocessedKeys).length > 0) throw new Error('BatchGetItem left keys unprocessed');
   return {
     order: Responses[tables.ordersTable]?.[0] as OrderRecord | undefined,
-    user: Responses[tables.usersTable]?.[0] as UserRecord | undefined,
+    user: toUserRecord(Responses[tables.usersTable]?.[0]),
   };
 }
 
@@ -212,8 +212,8 @@ export type PaidTransitionResult =
   /** The order was not PENDING (or its amount differed); `order` is its current state. */
   | { kind: 'order_changed'; order?: OrderRecord }
   /**
-   * The user's version moved under us: retry on `user`, the user as DynamoDB returned it (absent: re-read; the
-   * user may be gone).
+   * The owner's condition failed (its version moved, or an in-place extend found the membership ended): retry
+   * on `user`, the user as DynamoDB returned it (absent: the user is gone).
    */
   | { kind: 'user_changed'; user?: UserRecord }
   /** DynamoDB reported a conflicting transaction: retry after a pause. */
@@ -221,16 +221,15 @@ export type PaidTransitionResult =
 
 /**
  * The exactly-once paid transition in ONE transaction: the order PENDING → PAID (conditioned on status
- * and amount), its ledgerDay (China day of paidAt, for the daily bill) set, and the owner's membership set
- * (conditioned on the user's version, optimistic locking).
+ * and amount), its ledgerDay (China day of paidAt, for the daily bill) set, and the owner's membership moved
+ * by `membership` (an in-place `extend` while the end is after its `now`, or a `set` on the user's version).
  */
 export async function markOrderPaidAndExtendMembership(input: {
   ordersTable: string;
   usersTable: string;
   order: Pick<OrderRecord, 'outTradeNo' | 'totalFee' | 'userId'>;
   paid: PaidFacts;
-  userVersion: number;
-  membershipExpiredAt: string;
+  membership: MembershipChange;
   now: string;
 }): Promise<PaidTransitionResult> {
   const { order, paid } = input;
@@ -262,24 +261,7 @@ export async function markOrderPaidAndExtendMembership(input: {
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             },
           },
-          {
-            Update: {
-              TableName: input.usersTable,
-              Key: { id: order.userId },
-              UpdateExpression:
-                'SET membershipExpiredAt = :exp, #r = :member, version = :next, updatedAt = :now',
-              ConditionExpression: 'attribute_exists(id) AND version = :version',
-              ExpressionAttributeNames: { '#r': 'role' },
-              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-              ExpressionAttributeValues: {
-                ':exp': input.membershipExpiredAt,
-                ':member': 1,
-                ':version': input.userVersion,
-                ':next': input.userVersion + 1,
-                ':now': input.now,
-              },
-            },
-          },
+          { Update: membershipUpdate(input.usersTable, order.userId, input.membership, input.now) },
         ],
       }),
     );
@@ -295,7 +277,7 @@ export async function markOrderPaidAndExtendMembership(input: {
     }
     if (userReason?.Code === 'ConditionalCheckFailed') {
       return userReason.Item
-        ? { kind: 'user_changed', user: unmarshall(userReason.Item) as UserRecord }
+        ? { kind: 'user_changed', user: toUserRecord(unmarshall(userReason.Item)) }
         : { kind: 'user_changed' };
     }
     if ([orderReason?.Code, userReason?.Code].includes('TransactionConflict')) return { kind: 'conflict' };

@@ -5,6 +5,7 @@ import { dynamo } from '#lib/clients/dynamodb';
 import type { PayVersion } from '#lib/wechat-pay/fields';
 import type { RefundStatus } from '#lib/wechat-pay/refund-protocol';
 import type { OrderRecord } from './order-repository';
+import { membershipUpdate } from './user-repository';
 
 /**
  * Refunds: one item per out_refund_no in the orders table (same retention, backups and encryption as the orders
@@ -251,21 +252,12 @@ export function markRefundSucceeded(input: {
     ...(user
       ? [
           {
-            Update: {
-              TableName: input.usersTable,
-              Key: { id: user.id },
-              UpdateExpression:
-                'SET membershipExpiredAt = :exp, #r = :role, version = :next, updatedAt = :now',
-              ConditionExpression: 'attribute_exists(id) AND version = :version',
-              ExpressionAttributeNames: { '#r': 'role' },
-              ExpressionAttributeValues: {
-                ':exp': user.membershipExpiredAt,
-                ':role': user.role,
-                ':version': user.version,
-                ':next': user.version + 1,
-                ':now': input.now,
-              },
-            },
+            Update: membershipUpdate(
+              input.usersTable,
+              user.id,
+              { kind: 'set', end: user.membershipExpiredAt, role: user.role, version: user.version },
+              input.now,
+            ),
           },
         ]
       : []),

@@ -9,7 +9,11 @@ import {
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { dynamo } from '#lib/clients/dynamodb';
 
-/** A user item as stored. `version` increments on every membership change (optimistic locking). */
+/**
+ * A user as the app sees it. `version` increments on every membership change (optimistic locking). The item
+ * stores the membership end as `membershipEndMs` (epoch milliseconds, UTC), a number a payment can extend in
+ * place; `membershipExpiredAt` is read from it (items written before it existed hold the ISO string itself).
+ */
 export interface UserRecord {
   id: string;
   /** The mini-program openid (jscode2session); absent for a user who only ever signed in on H5. */
@@ -25,7 +29,7 @@ export interface UserRecord {
   role: 0 | 1;
   company: string;
   introduce: string;
-  /** ISO 8601 UTC, absent when never a member. */
+  /** When the membership ends, ISO 8601 UTC; absent when never a member. */
   membershipExpiredAt?: string;
   version: number;
   /** Session generation: tokens carry the one they were issued under; sign-out increments it (absent = 0). */
@@ -216,7 +220,7 @@ export async function fillProfileDefaults(
         ReturnValues: 'ALL_NEW',
       }),
     );
-    return Attributes as UserRecord;
+    return toUserRecord(Attributes);
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) return undefined;
     throw error;
@@ -267,7 +271,73 @@ export async function getUser(table: string, id: string): Promise<UserRecord | u
   const { Item } = await dynamo().send(
     new GetCommand({ TableName: table, Key: { id }, ConsistentRead: true }),
   );
-  return Item as UserRecord | undefined;
+  return toUserRecord(Item);
+}
+
+/**
+ * A users-table item as a UserRecord: the stored `membershipEndMs` (epoch ms) becomes `membershipExpiredAt`
+ * (ISO UTC); an item from before it existed keeps its ISO `membershipExpiredAt`. Undefined stays undefined.
+ */
+export function toUserRecord(item: Record<string, unknown> | undefined): UserRecord | undefined {
+  if (!item || typeof item.membershipEndMs !== 'number') return item as UserRecord | undefined;
+  const { membershipEndMs, ...user } = item;
+  return { ...user, membershipExpiredAt: new Date(membershipEndMs).toISOString() } as UserRecord;
+}
+
+/**
+ * How a transaction moves a user's membership (see membershipUpdate):
+ * - `extend`: the stored end + `days`, in place, while the end is still after `now`; no version condition, so
+ *   concurrent payments of one user commute instead of racing on the version;
+ * - `set`: the end becomes `end` (ISO UTC) and the role `role`, conditioned on the user's `version`.
+ * Both increment `version` and leave the end stored as `membershipEndMs`.
+ */
+export type MembershipChange =
+  | { kind: 'extend'; days: number; now: Date }
+  | { kind: 'set'; end: string; role: 0 | 1; version: number };
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The TransactWriteItems Update that applies a MembershipChange to user `userId` (role 1 for `extend`), with
+ * `updatedAt` = `now` (ISO UTC) and the user as it was returned when its condition fails. Its condition
+ * fails, writing nothing, when the user is gone, when an `extend` finds the end at or before its `now` (or
+ * still in the ISO form of old items), or when a `set` finds another version.
+ */
+export function membershipUpdate(table: string, userId: string, change: MembershipChange, now: string) {
+  const update = {
+    TableName: table,
+    Key: { id: userId },
+    ExpressionAttributeNames: { '#r': 'role' },
+    ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+  };
+  if (change.kind === 'extend') {
+    return {
+      ...update,
+      UpdateExpression:
+        'SET membershipEndMs = membershipEndMs + :delta, #r = :role, updatedAt = :now ADD version :one',
+      ConditionExpression: 'membershipEndMs > :at',
+      ExpressionAttributeValues: {
+        ':delta': change.days * DAY_MS,
+        ':at': change.now.getTime(),
+        ':role': 1,
+        ':one': 1,
+        ':now': now,
+      },
+    };
+  }
+  return {
+    ...update,
+    UpdateExpression:
+      'SET membershipEndMs = :end, #r = :role, version = :next, updatedAt = :now REMOVE membershipExpiredAt',
+    ConditionExpression: 'attribute_exists(id) AND version = :version',
+    ExpressionAttributeValues: {
+      ':end': Date.parse(change.end),
+      ':role': change.role,
+      ':version': change.version,
+      ':next': change.version + 1,
+      ':now': now,
+    },
+  };
 }
 
 /**
@@ -322,7 +392,7 @@ async function updateLiveUser(
         ReturnValues: 'ALL_NEW',
       }),
     );
-    return Attributes as UserRecord;
+    return toUserRecord(Attributes);
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) return undefined;
     throw error;
@@ -396,7 +466,7 @@ export async function claimOpenOrder(
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
-      return { kind: 'claimed', user: Attributes as UserRecord };
+      return { kind: 'claimed', user: toUserRecord(Attributes) as UserRecord };
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
       if (!error.Item) return { kind: 'no_user' };

@@ -40,7 +40,9 @@ export async function g2(ctx: Ctx): Promise<Result> {
   const days = population.orders.reduce((sum, order) => sum + order.plan.days, 0);
   const expectedEnd = new Date(new Date(user.start as string).getTime() + days * 86_400_000).toISOString();
   // The users table also holds the openid link item; read the user's own.
-  const stored = (await ctx.ledger.scan(population.tables.users)).find((item) => item.id === user.id);
+  const stored = ctx.app.toUserRecord(
+    (await ctx.ledger.scan(population.tables.users)).find((item) => item.id === user.id),
+  );
   if (stored?.membershipExpiredAt !== expectedEnd) {
     result.failures.push(
       `INV-2 membership ends ${String(stored?.membershipExpiredAt)}, expected ${user.start} + ${days} days = ${expectedEnd}`,
@@ -142,7 +144,9 @@ async function refundStorm(
     new Date(user.start as string).getTime() + (creditedDays - exactRevoked) * 86_400_000,
   ).toISOString();
   const items = await ctx.ledger.scan(config.ordersTable);
-  const stored = (await ctx.ledger.scan(config.usersTable)).find((item) => item.id === user.id);
+  const stored = ctx.app.toUserRecord(
+    (await ctx.ledger.scan(config.usersTable)).find((item) => item.id === user.id),
+  );
   if (stored?.membershipExpiredAt !== expectedEnd) {
     result.failures.push(
       `INV-2 with refunds: membership ends ${String(stored?.membershipExpiredAt)}, expected ${expectedEnd} (${creditedDays} credited − ${exactRevoked} revoked days)`,

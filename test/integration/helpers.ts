@@ -7,7 +7,7 @@ import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig } from '#lib/config';
 import type { HttpEvent, HttpResult } from '#lib/http';
 import { listExceptions, type PaymentException } from '#lib/repositories/exception-repository';
-import { findUserByOpenid, type UserRecord } from '#lib/repositories/user-repository';
+import { findUserByOpenid, toUserRecord, type UserRecord } from '#lib/repositories/user-repository';
 import type { PublicUser } from '#lib/users';
 import { context, envelope, type HttpEventInput, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
@@ -120,13 +120,13 @@ export async function signInUser(openid?: string): Promise<{ token: string; user
   return { token: result.data.token as string, user: result.data.user as PublicUser };
 }
 
-/** The stored user item (strongly consistent read through the shared client); undefined when absent. */
+/** The stored user item as the app reads it (membershipEndMs as membershipExpiredAt; strongly consistent); undefined when absent. */
 export async function storedUser(id: string): Promise<Record<string, unknown> | undefined> {
   const { usersTable } = await loadConfig();
   const { Item } = await dynamo().send(
     new GetCommand({ TableName: usersTable, Key: { id }, ConsistentRead: true }),
   );
-  return Item;
+  return toUserRecord(Item) as Record<string, unknown> | undefined;
 }
 
 /** The user an openid is linked to (through the repository, strongly consistent); undefined when none is. */

@@ -13,6 +13,7 @@ import { handler as signInHandler } from '#functions/sign-in';
 import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig, resetConfigCache, type V2Config } from '#lib/config';
 import { ORDERS_PER_USER_HOUR } from '#lib/payments/orders';
+import { toUserRecord } from '#lib/repositories/user-repository';
 import { verifyV2Sign } from '#lib/wechat-pay/v2-protocol';
 import { context, envelope, httpEvent } from '#local/fixtures/events';
 import { v2NotifyXml } from '#local/fixtures/notify';
@@ -63,7 +64,7 @@ async function storedUser(id: string) {
   const { Item } = await dynamo().send(
     new GetCommand({ TableName: config.usersTable, Key: { id }, ConsistentRead: true }),
   );
-  return Item as Record<string, any>;
+  return toUserRecord(Item) as Record<string, any>;
 }
 
 async function storedOrder(outTradeNo: string) {

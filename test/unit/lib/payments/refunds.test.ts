@@ -241,7 +241,7 @@ describe('applyRefundReport', () => {
       ':old': 0,
     });
     expect(items?.[2]?.Update?.ExpressionAttributeValues).toMatchObject({
-      ':exp': '2027-01-11T08:05:00.000Z',
+      ':end': Date.parse('2027-01-11T08:05:00.000Z'),
       ':role': 1,
       ':version': 4,
       ':next': 5,

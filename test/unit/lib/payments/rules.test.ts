@@ -6,6 +6,7 @@ import {
   assertOurMerchant,
   continuesOrder,
   extendMembership,
+  membershipCredit,
   newOrder,
   newOutTradeNo,
   ORDER_LIFETIME_SECONDS,
@@ -47,6 +48,44 @@ describe('truncateUtf8', () => {
     expect(cut.isWellFormed()).toBe(true);
     expect(text.startsWith(cut)).toBe(true);
     expect(truncateUtf8('abc', 127)).toBe('abc');
+  });
+});
+
+describe('membershipCredit', () => {
+  const now = new Date('2026-11-21T00:00:00Z');
+
+  it('extends an unended membership in place, whatever version the owner was seen at', () => {
+    // Assess
+    expect(
+      membershipCredit({ version: 7, membershipExpiredAt: '2026-11-21T00:00:01.000Z' }, now, 31),
+    ).toEqual({
+      kind: 'extend',
+      days: 31,
+      now,
+    });
+  });
+
+  it('sets a lapsed, just-ended or absent membership to now + days, role 1, on the owner version', () => {
+    // Assess
+    const set = { kind: 'set', end: '2026-12-22T00:00:00.000Z', role: 1 };
+    expect(membershipCredit({ version: 2 }, now, 31)).toEqual({ ...set, version: 2 });
+    expect(membershipCredit({ version: 5, membershipExpiredAt: now.toISOString() }, now, 31)).toEqual({
+      ...set,
+      version: 5,
+    });
+    expect(
+      membershipCredit({ version: 0, membershipExpiredAt: '2026-01-01T00:00:00.000Z' }, now, 31),
+    ).toEqual({
+      ...set,
+      version: 0,
+    });
+  });
+
+  it('sets max(now, end) + days on the version once an in-place extend was refused', () => {
+    // Assess
+    expect(
+      membershipCredit({ version: 4, membershipExpiredAt: '2027-01-10T00:00:00.000Z' }, now, 92, true),
+    ).toEqual({ kind: 'set', end: '2027-04-12T00:00:00.000Z', role: 1, version: 4 });
   });
 });
 

@@ -50,19 +50,38 @@ beforeEach(() => {
 
 afterEach(() => vi.useRealTimers());
 
+const DAY_MS = 86_400_000;
+/** The in-place extend of an unended membership by 31 days at AT. */
+const EXTEND = { ':delta': 31 * DAY_MS, ':at': AT.getTime(), ':role': 1, ':one': 1 };
+/** A lapsed membership set to AT + 31 days on user version `version`. */
+const setFromNow = (version: number) => ({
+  ':end': AT.getTime() + 31 * DAY_MS,
+  ':role': 1,
+  ':version': version,
+  ':next': version + 1,
+});
+
 describe('settlePayment', () => {
-  it('credits a PENDING order in one transaction: max(now, end) + 31 days, on the user version read', async () => {
+  it('credits a PENDING order in one transaction: an unended membership extended in place by 31 days', async () => {
     // Act
     const outcome = await settlePayment(config, aReport(), now);
     // Assess
     expect(outcome).toBe('credited');
     expect(writesTo(ddb)).toEqual(['TransactWriteCommand']);
-    expect(userValues()).toMatchObject({
-      ':exp': '2027-01-01T00:00:00.000Z',
-      ':version': 3,
-      ':next': 4,
-      ':now': AT.toISOString(),
+    expect(userValues()).toEqual({ ...EXTEND, ':now': AT.toISOString() });
+  });
+
+  it('sets a lapsed membership to now + 31 days, role 1, on the user version read', async () => {
+    // Prepare
+    storeItems(ddb, {
+      orders: [order],
+      users: [{ ...user, membershipExpiredAt: '2026-11-01T00:00:00.000Z' }],
     });
+    // Act
+    const outcome = await settlePayment(config, aReport(), now);
+    // Assess
+    expect(outcome).toBe('credited');
+    expect(userValues()).toEqual({ ...setFromNow(3), ':now': AT.toISOString() });
   });
 
   describe('with the owner snapshot the order was opened with', () => {
@@ -70,8 +89,9 @@ describe('settlePayment', () => {
       ...order,
       ownerAtOrder: { version: 3, membershipExpiredAt: user.membershipExpiredAt },
     };
+    const lapsedSnapshot = { ...order, ownerAtOrder: { version: 3 } };
 
-    it('credits without reading the user: one order read and one transaction, on the snapshot version', async () => {
+    it('credits without reading the user: one order read and one transaction', async () => {
       // Prepare
       storeItems(ddb, { orders: [snapshotted], users: [user] });
       // Act
@@ -81,41 +101,64 @@ describe('settlePayment', () => {
       const reads = ddb.commandCalls(GetCommand).map((call) => call.args[0].input.Key);
       expect(reads).toEqual([{ outTradeNo: order.outTradeNo }]);
       expect(writesTo(ddb)).toEqual(['TransactWriteCommand']);
-      expect(userValues()).toMatchObject({ ':exp': '2027-01-01T00:00:00.000Z', ':version': 3, ':next': 4 });
+      expect(userValues()).toMatchObject(EXTEND);
     });
 
-    it('re-reads a user that changed since (stale snapshot) and credits on top of the current end', async () => {
-      // Prepare: another payment moved the user to version 4 and a later end after this order was opened
-      const moved = { ...user, version: 4, membershipExpiredAt: '2027-01-01T00:00:00.000Z' };
-      storeItems(ddb, { orders: [snapshotted], users: [moved] });
-      ddb
-        .on(TransactWriteCommand)
-        .rejectsOnce(transactionCanceled('None', 'ConditionalCheckFailed'))
-        .resolves({});
-      // Act
-      const outcome = await settlePayment(config, aReport(), now);
-      // Assess
-      expect(outcome).toBe('credited');
-      expect(ddb.commandCalls(TransactWriteCommand)).toHaveLength(2);
-      expect(userValues(0)).toMatchObject({ ':version': 3, ':exp': '2027-01-01T00:00:00.000Z' });
-      expect(userValues(1)).toMatchObject({ ':version': 4, ':next': 5, ':exp': '2027-02-01T00:00:00.000Z' });
-    });
-
-    it('retries on the user the cancelled transaction returned, without reading it again', async () => {
-      // Prepare: the cancellation reason carries the user as it is now (ALL_OLD)
-      const moved = { ...user, version: 4, membershipExpiredAt: '2027-01-01T00:00:00.000Z' };
-      storeItems(ddb, { orders: [snapshotted], users: [moved] });
+    it('extends in place on the user the refused set returned when another payment started the membership first', async () => {
+      // Prepare: opened as a non-member (set on version 3); another payment then made it version 4, ending later
+      const moved = { ...user, version: 4, membershipExpiredAt: '2026-12-22T08:05:00.000Z' };
+      storeItems(ddb, { orders: [lapsedSnapshot], users: [moved] });
       ddb
         .on(TransactWriteCommand)
         .rejectsOnce(transactionCanceled('None', 'ConditionalCheckFailed', undefined, moved))
         .resolves({});
       // Act
       const outcome = await settlePayment(config, aReport(), now);
-      // Assess: one order read, two transactions, no user read
+      // Assess: two transactions, no read of the user
       expect(outcome).toBe('credited');
       const reads = ddb.commandCalls(GetCommand).map((call) => call.args[0].input.Key);
       expect(reads).toEqual([{ outTradeNo: order.outTradeNo }]);
-      expect(userValues(1)).toMatchObject({ ':version': 4, ':next': 5, ':exp': '2027-02-01T00:00:00.000Z' });
+      expect(userValues(0)).toMatchObject(setFromNow(3));
+      expect(userValues(1)).toMatchObject(EXTEND);
+    });
+
+    it('sets the membership on the returned version when a refund ended it after the order was opened', async () => {
+      // Prepare: the snapshot's end is ahead, but a refund revoked it (version 4, ended yesterday)
+      const revoked = {
+        ...user,
+        version: 4,
+        role: 0 as const,
+        membershipExpiredAt: '2026-11-20T08:05:00.000Z',
+      };
+      storeItems(ddb, { orders: [snapshotted], users: [revoked] });
+      ddb
+        .on(TransactWriteCommand)
+        .rejectsOnce(transactionCanceled('None', 'ConditionalCheckFailed', undefined, revoked))
+        .resolves({});
+      // Act
+      const outcome = await settlePayment(config, aReport(), now);
+      // Assess
+      expect(outcome).toBe('credited');
+      expect(userValues(0)).toMatchObject(EXTEND);
+      expect(userValues(1)).toMatchObject(setFromNow(4));
+    });
+
+    it('sets an unended membership still stored in the old ISO form on its version (the extend is refused)', async () => {
+      // Prepare: the refused extend returns an item without membershipEndMs, whose end is still ahead
+      storeItems(ddb, { orders: [snapshotted], users: [user] });
+      ddb
+        .on(TransactWriteCommand)
+        .rejectsOnce(transactionCanceled('None', 'ConditionalCheckFailed', undefined, { ...user }))
+        .resolves({});
+      // Act
+      const outcome = await settlePayment(config, aReport(), now);
+      // Assess: max(now, end) + 31 days from the ISO end, on version 3
+      expect(outcome).toBe('credited');
+      expect(userValues(1)).toMatchObject({
+        ':end': Date.parse('2027-01-01T00:00:00.000Z'),
+        ':version': 3,
+        ':next': 4,
+      });
     });
 
     it('refuses owner_missing when the owner was deleted after the order was opened', async () => {
@@ -163,34 +206,26 @@ describe('settlePayment', () => {
     expect(writesTo(ddb)).toEqual([]);
   });
 
-  it('re-reads the user and retries on its new version when another payment moved it', async () => {
-    // Prepare: the first transaction loses the user's version; the re-read shows the other payment's end
-    const moved = { ...user, version: 4, membershipExpiredAt: '2027-01-01T00:00:00.000Z' };
+  it('retries after a TransactionConflict on the user read afresh', async () => {
+    // Prepare: a refund ended the membership while the conflicting transaction was in flight
+    const revoked = {
+      ...user,
+      version: 4,
+      role: 0 as const,
+      membershipExpiredAt: '2026-11-20T08:05:00.000Z',
+    };
     ddb
       .on(GetCommand, { Key: { id: user.id } })
       .resolvesOnce({ Item: user })
-      .resolves({ Item: moved });
-    ddb
-      .on(TransactWriteCommand)
-      .rejectsOnce(transactionCanceled('None', 'ConditionalCheckFailed'))
-      .resolves({});
-    // Act
-    const outcome = await settlePayment(config, aReport(), now);
-    // Assess
-    expect(outcome).toBe('credited');
-    expect(writesTo(ddb)).toEqual(['TransactWriteCommand', 'TransactWriteCommand']);
-    expect(userValues(0)).toMatchObject({ ':version': 3, ':exp': '2027-01-01T00:00:00.000Z' });
-    expect(userValues(1)).toMatchObject({ ':version': 4, ':next': 5, ':exp': '2027-02-01T00:00:00.000Z' });
-  });
-
-  it('retries after a TransactionConflict', async () => {
-    // Prepare
+      .resolves({ Item: revoked });
     ddb.on(TransactWriteCommand).rejectsOnce(transactionCanceled('TransactionConflict', 'None')).resolves({});
     // Act
     const outcome = await settlePayment(config, aReport(), now);
     // Assess
     expect(outcome).toBe('credited');
     expect(ddb.commandCalls(TransactWriteCommand)).toHaveLength(2);
+    expect(userValues(0)).toMatchObject(EXTEND);
+    expect(userValues(1)).toMatchObject(setFromNow(4));
   });
 
   it('answers duplicate when another delivery committed the same transaction_id first', async () => {
@@ -223,7 +258,7 @@ describe('settlePayment', () => {
   it('gives up with an Error (WeChat redelivers) when contention outlasts the 3 s budget', async () => {
     // Prepare
     vi.useFakeTimers({ toFake: ['setTimeout', 'Date'] });
-    ddb.on(TransactWriteCommand).rejects(transactionCanceled('None', 'ConditionalCheckFailed'));
+    ddb.on(TransactWriteCommand).rejects(transactionCanceled('None', 'TransactionConflict'));
     // Act
     const settled = settlePayment(config, aReport(), now).catch((caught: unknown) => caught);
     await vi.runAllTimersAsync();

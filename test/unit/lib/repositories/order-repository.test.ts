@@ -17,6 +17,7 @@ import {
   type PaidFacts,
   savePrepayId,
 } from '#lib/repositories/order-repository';
+import type { MembershipChange } from '#lib/repositories/user-repository';
 import { anOrder } from '#test/helpers/builders';
 import { conditionFailed, transactionCanceled } from '#test/helpers/dynamo';
 
@@ -141,14 +142,14 @@ describe('markOrderPaidAndExtendMembership', () => {
   };
   /** paidAt 08:04:59 UTC is 16:04:59 China time, the same day. */
   const LEDGER_DAY = '2026-11-21';
-  const transition = (facts: PaidFacts = paid) =>
+  const SET: MembershipChange = { kind: 'set', end: '2026-12-22T08:05:00.000Z', role: 1, version: 3 };
+  const transition = (facts: PaidFacts = paid, membership: MembershipChange = SET) =>
     markOrderPaidAndExtendMembership({
       ordersTable: ORDERS,
       usersTable: USERS,
       order,
       paid: facts,
-      userVersion: 3,
-      membershipExpiredAt: '2026-12-22T08:05:00.000Z',
+      membership,
       now: NOW,
     });
 
@@ -190,13 +191,13 @@ describe('markOrderPaidAndExtendMembership', () => {
             TableName: USERS,
             Key: { id: order.userId },
             UpdateExpression:
-              'SET membershipExpiredAt = :exp, #r = :member, version = :next, updatedAt = :now',
+              'SET membershipEndMs = :end, #r = :role, version = :next, updatedAt = :now REMOVE membershipExpiredAt',
             ConditionExpression: 'attribute_exists(id) AND version = :version',
             ExpressionAttributeNames: { '#r': 'role' },
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             ExpressionAttributeValues: {
-              ':exp': '2026-12-22T08:05:00.000Z',
-              ':member': 1,
+              ':end': Date.parse('2026-12-22T08:05:00.000Z'),
+              ':role': 1,
               ':version': 3,
               ':next': 4,
               ':now': NOW,
@@ -204,6 +205,34 @@ describe('markOrderPaidAndExtendMembership', () => {
           },
         },
       ],
+    });
+  });
+
+  it('extends a membership that has not ended in place: + days on the stored end, no version condition', async () => {
+    // Prepare
+    ddb.on(TransactWriteCommand).resolves({});
+    const at = new Date('2026-11-21T08:05:00.000Z');
+    // Act
+    const result = await transition(paid, { kind: 'extend', days: 31, now: at });
+    // Assess
+    expect(result).toEqual({ kind: 'committed' });
+    expect(ddb.commandCalls(TransactWriteCommand)[0]?.args[0].input.TransactItems?.[1]).toEqual({
+      Update: {
+        TableName: USERS,
+        Key: { id: order.userId },
+        UpdateExpression:
+          'SET membershipEndMs = membershipEndMs + :delta, #r = :role, updatedAt = :now ADD version :one',
+        ConditionExpression: 'membershipEndMs > :at',
+        ExpressionAttributeNames: { '#r': 'role' },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        ExpressionAttributeValues: {
+          ':delta': 31 * 86_400_000,
+          ':at': at.getTime(),
+          ':role': 1,
+          ':one': 1,
+          ':now': NOW,
+        },
+      },
     });
   });
 
@@ -241,6 +270,23 @@ describe('markOrderPaidAndExtendMembership', () => {
     ddb.on(TransactWriteCommand).rejects(transactionCanceled('None', 'ConditionalCheckFailed'));
     // Act / Assess
     expect(await transition()).toEqual({ kind: 'user_changed' });
+  });
+
+  it('returns the refused owner as the app reads it: the stored membershipEndMs as membershipExpiredAt', async () => {
+    // Prepare
+    const end = Date.parse('2027-01-05T00:00:00.000Z');
+    ddb.on(TransactWriteCommand).rejects(
+      transactionCanceled('None', 'ConditionalCheckFailed', undefined, {
+        id: 'u1',
+        version: 7,
+        membershipEndMs: end,
+      }),
+    );
+    // Act / Assess
+    expect(await transition()).toEqual({
+      kind: 'user_changed',
+      user: { id: 'u1', version: 7, membershipExpiredAt: '2027-01-05T00:00:00.000Z' },
+    });
   });
 
   it.each([
