@@ -18,19 +18,79 @@ import {
   viaField,
 } from '#load/harness';
 import type { LedgerResult } from '#load/ledger';
+import { rawStorm } from '#load/raw-storm';
 import { ms, seededRandom, shuffle, summarize } from '#load/util';
 import { forkWorker } from '#load/workers';
 
-/** G1's fields (credits, duplicate acknowledgements, then `fields`) and its targets: wall ≤ 30 s, p99 ≤ 1.5 s. */
-function reportStorm(result: Result, storm: Storm, ledger: LedgerResult, fields: [string, string][]): void {
+/** The app's p99 may exceed 1.5 s only where the emulator alone does: then by at most this factor. */
+const FLOOR_FACTOR = 1.2;
+
+/**
+ * The raw floor of a storm of `orderCount` orders × `duplicates` (load/raw-storm.ts) on fresh tables of its
+ * own: seeded like the app's, 128 in flight. Call it before populating the app's tables (it switches them).
+ */
+async function rawFloor(
+  ctx: Ctx,
+  scenarioNo: number,
+  orderCount: number,
+  duplicates: number,
+  random: () => number,
+) {
+  const population = await populate(
+    ctx,
+    `g1raw${scenarioNo}`,
+    scenarioNo,
+    { orders: orderCount, paid: true },
+    random,
+  );
+  const raw = await rawStorm(ctx.endpoint, population, duplicates, 128, random);
+  return { ...raw, summary: summarize(raw.latencies), orders: orderCount };
+}
+type RawFloor = Awaited<ReturnType<typeof rawFloor>>;
+
+/**
+ * G1's fields (credits, duplicate acknowledgements, then `fields`, then the raw floor) and its targets:
+ * wall ≤ 30 s; p99 ≤ 1.5 s, or, when the raw floor's own p99 on this machine misses 1.5 s, p99 ≤ 1.2 × the
+ * floor's (issue 12: a goal the emulator makes unreachable is stated as a same-run ratio). The floor is the
+ * faster of the runs given.
+ */
+function reportStorm(
+  result: Result,
+  storm: Storm,
+  ledger: LedgerResult,
+  fields: [string, string][],
+  floors: RawFloor[],
+): void {
   const summary = latencyFields(result, storm.wallMs, storm.latencies, [
     ['credits', String(ledger.credits)],
     ['dupAcks', String(storm.tally.ack - ledger.credits)],
     ...fields,
   ]);
+  for (const raw of floors) {
+    if (raw.credits !== raw.orders)
+      result.failures.push(`raw floor: ${raw.credits} credits for ${raw.orders} orders`);
+  }
+  const floor = Math.min(...floors.map((raw) => raw.summary.p99));
+  result.fields.push(
+    [
+      'raw',
+      floors
+        .map((raw) => `p50=${ms(raw.summary.p50)}ms,p99=${ms(raw.summary.p99)}ms,over3s=${raw.overBudget}`)
+        .join(' | '),
+    ],
+    ['p99/raw', (summary.p99 / floor).toFixed(2)],
+  );
   result.targets.push(
     { text: 'wall ≤ 30 s', ok: storm.wallMs <= 30_000 },
-    { text: 'p99 ≤ 1.5 s', ok: summary.p99 <= 1500 },
+    floor <= 1500
+      ? { text: 'p99 ≤ 1.5 s', ok: summary.p99 <= 1500 }
+      : {
+          text: `p99 ≤ 1.5 s, or ≤ ${FLOOR_FACTOR} × the raw floor's ${ms(floor)}ms (the emulator alone misses 1.5 s here)`,
+          ok: summary.p99 <= 1500 || summary.p99 <= FLOOR_FACTOR * floor,
+        },
+  );
+  result.notes.push(
+    'raw = the same storm through only the DynamoDB calls a notify must make (GetItem; TransactWriteItems when PENDING), SDK defaults, same emulator, 128 in flight, on tables of its own',
   );
 }
 
@@ -39,6 +99,8 @@ export async function g1(ctx: Ctx): Promise<Result> {
   const random = seededRandom(ctx.seed * 101 + 1);
   const orderCount = count(ctx, 100);
   const duplicates = 50;
+  // The raw floor just before and just after the app's storm (the faster one counts).
+  const before = await rawFloor(ctx, 21, orderCount, duplicates, random);
   const population = await populate(ctx, 'g1', 1, { orders: orderCount, paid: true }, random);
   const deliveries = shuffle(stormDeliveries(ctx, population.orders, duplicates), random);
   ctx.counter.reset();
@@ -48,7 +110,8 @@ export async function g1(ctx: Ctx): Promise<Result> {
   const { ledger, fields } = await settleStorm(ctx, result, population, storm, random, {
     zero5xxTarget: true,
   });
-  reportStorm(result, storm, ledger, [...fields, ['ddb', calls]]);
+  const after = await rawFloor(ctx, 22, orderCount, duplicates, random);
+  reportStorm(result, storm, ledger, [...fields, ['ddb', calls]], [before, after]);
   result.notes.push(
     `${orderCount} orders (${population.users.length} users) × ${duplicates} v2 notifies (MD5/HMAC alternating), shuffled, 128 in flight, one process`,
   );
@@ -61,6 +124,7 @@ export async function g1TwoProcesses(ctx: Ctx): Promise<Result> {
   const random = seededRandom(ctx.seed * 101 + 2);
   const orderCount = count(ctx, 100);
   const duplicates = 50;
+  const floor = await rawFloor(ctx, 23, orderCount, duplicates, random);
   const population = await populate(ctx, 'g1x2', 11, { orders: orderCount, paid: true }, random);
   // One deployment has one WECHAT_PAY_VERSION, so a v3 notify needs a process configured for v3.
   const versions: ('v2' | 'v3')[] = ctx.v3 ? ['v2', 'v3'] : ['v2', 'v2'];
@@ -84,7 +148,7 @@ export async function g1TwoProcesses(ctx: Ctx): Promise<Result> {
     const { ledger, fields } = await settleStorm(ctx, result, population, storm, random, {
       zero5xxTarget: true,
     });
-    reportStorm(result, storm, ledger, [...fields, viaField(ledger)]);
+    reportStorm(result, storm, ledger, [...fields, viaField(ledger)], [floor]);
     result.notes.push(
       `2 forked processes, 64 in flight each (${storm.reports
         .map(
