@@ -18,6 +18,7 @@ import type { OrderClaim } from '#lib/repositories/user-repository';
 import * as users from '#lib/repositories/user-repository';
 import { OUT_TRADE_NO } from '#lib/wechat-pay/fields';
 import {
+  claimsEndedBefore,
   continuesOrder,
   newOrder,
   newOutTradeNo,
@@ -166,6 +167,7 @@ export async function createPayment(
       replacing,
       window,
       cap: ORDERS_PER_USER_HOUR,
+      endedBefore: claimsEndedBefore(now),
       sessionVersion: session.sessionVersion,
     });
     if (result.kind === 'no_user') throw new UnauthorizedError('登录已失效，请重新登录', 'USER_NOT_FOUND');

@@ -208,6 +208,15 @@ export function isExpired(order: Pick<OrderRecord, 'timeExpire'>, now: Date): bo
 }
 
 /**
+ * The claim time (ISO UTC) at or before which an open-order claim can be taken over without reading its order:
+ * the order was opened at its claim time, so it has at most REUSE_MARGIN_SECONDS left to be paid and
+ * continuesOrder would refuse it whatever its state.
+ */
+export function claimsEndedBefore(now: Date): string {
+  return new Date(now.getTime() - (ORDER_LIFETIME_SECONDS - REUSE_MARGIN_SECONDS) * 1000).toISOString();
+}
+
+/**
  * Whether a new `{planId}` request continues this order (a double tap, or a retry after WeChat was
  * unavailable): PENDING, same plan, pay version and AppID (`appId` undefined: the mini-program's), and at
  * least REUSE_MARGIN_SECONDS left to pay.

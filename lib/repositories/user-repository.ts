@@ -420,8 +420,9 @@ const claimAttribute = (planId: string) => `openOrder_${planId}`;
 /**
  * Claims the user's open-order slot for a plan in one strongly consistent conditional UpdateItem, and counts
  * the order against the hourly cap (`window` names the hour, e.g. '2026-11-30T02'): succeeds only while no
- * claim holds the plan (or the held claim is exactly `replacing`, a stale one the caller takes over) and
- * fewer than `cap` orders were created in `window`. Concurrent callers: exactly one is 'claimed'.
+ * live claim holds the plan (none, one made at or before `endedBefore` (ISO UTC), whose order can no longer
+ * be continued, or exactly `replacing`, a stale one the caller takes over) and fewer than `cap` orders were
+ * created in `window`. Concurrent callers: exactly one is 'claimed'.
  * A first order in a new window costs one request, later ones in the same window two.
  */
 export async function claimOpenOrder(
@@ -433,12 +434,16 @@ export async function claimOpenOrder(
     replacing?: OrderClaim;
     window: string;
     cap: number;
+    /** Claims made at or before this time (ISO UTC) are ended: taken over like no claim. */
+    endedBefore: string;
     /** The caller's session generation: a revoked session claims nothing ('no_user'). */
     sessionVersion: number;
   },
 ): Promise<ClaimResult> {
   const live = liveSession(input.sessionVersion);
-  const slot = input.replacing ? '#c.outTradeNo = :held' : 'attribute_not_exists(#c)';
+  const slot = input.replacing
+    ? '#c.outTradeNo = :held'
+    : '(attribute_not_exists(#c) OR #c.claimedAt <= :ended)';
   for (const sameWindow of [false, true]) {
     try {
       const { Attributes } = await dynamo().send(
@@ -460,7 +465,7 @@ export async function claimOpenOrder(
             ':one': 1,
             ...live.values,
             ...(sameWindow ? { ':cap': input.cap } : {}),
-            ...(input.replacing ? { ':held': input.replacing.outTradeNo } : {}),
+            ...(input.replacing ? { ':held': input.replacing.outTradeNo } : { ':ended': input.endedBefore }),
           },
           ReturnValues: 'ALL_NEW',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -473,8 +478,10 @@ export async function claimOpenOrder(
       const old = unmarshall(error.Item) as Record<string, unknown>;
       if (Number(old.sessionVersion ?? 0) !== input.sessionVersion) return { kind: 'no_user' };
       const held = old[claimAttribute(input.planId)] as OrderClaim | undefined;
-      if (input.replacing ? held?.outTradeNo !== input.replacing.outTradeNo : held)
+      const blocking = held !== undefined && held.claimedAt > input.endedBefore;
+      if (input.replacing ? held?.outTradeNo !== input.replacing.outTradeNo : blocking) {
         return { kind: 'held', claim: held };
+      }
       if (old.orderWindow === input.window && Number(old.orderCount) >= input.cap) return { kind: 'capped' };
       if (old.orderWindow !== input.window) return { kind: 'held', claim: held };
     }

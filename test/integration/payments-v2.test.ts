@@ -232,6 +232,43 @@ describe('createPayment and the v2 notify, end to end', () => {
     expect(retry.data?.order.outTradeNo).toBe(served[0]?.data?.order.outTradeNo);
   });
 
+  it('counts DynamoDB requests per POST /wechat/pay (issue 12): new order 2, continued 2, re-bought months later 2', async () => {
+    // Prepare
+    const { token, userId } = await signIn();
+    const config = await loadConfig();
+    const calls = countDynamoCalls();
+    const requests: Record<string, string[]> = {};
+    const measure = async (name: string, body: object) => {
+      calls.reset();
+      const answer = await pay(token, body);
+      requests[name] = calls.calls();
+      return answer;
+    };
+    try {
+      // Act: a first order, a double tap, then the same plan again once the first order's claim has ended
+      const first = await measure('new', { planId: 'monthly' });
+      await measure('continued', { planId: 'monthly' });
+      await dynamo().send(
+        new UpdateCommand({
+          TableName: config.usersTable,
+          Key: { id: userId },
+          UpdateExpression: 'SET openOrder_monthly.claimedAt = :then, orderWindow = :old',
+          ExpressionAttributeValues: { ':then': '2026-01-01T00:00:00.000Z', ':old': '2026-01-01T00' },
+        }),
+      );
+      const again = await measure('rebought', { planId: 'monthly' });
+      // Assess
+      expect(again.data?.order.outTradeNo).not.toBe(first.data?.order.outTradeNo);
+    } finally {
+      calls.stop();
+    }
+    expect(requests).toEqual({
+      new: ['UpdateItem', 'PutItem'],
+      continued: ['UpdateItem', 'GetItem'],
+      rebought: ['UpdateItem', 'PutItem'],
+    });
+  });
+
   it('answers 429 with retry-after once a user opened the hourly cap of orders', async () => {
     // Prepare: open the cap's worth of orders; each is marked CLOSED so that the next tap opens a new one
     const { token, userId } = await signIn();

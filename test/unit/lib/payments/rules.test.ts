@@ -4,6 +4,7 @@ import { PaymentRejectedError } from '#lib/errors';
 import {
   assertOrderAppId,
   assertOurMerchant,
+  claimsEndedBefore,
   continuesOrder,
   extendMembership,
   membershipCredit,
@@ -48,6 +49,26 @@ describe('truncateUtf8', () => {
     expect(cut.isWellFormed()).toBe(true);
     expect(text.startsWith(cut)).toBe(true);
     expect(truncateUtf8('abc', 127)).toBe('abc');
+  });
+});
+
+describe('claimsEndedBefore', () => {
+  it('ends a claim whose order has at most the 10-minute reuse margin left of its 2 hours', () => {
+    // Prepare
+    const now = new Date('2026-11-30T12:00:00.000Z');
+    const ended = claimsEndedBefore(now);
+    const openedThen = anOrder({
+      createdAt: ended,
+      timeExpire: new Date(Date.parse(ended) + 7_200_000).toISOString(),
+    });
+    const openedLater = anOrder({
+      createdAt: new Date(Date.parse(ended) + 1000).toISOString(),
+      timeExpire: new Date(Date.parse(ended) + 7_201_000).toISOString(),
+    });
+    // Assess: an order opened at that claim time can no longer be continued; one opened a second later can
+    expect(ended).toBe('2026-11-30T10:10:00.000Z');
+    expect(continuesOrder(openedThen, openedThen.planId, openedThen.payVersion, now)).toBe(false);
+    expect(continuesOrder(openedLater, openedLater.planId, openedLater.payVersion, now)).toBe(true);
   });
 });
 
