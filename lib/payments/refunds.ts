@@ -109,6 +109,9 @@ function exceeds(order: OrderRecord): BadRequestError {
   return new BadRequestError(`退款金额超过可退金额（剩余 ${Math.max(left, 0)} 分）`, 'REFUND_EXCEEDS');
 }
 
+/** How long a refund request may wait out conflicting transactions on its reservation, milliseconds. */
+const RESERVE_BUDGET_MS = 2000;
+
 function notRefundable(order: OrderRecord): ConflictError {
   return new ConflictError(
     order.status === 'REFUNDED' ? '订单已全额退款' : '订单未支付，无法退款',
@@ -145,7 +148,10 @@ export async function createRefund(
   let order = await orders.getOrder(config.ordersTable, body.outTradeNo);
   if (!order) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');
   const provider = providerFor(order, providers);
-  for (let round = 0; round < 3; round++) {
+  // Three looks at a changed order; a conflicting transaction in flight (a concurrent request with the same
+  // Idempotency-Key, say) is waited out within the budget instead of counting as one.
+  const deadline = Date.now() + RESERVE_BUDGET_MS;
+  for (let round = 0; round < 3; ) {
     if (order.status !== 'PAID') throw notRefundable(order);
     const left = order.totalFee - (order.refundReservedFee ?? 0);
     const amount = body.amount ?? left;
@@ -181,7 +187,11 @@ export async function createRefund(
       const existing = reserved.refund ?? (await refunds.getRefund(config.ordersTable, outRefundNo));
       if (existing) return retried(config, providers, existing, body);
     }
-    if (reserved.kind === 'conflict') await new Promise((resolve) => setTimeout(resolve, randomInt(5, 50)));
+    if (reserved.kind === 'conflict' && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, randomInt(5, 50)));
+    } else {
+      round++;
+    }
     const current = reserved.kind === 'order_changed' ? reserved.order : undefined;
     order = current ?? (await orders.getOrder(config.ordersTable, body.outTradeNo));
     if (!order) throw new NotFoundError('订单不存在', 'ORDER_NOT_FOUND');

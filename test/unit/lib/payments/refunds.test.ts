@@ -149,6 +149,32 @@ describe('createRefund', () => {
     },
   );
 
+  it('waits out conflicting transactions on the reservation (a concurrent request with the same key) within its budget', async () => {
+    // Prepare: four TransactionConflicts in a row, then the reservation commits
+    store();
+    const conflict = cancelled(['TransactionConflict', 'None']);
+    ddb
+      .on(TransactWriteCommand)
+      .rejectsOnce(conflict)
+      .rejectsOnce(conflict)
+      .rejectsOnce(conflict)
+      .rejectsOnce(conflict)
+      .resolves({});
+    const provider = new FakePaymentProvider('v2');
+    // Act
+    const refund = await createRefund(
+      config,
+      provider,
+      { outTradeNo: paid.outTradeNo, amount: 600 },
+      'op-9',
+      AT,
+    );
+    // Assess: reserved once, asked of WeChat once
+    expect(refund).toMatchObject({ amount: 600, status: 'PROCESSING' });
+    expect(transactions()).toHaveLength(5);
+    expect(provider.refunds).toHaveLength(1);
+  });
+
   it('answers REFUND_EXCEEDS when a concurrent refund took the rest between the read and the reservation', async () => {
     // Prepare: the reservation's condition fails and returns the order as it is now
     store();
