@@ -84,10 +84,13 @@ function createClient(options) {
     }
   }
 
-  /** wx.login, then POST /wechat/sign_in; keeps the token. Resolves with { token, user }. */
+  /**
+   * wx.login, then POST /wechat/sign_in with the previous token, if any (expired is fine: it lets the backend
+   * find a returning user in one read); keeps the new token. Resolves with { token, user }.
+   */
   async function signIn() {
     const login = await callWx(wxApi, 'login', {});
-    const data = await send('POST', '/wechat/sign_in', { code: login.code });
+    const data = await send('POST', '/wechat/sign_in', { code: login.code }, token());
     wxApi.setStorageSync(tokenKey, data.token);
     return data;
   }

@@ -1,3 +1,4 @@
+import { previousSessionUser } from '#lib/auth';
 import { loadConfig } from '#lib/config';
 import { httpHandler, ok } from '#lib/http';
 import { SignInBody, signIn } from '#lib/users';
@@ -7,7 +8,8 @@ export const handler = httpHandler(
   async (event) => {
     const { code } = validate(SignInBody, event.body);
     const config = await loadConfig();
-    return ok(await signIn(config, code), '登录成功');
+    // The previous session token, when the client sends it (expired is fine): a hint to read its user at once.
+    return ok(await signIn(config, code, previousSessionUser(event.headers)), '登录成功');
   },
   { jsonBody: true, maxBodyBytes: 1024 },
 );

@@ -1,5 +1,5 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
-import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { decodeJwt, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import type { Config } from './config';
 import { UnauthorizedError } from './errors';
 
@@ -97,6 +97,22 @@ export async function verifySessionToken(
       expired ? 'TOKEN_EXPIRED' : 'INVALID_TOKEN',
       (error as Error).name,
     );
+  }
+}
+
+/**
+ * The user id a previous session token names (`sub`), expired or not, WITHOUT verifying it: a hint only, for a
+ * sign-in to read that user together with the identity link (the link decides whose account it is).
+ * Undefined when there is no bearer token or it is not one of ours in shape.
+ */
+export function previousSessionUser(
+  headers: Record<string, string | undefined> | undefined,
+): string | undefined {
+  try {
+    const sub = decodeJwt(bearerToken(headers)).sub;
+    return sub && USER_ID.test(sub) ? sub : undefined;
+  } catch {
+    return undefined;
   }
 }
 

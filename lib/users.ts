@@ -106,20 +106,29 @@ export interface Identity {
 const LINK_ROUNDS = 5;
 
 /**
- * The user of a WeChat identity, found or created: the openid's link (two GetItems: a returning user costs
+ * The user of a WeChat identity, found or created: the openid's link (two GetItems, or one BatchGetItem when
+ * `likelyUserId`, the user of the caller's previous session, is the one it names: a returning user costs
  * nothing more), else (mini-program) a legacy user, else the user the unionid is linked to, which gets this
  * openid linked (one transaction), else a new user with all its links (one transaction). Concurrent first
  * sign-ins of one person from both channels make one user: a lost race is re-read. Then a unionid WeChat
  * gives for the first time is linked. Throws ConflictError SIGN_IN_CONFLICT when the races do not settle.
  */
-export async function userForIdentity(config: Config, identity: Identity, now: Date): Promise<UserRecord> {
+export async function userForIdentity(
+  config: Config,
+  identity: Identity,
+  now: Date,
+  likelyUserId?: string,
+): Promise<UserRecord> {
   const table = config.usersTable;
   const kind = identity.channel === 'h5' ? 'mpopenid' : 'openid';
   let user: UserRecord | undefined;
   for (let round = 0; !user; round++) {
     if (round >= LINK_ROUNDS) throw new ConflictError('登录冲突，请重试', 'SIGN_IN_CONFLICT');
     if (round > 0) await new Promise((resolve) => setTimeout(resolve, randomInt(5, 20 * round + 6)));
-    user = await users.findUserByLink(table, kind, identity.openid);
+    user =
+      round === 0 && likelyUserId
+        ? await users.findUserByLinkExpecting(table, kind, identity.openid, likelyUserId)
+        : await users.findUserByLink(table, kind, identity.openid);
     if (!user && kind === 'openid') {
       user = await users.linkLegacyUser(table, identity.openid, legacyUserId(identity.openid));
     }
@@ -154,14 +163,18 @@ export async function userForIdentity(config: Config, identity: Identity, now: D
 }
 
 /**
- * wx.login code → session: code2Session, then the user of that openid (userForIdentity: two GetItems for a
- * returning user), then a session token of the user's session generation. Throws what code2Session throws,
- * and ConflictError SIGN_IN_CONFLICT.
+ * wx.login code → session: code2Session, then the user of that openid (userForIdentity: one BatchGetItem for
+ * a returning user whose previous session named `likelyUserId`, two GetItems without it), then a session
+ * token of the user's session generation. Throws what code2Session throws, and ConflictError SIGN_IN_CONFLICT.
  */
-export async function signIn(config: Config, code: string): Promise<{ token: string; user: PublicUser }> {
+export async function signIn(
+  config: Config,
+  code: string,
+  likelyUserId?: string,
+): Promise<{ token: string; user: PublicUser }> {
   const identity = await code2Session(config, code);
   const now = new Date();
-  const user = await userForIdentity(config, { channel: 'miniprogram', ...identity }, now);
+  const user = await userForIdentity(config, { channel: 'miniprogram', ...identity }, now, likelyUserId);
   const token = await issueSessionToken(user.id, config, now, user.sessionVersion ?? 0);
   return { token, user: toPublicUser(user, now) };
 }

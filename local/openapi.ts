@@ -335,6 +335,9 @@ const paths: Record<string, Record<string, Schema>> = {
       operationId: 'signIn',
       tags: ['session'],
       summary: 'Sign in with a wx.login code',
+      description:
+        'May carry the previous session token as `Authorization: Bearer …` (expired is fine). It is only a hint: ' +
+        'the account is always the one the openid is linked to; with it, a returning user is found in one read.',
       requestBody: json(
         object({
           code: text('The code from wx.login (single use, 5 minutes)', { pattern: '^[A-Za-z0-9_-]{1,128}$' }),

@@ -1,5 +1,6 @@
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   GetCommand,
   PutCommand,
   TransactWriteCommand,
@@ -81,6 +82,31 @@ export async function findUserByLink(
     new GetCommand({ TableName: table, Key: linkKey(kind, value), ConsistentRead: true }),
   );
   return Item ? getUser(table, Item.userId as string) : undefined;
+}
+
+/**
+ * The user an identity is linked to, reading the link and the user `likelyId` in ONE strongly consistent
+ * BatchGetItem: one request when the link names that user (a returning sign-in that presented its previous
+ * session), a GetItem more when it names another. Undefined when the identity is linked to nobody.
+ */
+export async function findUserByLinkExpecting(
+  table: string,
+  kind: LinkKind,
+  value: string,
+  likelyId: string,
+): Promise<UserRecord | undefined> {
+  const link = linkKey(kind, value);
+  const { Responses = {}, UnprocessedKeys = {} } = await dynamo().send(
+    new BatchGetCommand({
+      RequestItems: { [table]: { Keys: [link, { id: likelyId }], ConsistentRead: true } },
+    }),
+  );
+  if (Object.keys(UnprocessedKeys).length > 0) return findUserByLink(table, kind, value);
+  const items = Responses[table] ?? [];
+  const linked = items.find((item) => item.id === link.id)?.userId as string | undefined;
+  if (!linked) return undefined;
+  if (linked !== likelyId) return getUser(table, linked);
+  return toUserRecord(items.find((item) => item.id === likelyId));
 }
 
 /** The user a mini-program openid is linked to (two strongly consistent GetItems); undefined when none is. */

@@ -1,5 +1,5 @@
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { decodeJwt } from 'jose';
+import { decodeJwt, SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { handler as meHandler } from '#functions/me';
 import { handler as signInHandler } from '#functions/sign-in';
@@ -216,6 +216,50 @@ describe('concurrency and cost', () => {
     expect(result.status).toBe(200);
     expect(result.data?.user).toEqual(first.user);
     expect(counter.calls()).toEqual(['GetItem', 'GetItem']);
+  });
+
+  it('costs a returning user ONE read when the previous session token comes along, expired or not', async () => {
+    // Prepare: the previous token is past its lifetime (sign-in reads its subject as a hint only)
+    const openid = randomOpenid();
+    const first = await signInUser(openid);
+    const { jwtSecret } = await loadConfig();
+    const expired = await new SignJWT({ sv: 0 })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(first.user.id)
+      .setIssuedAt(1_600_000_000)
+      .setExpirationTime(1_600_000_600)
+      .sign(jwtSecret);
+    const { code } = await sandboxLogin(openid);
+    counter = countDynamoCalls();
+    // Act
+    const result = await signIn({ body: { code }, token: expired });
+    // Assess
+    expect(result.status).toBe(200);
+    expect(result.data?.user).toEqual(first.user);
+    expect(decodeJwt(result.data?.token as string).sub).toBe(first.user.id);
+    expect(counter.calls()).toEqual(['BatchGetItem']);
+  });
+
+  it('signs in to the account the openid is linked to whatever user another token names', async () => {
+    // Prepare: Alice signs in presenting Bob's (valid) token, or a garbage one
+    const alice = await signInUser(randomOpenid());
+    const bob = await signInUser(randomOpenid());
+    const aliceOpenid = (await storedUser(alice.user.id))?.openid as string;
+    // Act
+    const withBobs = await signIn({
+      body: { code: (await sandboxLogin(aliceOpenid)).code },
+      token: bob.token,
+    });
+    const withGarbage = await signIn({
+      body: { code: (await sandboxLogin(aliceOpenid)).code },
+      headers: { authorization: 'Bearer not-a.jwt.at-all' },
+    });
+    // Assess
+    expect(withBobs.status).toBe(200);
+    expect(withBobs.data?.user.id).toBe(alice.user.id);
+    expect(decodeJwt(withBobs.data?.token as string).sub).toBe(alice.user.id);
+    expect(withGarbage.status).toBe(200);
+    expect(withGarbage.data?.user.id).toBe(alice.user.id);
   });
 });
 

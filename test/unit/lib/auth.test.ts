@@ -1,6 +1,13 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { authenticate, bearerToken, issueSessionToken, liveUser, verifySessionToken } from '#lib/auth';
+import {
+  authenticate,
+  bearerToken,
+  issueSessionToken,
+  liveUser,
+  previousSessionUser,
+  verifySessionToken,
+} from '#lib/auth';
 import { UnauthorizedError } from '#lib/errors';
 
 const config = {
@@ -324,6 +331,34 @@ describe('bearerToken', () => {
 
     // Assess
     expect(act).toThrow(expect.objectContaining({ status: 401, code: 'INVALID_TOKEN' }));
+  });
+});
+
+describe('previousSessionUser', () => {
+  it('reads the user id of a previous token, expired or not (a hint, unverified)', async () => {
+    // Prepare
+    const long = await issueSessionToken(USER_ID, config, new Date('2020-01-01T00:00:00Z'));
+    // Act / Assess
+    expect(previousSessionUser({ authorization: `Bearer ${long}` })).toBe(USER_ID);
+  });
+
+  it.each([
+    ['no header', undefined],
+    ['a malformed header', { authorization: 'Basic dXNlcjpwYXNz' }],
+    ['a token that does not decode', { authorization: 'Bearer not-a.jwt.at-all' }],
+  ])('gives no hint for %s', (_label, headers) => {
+    // Act / Assess
+    expect(previousSessionUser(headers)).toBeUndefined();
+  });
+
+  it('gives no hint when the subject is not one of our user ids (an identity-link key, say)', async () => {
+    // Prepare
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('openid#o1')
+      .sign(config.jwtSecret);
+    // Act / Assess
+    expect(previousSessionUser({ authorization: `Bearer ${token}` })).toBeUndefined();
   });
 });
 

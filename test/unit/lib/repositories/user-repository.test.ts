@@ -1,4 +1,5 @@
 import {
+  BatchGetCommand,
   DynamoDBDocumentClient,
   GetCommand,
   TransactWriteCommand,
@@ -6,7 +7,13 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLinkedUser, getUser, linkIdentity, updateProfile } from '#lib/repositories/user-repository';
+import {
+  createLinkedUser,
+  findUserByLinkExpecting,
+  getUser,
+  linkIdentity,
+  updateProfile,
+} from '#lib/repositories/user-repository';
 import { aUser } from '#test/helpers/builders';
 import { conditionFailed, transactionCanceled } from '#test/helpers/dynamo';
 
@@ -21,6 +28,54 @@ describe('user-repository', () => {
 
   beforeEach(() => ddb.reset());
   afterEach(() => ddb.reset());
+
+  describe('findUserByLinkExpecting', () => {
+    const user = aUser();
+    const link = { id: `openid#${user.openid}`, userId: user.id };
+
+    it('reads the link and the expected user in ONE strongly consistent BatchGetItem', async () => {
+      // Prepare: the stored end is epoch ms
+      ddb
+        .on(BatchGetCommand)
+        .resolves({ Responses: { [TABLE]: [{ ...user, membershipEndMs: 1_800_000_000_000 }, link] } });
+      // Act
+      const found = await findUserByLinkExpecting(TABLE, 'openid', user.openid as string, user.id);
+      // Assess
+      expect(found).toEqual({ ...user, membershipExpiredAt: new Date(1_800_000_000_000).toISOString() });
+      expect(ddb.calls()).toHaveLength(1);
+      expect(ddb).toReceiveCommandWith(BatchGetCommand, {
+        RequestItems: { [TABLE]: { Keys: [{ id: link.id }, { id: user.id }], ConsistentRead: true } },
+      });
+    });
+
+    it('reads the user the link names when it is not the expected one', async () => {
+      // Prepare
+      const other = aUser({ id: 'uOtherUser0001' });
+      ddb.on(BatchGetCommand).resolves({ Responses: { [TABLE]: [link, other] } });
+      ddb.on(GetCommand, { Key: { id: user.id } }).resolves({ Item: user });
+      // Act
+      const found = await findUserByLinkExpecting(TABLE, 'openid', user.openid as string, other.id);
+      // Assess
+      expect(found).toEqual(user);
+      expect(ddb.calls()).toHaveLength(2);
+    });
+
+    it('finds nobody when the identity is linked to nobody (the expected user is not taken)', async () => {
+      // Prepare
+      ddb.on(BatchGetCommand).resolves({ Responses: { [TABLE]: [user] } });
+      // Act / Assess
+      expect(await findUserByLinkExpecting(TABLE, 'openid', 'oNobody', user.id)).toBeUndefined();
+    });
+
+    it('falls back to the two reads when DynamoDB leaves keys unprocessed', async () => {
+      // Prepare
+      ddb.on(BatchGetCommand).resolves({ UnprocessedKeys: { [TABLE]: { Keys: [{ id: user.id }] } } });
+      ddb.on(GetCommand, { Key: { id: link.id } }).resolves({ Item: link });
+      ddb.on(GetCommand, { Key: { id: user.id } }).resolves({ Item: user });
+      // Act / Assess
+      expect(await findUserByLinkExpecting(TABLE, 'openid', user.openid as string, user.id)).toEqual(user);
+    });
+  });
 
   describe('createLinkedUser', () => {
     it('writes the openid link and the user in one transaction, each only if absent', async () => {
