@@ -444,12 +444,24 @@ export type ClaimResult =
 const claimAttribute = (planId: string) => `openOrder_${planId}`;
 
 /**
+ * The hourly order counters: the count of hour window W lives in attribute `orders<h mod ORDER_SLOTS>` (h: W's
+ * hours since the epoch) and every claim removes the other slots, so the one slot a claim finds is either
+ * its own window's count, absent (a new window: it counts from 0 in the same request), or, only when the
+ * previous order was a multiple of ORDER_SLOTS hours earlier, a stale count that `orderWindow` exposes.
+ * 97 hours: a prime, so daily or weekly habits do not collide.
+ */
+const ORDER_SLOTS = 97;
+const slotOf = (window: string) => `orders${(Date.parse(`${window}:00:00.000Z`) / 3_600_000) % ORDER_SLOTS}`;
+const otherSlots = (own: string) =>
+  Array.from({ length: ORDER_SLOTS }, (_, i) => `orders${i}`).filter((name) => name !== own);
+
+/**
  * Claims the user's open-order slot for a plan in one strongly consistent conditional UpdateItem, and counts
  * the order against the hourly cap (`window` names the hour, e.g. '2026-11-30T02'): succeeds only while no
  * live claim holds the plan (none, one made at or before `endedBefore` (ISO UTC), whose order can no longer
  * be continued, or exactly `replacing`, a stale one the caller takes over) and fewer than `cap` orders were
  * created in `window`. Concurrent callers: exactly one is 'claimed'.
- * A first order in a new window costs one request, later ones in the same window two.
+ * One request, new window or not; two when the counter slot still holds a window ORDER_SLOTS hours back.
  */
 export async function claimOpenOrder(
   table: string,
@@ -470,27 +482,28 @@ export async function claimOpenOrder(
   const slot = input.replacing
     ? '#c.outTradeNo = :held'
     : '(attribute_not_exists(#c) OR #c.claimedAt <= :ended)';
-  for (const sameWindow of [false, true]) {
+  const counter = slotOf(input.window);
+  // The legacy single counter (orderCount) goes with the other slots.
+  const remove = `REMOVE ${[...otherSlots(counter), 'orderCount'].join(', ')}`;
+  for (const staleSlot of [false, true]) {
     try {
       const { Attributes } = await dynamo().send(
         new UpdateCommand({
           TableName: table,
           Key: { id: input.userId },
-          UpdateExpression: sameWindow
-            ? 'SET #c = :claim, orderCount = orderCount + :one'
-            : 'SET #c = :claim, orderWindow = :w, orderCount = :one',
+          UpdateExpression: staleSlot
+            ? `SET #c = :claim, orderWindow = :w, #n = :one ${remove}`
+            : `SET #c = :claim, orderWindow = :w, #n = if_not_exists(#n, :zero) + :one ${remove}`,
           ConditionExpression: `${live.condition} AND ${slot} AND ${
-            sameWindow
-              ? 'orderWindow = :w AND orderCount < :cap'
-              : '(attribute_not_exists(orderWindow) OR orderWindow <> :w)'
+            staleSlot ? 'orderWindow <> :w' : '(attribute_not_exists(#n) OR (orderWindow = :w AND #n < :cap))'
           }`,
-          ExpressionAttributeNames: { '#c': claimAttribute(input.planId) },
+          ExpressionAttributeNames: { '#c': claimAttribute(input.planId), '#n': counter },
           ExpressionAttributeValues: {
             ':claim': input.claim,
             ':w': input.window,
             ':one': 1,
             ...live.values,
-            ...(sameWindow ? { ':cap': input.cap } : {}),
+            ...(staleSlot ? {} : { ':cap': input.cap, ':zero': 0 }),
             ...(input.replacing ? { ':held': input.replacing.outTradeNo } : { ':ended': input.endedBefore }),
           },
           ReturnValues: 'ALL_NEW',
@@ -508,8 +521,12 @@ export async function claimOpenOrder(
       if (input.replacing ? held?.outTradeNo !== input.replacing.outTradeNo : blocking) {
         return { kind: 'held', claim: held };
       }
-      if (old.orderWindow === input.window && Number(old.orderCount) >= input.cap) return { kind: 'capped' };
-      if (old.orderWindow !== input.window) return { kind: 'held', claim: held };
+      if (old.orderWindow === input.window && Number(old[counter] ?? 0) >= input.cap)
+        return { kind: 'capped' };
+      // Only a slot left by a window ORDER_SLOTS hours back is worth the second attempt.
+      if (staleSlot || old.orderWindow === input.window || old[counter] === undefined) {
+        return { kind: 'held', claim: held };
+      }
     }
   }
   return { kind: 'held', claim: undefined };

@@ -194,7 +194,8 @@ describe('createPayment {planId}', () => {
     // Prepare
     ddb
       .on(UpdateCommand, { TableName: config.usersTable })
-      .rejects(conditionFailed({ ...user, orderWindow: '2026-11-21T08', orderCount: 20 }));
+      // The hour's counter slot: (hours since the epoch of 2026-11-21T08) mod 97 = 3
+      .rejects(conditionFailed({ ...user, orderWindow: '2026-11-21T08', orders3: 20 }));
     // Act
     const error = await refusal({ planId: 'monthly' });
     // Assess

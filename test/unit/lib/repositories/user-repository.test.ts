@@ -8,6 +8,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  claimOpenOrder,
   createLinkedUser,
   findUserByLinkExpecting,
   getUser,
@@ -28,6 +29,68 @@ describe('user-repository', () => {
 
   beforeEach(() => ddb.reset());
   afterEach(() => ddb.reset());
+
+  describe('claimOpenOrder', () => {
+    const user = aUser();
+    const claim = { outTradeNo: 'M20261121080000claimCLAIM01', claimedAt: '2026-11-21T08:00:00.000Z' };
+    const input = {
+      userId: user.id,
+      planId: 'monthly',
+      claim,
+      window: '2026-11-21T08',
+      cap: 20,
+      endedBefore: '2026-11-21T06:10:00.000Z',
+      sessionVersion: 0,
+    };
+    /** 2026-11-21T08 is hour 493,640 since the epoch: slot 493640 mod 97 = 3. */
+    const SLOT = 'orders3';
+    const sent = (n: number) => ddb.commandCalls(UpdateCommand)[n]?.args[0].input;
+
+    it('claims and counts in ONE UpdateItem, in or out of the window: the hour slot counts from 0, the others go', async () => {
+      // Prepare
+      ddb.on(UpdateCommand).resolves({ Attributes: { ...user, [SLOT]: 1 } });
+      // Act
+      const result = await claimOpenOrder(TABLE, input);
+      // Assess
+      expect(result.kind).toBe('claimed');
+      expect(ddb.calls()).toHaveLength(1);
+      const update = sent(0);
+      expect(update?.ExpressionAttributeNames).toEqual({ '#c': 'openOrder_monthly', '#n': SLOT });
+      expect(update?.UpdateExpression).toMatch(
+        /^SET #c = :claim, orderWindow = :w, #n = if_not_exists\(#n, :zero\) \+ :one REMOVE /,
+      );
+      const removed = (update?.UpdateExpression ?? '').split('REMOVE ')[1]?.split(', ') ?? [];
+      expect(removed).toHaveLength(97);
+      expect(removed).toContain('orders0');
+      expect(removed).toContain('orderCount');
+      expect(removed).not.toContain(SLOT);
+      expect(update?.ConditionExpression).toContain(
+        '(attribute_not_exists(#n) OR (orderWindow = :w AND #n < :cap))',
+      );
+    });
+
+    it('restarts a slot that still counts a window 97 hours back in a second UpdateItem', async () => {
+      // Prepare
+      ddb
+        .on(UpdateCommand)
+        .rejectsOnce(conditionFailed({ ...user, orderWindow: '2026-11-17T07', [SLOT]: 20 }))
+        .resolves({ Attributes: { ...user, [SLOT]: 1 } });
+      // Act
+      const result = await claimOpenOrder(TABLE, input);
+      // Assess
+      expect(result.kind).toBe('claimed');
+      expect(sent(1)?.UpdateExpression).toMatch(/^SET #c = :claim, orderWindow = :w, #n = :one REMOVE /);
+      expect(sent(1)?.ConditionExpression).toContain('orderWindow <> :w');
+    });
+
+    it('answers capped, in one request, once the hour slot holds the cap', async () => {
+      // Prepare
+      ddb.on(UpdateCommand).rejects(conditionFailed({ ...user, orderWindow: '2026-11-21T08', [SLOT]: 20 }));
+      // Act / Assess
+      expect(await claimOpenOrder(TABLE, input)).toEqual({ kind: 'capped' });
+      expect(ddb.calls()).toHaveLength(1);
+    });
+  });
 
   describe('findUserByLinkExpecting', () => {
     const user = aUser();
