@@ -232,6 +232,11 @@ const schemas: Record<string, Schema> = {
       version: { enum: ['v2', 'v3'] },
       checkedAt: text('ISO 8601 UTC', { format: 'date-time' }),
       matched: { type: 'integer', minimum: 0, description: 'Bill lines that agree with the ledger' },
+      otherApps: {
+        type: 'integer',
+        minimum: 0,
+        description: 'Bill lines of other apps on the same mchid (another AppID), left out of the comparison',
+      },
       paidNotCredited: {
         type: 'array',
         items: object(

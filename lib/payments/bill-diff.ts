@@ -13,6 +13,8 @@ import { chinaDay, type TradeBill } from '#lib/wechat-pay/bill';
 export interface BillDiff {
   date: string;
   matched: number;
+  /** Bill lines of other apps on the same mchid (another AppID): left out of the comparison. */
+  otherApps: number;
   paidNotCredited: PaidNotCredited[];
   creditedNotInBill: CreditedNotInBill[];
   amountMismatch: AmountMismatch[];
@@ -23,7 +25,10 @@ export interface BillDiff {
 export interface BillDiffInput {
   /** China-time day, YYYY-MM-DD. */
   date: string;
+  /** The bill with only our AppIDs' lines (ownLines). */
   bill: TradeBill;
+  /** Lines ownLines left out (other apps on the same mchid). */
+  otherApps?: number;
   /** The day's ledger (byLedgerDay): orders paid and refunds succeeded that China day. */
   ledger: { orders: OrderRecord[]; refunds: LedgerRefund[] };
   /**
@@ -56,6 +61,7 @@ export function diffBill(input: BillDiffInput): BillDiff {
   const diff: BillDiff = {
     date,
     matched: 0,
+    otherApps: input.otherApps ?? 0,
     paidNotCredited: [],
     creditedNotInBill: [],
     amountMismatch: [],
@@ -130,6 +136,21 @@ export function diffBill(input: BillDiffInput): BillDiff {
     });
   }
   return diff;
+}
+
+/**
+ * The lines of a bill that belong to us: payments and refunds under one of `appIds` (the mini-program's, and
+ * the official account's for H5). A merchant account (mchid) often serves several apps; their trades are
+ * not ours to reconcile. `otherApps` counts the lines left out. Pure.
+ */
+export function ownLines(bill: TradeBill, appIds: readonly string[]): { bill: TradeBill; otherApps: number } {
+  const ours = (line: { appId: string }) => appIds.includes(line.appId);
+  const payments = bill.payments.filter(ours);
+  const refunds = bill.refunds.filter(ours);
+  return {
+    bill: { ...bill, payments, refunds },
+    otherApps: bill.payments.length - payments.length + bill.refunds.length - refunds.length,
+  };
 }
 
 /** How many differences a diff holds (every list's length). */

@@ -11,7 +11,7 @@ import * as ledgers from '#lib/repositories/ledger-repository';
 import type { OrderRecord } from '#lib/repositories/order-repository';
 import * as orders from '#lib/repositories/order-repository';
 import { BillFormatError, chinaDay, isDay, parseTradeBill, type TradeBill } from '#lib/wechat-pay/bill';
-import { type BillDiff, diffBill, differenceCount } from './bill-diff';
+import { type BillDiff, diffBill, differenceCount, ownLines } from './bill-diff';
 import { type Providers, providerFor } from './rules';
 import { settleReport } from './settle';
 
@@ -79,18 +79,21 @@ export async function checkBill(
     logger.info('bill not ready at WeChat; checked again later', { date: day });
     return report;
   }
-  let bill = EMPTY_BILL;
+  let whole = EMPTY_BILL;
   if (download.kind === 'bill') {
     try {
-      bill = parseTradeBill(download.text);
+      whole = parseTradeBill(download.text);
     } catch (error) {
       if (!(error instanceof BillFormatError)) throw error;
       throw new UpstreamError('微信支付账单格式异常', 'WECHAT_PAY_BILL_CORRUPT', error.message);
     }
   }
 
+  // Lines of other apps on the same mchid are not ours to reconcile (the totals stay the bill's own).
+  const appIds = config.mpAppId ? [config.appId, config.mpAppId] : [config.appId];
+  const { bill, otherApps } = ownLines(whole, appIds);
   const ledger = await ledgers.ledgerForDay(config.ordersTable, day);
-  const diff = diffBill({ date: day, bill, ledger, lookedUp: await lookUp(config, bill, ledger) });
+  const diff = diffBill({ date: day, bill, otherApps, ledger, lookedUp: await lookUp(config, bill, ledger) });
   await settleOrRecord(config, list, diff, bill, options.deadline);
 
   const report: BillReport = {
@@ -99,9 +102,9 @@ export async function checkBill(
     status: download.kind === 'bill' ? 'done' : 'empty',
     differences: differenceCount(diff),
     totals: {
-      lines: bill.summary.count,
-      paymentFee: bill.summary.orderTotal ?? bill.summary.settlementTotal,
-      refundFee: bill.summary.requestedRefundTotal ?? bill.summary.refundTotal,
+      lines: whole.summary.count,
+      paymentFee: whole.summary.orderTotal ?? whole.summary.settlementTotal,
+      refundFee: whole.summary.requestedRefundTotal ?? whole.summary.refundTotal,
     },
   };
   await reports.saveBillReport(config.ordersTable, report);
@@ -135,6 +138,7 @@ function noDifferences(day: string): BillDiff {
   return {
     date: day,
     matched: 0,
+    otherApps: 0,
     paidNotCredited: [],
     creditedNotInBill: [],
     amountMismatch: [],

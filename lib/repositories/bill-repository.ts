@@ -64,6 +64,8 @@ export interface BillReport {
   checkedAt: string;
   /** Lines that agree with our ledger. */
   matched: number;
+  /** Lines of other apps on the same mchid, left out (absent on reports stored before it existed). */
+  otherApps?: number;
   paidNotCredited: PaidNotCredited[];
   creditedNotInBill: CreditedNotInBill[];
   amountMismatch: AmountMismatch[];

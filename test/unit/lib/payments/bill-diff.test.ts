@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { diffBill, differenceCount } from '#lib/payments/bill-diff';
+import { diffBill, differenceCount, ownLines } from '#lib/payments/bill-diff';
 import type { LedgerRefund } from '#lib/repositories/ledger-repository';
 import type { OrderRecord } from '#lib/repositories/order-repository';
 import type { BillPayment, BillRefund, TradeBill } from '#lib/wechat-pay/bill';
@@ -76,6 +76,31 @@ function bill(payments: BillPayment[], refunds: BillRefund[] = []): TradeBill {
   };
 }
 
+describe('ownLines', () => {
+  it('keeps the lines of our AppIDs and counts those of other apps on the same mchid', () => {
+    // Prepare: a mini-program payment, an H5 payment, and another app's payment and refund
+    const H5 = 'wx8888888888888888';
+    const whole = bill(
+      [payment('A'), payment('H', { appId: H5 }), payment('X', { appId: 'wxotherapp0000000' })],
+      [refundLine('RF1'), refundLine('RFX', { appId: 'wxotherapp0000000' })],
+    );
+    // Act
+    const { bill: ours, otherApps } = ownLines(whole, ['wx2421b1c4370ec43b', H5]);
+    // Assess: the diff never sees another app's trade (no bill_not_credited exception for it)
+    expect(ours.payments.map((line) => line.outTradeNo)).toEqual(['A', 'H']);
+    expect(ours.refunds.map((line) => line.outRefundNo)).toEqual(['RF1']);
+    expect(ours.summary).toBe(whole.summary);
+    expect(otherApps).toBe(2);
+    const diff = diffBill({
+      date: DAY,
+      bill: ours,
+      otherApps,
+      ledger: { orders: [order('A'), order('H')], refunds: [refund('RF1')] },
+    });
+    expect([diff.matched, diff.otherApps, differenceCount(diff)]).toEqual([3, 2, 0]);
+  });
+});
+
 describe('diffBill', () => {
   it('matches every line that agrees with the ledger, and finds no difference', () => {
     // Act
@@ -89,6 +114,7 @@ describe('diffBill', () => {
     expect(diff).toEqual({
       date: DAY,
       matched: 3,
+      otherApps: 0,
       paidNotCredited: [],
       creditedNotInBill: [],
       amountMismatch: [],
