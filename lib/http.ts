@@ -186,7 +186,10 @@ function notifyRequest(event: APIGatewayProxyEventV2): NotifyRequest {
   const body = event.body ?? '';
   if (body.length > MAX_NOTIFY_BYTES * 2) throw new NotifyRejectedError('body too large', 413);
   const text = event.isBase64Encoded ? Buffer.from(body, 'base64').toString('utf8') : body;
-  if (Buffer.byteLength(text) > MAX_NOTIFY_BYTES) throw new NotifyRejectedError('body too large', 413);
+  // A UTF-16 unit is at most 3 UTF-8 bytes, so only a body over a third of the cap needs counting.
+  if (text.length * 3 > MAX_NOTIFY_BYTES && Buffer.byteLength(text) > MAX_NOTIFY_BYTES) {
+    throw new NotifyRejectedError('body too large', 413);
+  }
   return { headers: event.headers ?? {}, body: text };
 }
 
