@@ -254,7 +254,10 @@ const rawDynamo = DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'loca
 const ordersTable = process.env.ORDERS_TABLE ?? 'orders';
 /** Raw GetItem of the order, then the duplicate check the handler makes: PAID with the same transaction. */
 async function rawDuplicate(outTradeNo: string, transactionId: string): Promise<void> {
-  const { Item } = await rawDynamo.send(new GetCommand({ TableName: ordersTable, Key: { outTradeNo } }));
+  // The request the repository sends: a strongly consistent read (a money decision never reads a stale order).
+  const { Item } = await rawDynamo.send(
+    new GetCommand({ TableName: ordersTable, Key: { outTradeNo }, ConsistentRead: true }),
+  );
   if (Item?.status !== 'PAID' || Item.transactionId !== transactionId)
     throw new Error('raw: not a duplicate');
 }

@@ -377,7 +377,8 @@ export function decryptResource(resource: unknown, apiV3Key: AesKey): string {
   if (typeof ciphertext !== 'string' || ciphertext === '' || ciphertext.length > MAX_CIPHERTEXT_CHARS) {
     throw new V3DecryptError('bad_ciphertext');
   }
-  // Encoded once and measured in bytes (a UTF-8 byte count needs at least as many UTF-16 units).
+  // Encoded once and measured in bytes; a string never has fewer UTF-8 bytes than UTF-16 units, so a longer one is
+  // refused unencoded.
   const iv =
     typeof nonce === 'string' && nonce.length <= RESOURCE_NONCE_BYTES
       ? Buffer.from(nonce, 'utf8')
