@@ -9,9 +9,10 @@
  *
  * The gates (maxRatio) leave room above what this 2-core machine measured (load average 5–12 from other
  * work): signing and verification 0.9–1.3×, parse + verify 0.23–0.27× (the one-pass reader), v3 verify +
- * decrypt 1.05–1.2×, decrypt or verify alone 1.07–1.09×, buildAuthorization 1.03–1.09×, duplicate notify v2
- * 0.67–0.76× and v3 1.4–1.7×, first notify 1.13–1.34×, session token 1.27–1.55×. bench:peers compares with the npm
- * WeChat Pay SDKs; bench:init measures import time.
+ * decrypt 0.98–1.04×, decrypt or verify alone 0.98–1.03×, buildAuthorization 1.03–1.09×, duplicate notify v2
+ * 0.62–0.67× and v3 1.17–1.19× (a raw handler doing the same job on the same event; 1.2–1.28× the earlier
+ * baseline), first notify 1.13–1.34×, session token 1.27–1.55×. bench:peers compares with the npm WeChat Pay
+ * SDKs; bench:init measures import time.
  * Options: --time <CPU ms per side of each comparison> (default 1000); --only <text>: only the rows whose name
  * contains it (the memory check still runs).
  */
