@@ -17,6 +17,8 @@ export interface Comparison {
   ratio: number;
   /** The largest ratio accepted. */
   maxRatio: number;
+  /** Printed for information, never gated (maxRatio ignored). */
+  info?: boolean;
   /** 99th percentile of our op's wall-clock latency, ms (async comparisons only). */
   p99Ms?: number;
 }
@@ -91,7 +93,15 @@ function median(values: number[]): number {
  * (ours first, then the baseline first) so neither side always runs right after the switch.
  */
 export async function compare(
-  input: { name: string; baseline: string; ours: Op; base: Op; maxRatio: number; async?: boolean },
+  input: {
+    name: string;
+    baseline: string;
+    ours: Op;
+    base: Op;
+    maxRatio: number;
+    async?: boolean;
+    info?: boolean;
+  },
   options: MeasureOptions,
 ): Promise<Comparison> {
   const async = input.async ?? false;
@@ -115,6 +125,7 @@ export async function compare(
     baseOpsPerSecond: (base.ops / base.wallMs) * 1000,
     ratio: median(ratios),
     maxRatio: input.maxRatio,
+    info: input.info,
     p99Ms: latencies ? latencies[Math.ceil(latencies.length * 0.99) - 1] : undefined,
   };
 }
@@ -132,11 +143,12 @@ export function report(rows: Comparison[], options: MeasureOptions): Comparison[
   );
   const missed: Comparison[] = [];
   for (const row of rows) {
-    const ok = row.ratio <= row.maxRatio;
+    const ok = row.info === true || row.ratio <= row.maxRatio;
     if (!ok) missed.push(row);
     const p99 = row.p99Ms === undefined ? '' : `${row.p99Ms.toFixed(2)}ms`;
+    const gate = row.info === true ? 'info (not gated)' : `≤ ${row.maxRatio}× ${ok ? 'ok' : 'MISSED'}`;
     console.log(
-      `${row.name.padEnd(nameWidth)}  ${row.oursOpsPerSecond.toFixed(0).padStart(8)}  ${p99.padStart(8)}  ${row.baseline.padEnd(baseWidth)}  ${row.baseOpsPerSecond.toFixed(0).padStart(8)}  ${`${row.ratio.toFixed(2)}×`.padStart(6)}  ≤ ${row.maxRatio}× ${ok ? 'ok' : 'MISSED'}`,
+      `${row.name.padEnd(nameWidth)}  ${row.oursOpsPerSecond.toFixed(0).padStart(8)}  ${p99.padStart(8)}  ${row.baseline.padEnd(baseWidth)}  ${row.baseOpsPerSecond.toFixed(0).padStart(8)}  ${`${row.ratio.toFixed(2)}×`.padStart(6)}  ${gate}`,
     );
   }
   return missed;

@@ -5,7 +5,8 @@
  * to agree before timing. Informational (not in CI): prints "ours vs peer" = the peer's CPU cost per op ÷
  * ours (1.00× = as fast, above = faster), the figure of issue 12's table; never fails on speed.
  * Peers are installed on first use from bench/peers/package.json (pinned) into bench/peers/node_modules.
- * Options: --time <CPU ms per side of each comparison> (default 1000).
+ * Options: --time <CPU ms per side of each comparison> (default 1000); --only <text>: only the rows whose
+ * "what peer" contains it.
  */
 // First, before any app module: applies the benchmark's environment (see bench/environment.ts).
 import './environment';
@@ -18,7 +19,9 @@ import { v3Keys, v3Notify } from '#local/fixtures/v3';
 import { ensurePeers, pinnedPeers } from './install-peers';
 import { type Comparison, compare, type MeasureOptions } from './measure';
 
-const { values } = parseArgs({ options: { time: { type: 'string', default: '1000' } } });
+const { values } = parseArgs({
+  options: { time: { type: 'string', default: '1000' }, only: { type: 'string' } },
+});
 const options: MeasureOptions = { budgetMs: Number(values.time) };
 
 const require = ensurePeers();
@@ -33,6 +36,7 @@ interface AxiosPlugin {
   Transformer: { toObject(xml: string): Record<string, string> };
   Aes: { AesGcm: { decrypt(ciphertext: string, key: unknown, iv: string, aad?: string): string } };
   Rsa: { verify(message: string, signature: string, publicKey: unknown): boolean };
+  Formatter: { timestamp(): number; response(timestamp: string, nonce: string, body: string): string };
 }
 interface Tenpay {
   _getSign(params: V2Fields, type: 'MD5' | 'HMAC-SHA256'): string;
@@ -123,6 +127,20 @@ const oursVerify = () => {
 };
 const message = `${signed.timestamp}\n${signed.nonce}\n${signed.body}\n`;
 const axiosVerify = () => axiosPlugin.Rsa.verify(message, signed.signature, payPublicKey);
+/**
+ * The whole check axios-plugin makes on each signed response (lib/decorator.js, its verifier): the 300 s
+ * window, the key by serial, the message built per call by Formatter.response, then Rsa.verify.
+ */
+const axiosCerts: Record<string, unknown> = { [signed.serial]: payPublicKey };
+const axiosNotifyVerify = () => {
+  if (Math.abs(axiosPlugin.Formatter.timestamp() - Number(signed.timestamp)) > 300) return false;
+  if (!Object.hasOwn(axiosCerts, signed.serial)) return false;
+  return axiosPlugin.Rsa.verify(
+    axiosPlugin.Formatter.response(signed.timestamp, signed.nonce, signed.body),
+    signed.signature,
+    axiosCerts[signed.serial],
+  );
+};
 const nodeV3Verify = () => nodeV3.verifySign(signed);
 
 // Every side must give the same answer before anything is timed.
@@ -160,6 +178,7 @@ const agree = async () => {
     ],
     ['ours verify', oursVerify()],
     ['axios-plugin verify', axiosVerify()],
+    ['axios-plugin response check', axiosNotifyVerify()],
     ['node-v3 verify', await nodeV3Verify()],
   ];
   const failed = checks.filter(([, ok]) => !ok).map(([name]) => name);
@@ -179,6 +198,7 @@ const against = async (
   theirs: () => unknown,
   async = false,
 ) => {
+  if (values.only !== undefined && !`${what} ${peer}`.includes(values.only)) return;
   const row = await compare(
     { name: what, baseline: peer, ours, base: theirs, maxRatio: Number.POSITIVE_INFINITY, async },
     options,
@@ -253,9 +273,15 @@ await against(
 );
 await against(
   'v3 RSA verify (notify headers)',
-  `${label('wechatpay-axios-plugin')} Rsa.verify (KeyObject)`,
+  `${label('wechatpay-axios-plugin')} Rsa.verify alone (message prebuilt)`,
   oursVerify,
   axiosVerify,
+);
+await against(
+  'v3 RSA verify (notify headers)',
+  `${label('wechatpay-axios-plugin')} its whole response check`,
+  oursVerify,
+  axiosNotifyVerify,
 );
 await against(
   'v3 RSA verify (notify headers)',

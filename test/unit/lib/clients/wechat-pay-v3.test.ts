@@ -639,6 +639,21 @@ describe('WechatPayV3.parseNotify', () => {
     expect(rejectedStatus(() => client.parseNotify(request, now()))).toBe(401);
   });
 
+  it.each(NAMES)(
+    'refuses a notify carrying %s under two spellings with 401, even with equal values',
+    (name) => {
+      // Arrange: the genuine header plus a capitalised copy of it (a proxy that appended one).
+      const request = notifyRequest();
+      const capitalised = name.replace(
+        /(^|-)([a-z])/g,
+        (_all, dash: string, letter: string) => dash + letter.toUpperCase(),
+      );
+      request.headers[capitalised] = request.headers[name] as string;
+      // Act / Assess
+      expect(rejectedStatus(() => client.parseNotify(request, now()))).toBe(401);
+    },
+  );
+
   it('enforces ±300 s on Wechatpay-Timestamp', () => {
     // Arrange
     const t = now();

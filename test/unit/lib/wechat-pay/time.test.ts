@@ -142,4 +142,59 @@ describe('rfc3339ToIso', () => {
     // Act / Assess
     expect(() => rfc3339ToIso(value)).toThrow(RangeError);
   });
+
+  it('agrees with a Date round-trip reading on every date, time and offset edge', () => {
+    // Prepare: the reading rfc3339ToIso replaced: a value is real when Date.UTC does not roll it over.
+    const reference = (value: string): string | undefined => {
+      const match = RFC3339_PATTERN.exec(value);
+      if (match === null) return undefined;
+      const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as number[];
+      const asIfUtc = Date.UTC(year ?? 0, (month ?? 0) - 1, day, hour, minute, second);
+      const check = new Date(asIfUtc);
+      const real =
+        (year ?? 0) >= 2000 &&
+        check.getUTCFullYear() === year &&
+        check.getUTCMonth() === (month ?? 0) - 1 &&
+        check.getUTCDate() === day &&
+        check.getUTCHours() === hour &&
+        (minute ?? 0) <= 59 &&
+        (second ?? 0) <= 59;
+      const zone = match[8] as string;
+      const offsetHours = zone === 'Z' ? 0 : Number(zone.slice(1, 3));
+      const offsetMinutes = zone === 'Z' ? 0 : Number(zone.slice(4, 6));
+      if (!real || offsetHours > 23 || offsetMinutes > 59) return undefined;
+      const sign = zone.startsWith('-') ? -1 : 1;
+      const millis = match[7] === undefined ? 0 : Math.floor(Number(`0${match[7]}`) * 1000);
+      return new Date(asIfUtc - sign * (offsetHours * 60 + offsetMinutes) * 60_000 + millis).toISOString();
+    };
+    const pad = (n: number) => String(n).padStart(2, '0');
+    const values: string[] = [];
+    const times = ['00:00:00', '23:59:59', '24:00:00', '12:60:00', '12:00:60', '07:59:59'];
+    const tails = ['Z', '+08:00', '-05:30', '+23:59', '+24:00', '+08:60', '.5+08:00', '.123456789Z'];
+    for (const year of [1999, 2000, 2023, 2024, 2100, 2400, 9999]) {
+      for (let month = 0; month <= 13; month++) {
+        for (let day = 0; day <= 32; day++) {
+          for (const [i, time] of times.entries()) {
+            const tail = tails[(year + month * 7 + day * 3 + i) % tails.length];
+            values.push(`${year}-${pad(month)}-${pad(day)}T${time}${tail}`);
+          }
+        }
+      }
+    }
+
+    // Act
+    const disagreements = values.filter((value) => {
+      let ours: string | undefined;
+      try {
+        ours = rfc3339ToIso(value);
+      } catch (error) {
+        if (!(error instanceof RangeError)) throw error;
+      }
+      return ours !== reference(value);
+    });
+
+    // Assess: none, and both readings accept a good share of the values.
+    expect(disagreements).toEqual([]);
+    expect(values.filter((value) => reference(value) !== undefined).length).toBeGreaterThan(3000);
+  });
 });

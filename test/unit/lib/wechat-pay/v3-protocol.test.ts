@@ -895,6 +895,59 @@ describe('decryptResource', () => {
   });
 
   it.each([
+    ['12 characters but 13 bytes', 'é12345678901'],
+    ['4 characters of 3 bytes and one more', '支付成功x'],
+  ])('throws bad_nonce when the nonce is %s (counted in UTF-8 bytes)', (_label, nonce) => {
+    // Act
+    const reason = decryptReason(() => decryptResource(resourceOf({ nonce }), API_V3_KEY));
+
+    // Assess
+    expect(reason).toBe('bad_nonce');
+  });
+
+  it('decrypts with a nonce of 4 three-byte characters (12 UTF-8 bytes)', () => {
+    // Prepare
+    const ciphertext = aesGcmEncrypt(API_V3_KEY, '支付成功', 'transaction', '{"ok":true}');
+
+    // Act
+    const plaintext = decryptResource(
+      resourceOf({ ciphertext, nonce: '支付成功', associated_data: 'transaction' }),
+      API_V3_KEY,
+    );
+
+    // Assess
+    expect(plaintext).toBe('{"ok":true}');
+  });
+
+  it('throws bad_associated_data when associated_data is 9 characters but 18 bytes', () => {
+    // Act
+    const reason = decryptReason(() =>
+      decryptResource(resourceOf({ associated_data: 'ééééééééé' }), API_V3_KEY),
+    );
+
+    // Assess
+    expect(reason).toBe('bad_associated_data');
+  });
+
+  it('authenticates each of 12 distinct associated_data values, and refuses each under another', () => {
+    // Prepare: more distinct values than the decrypter keeps as bytes.
+    const values = Array.from({ length: 12 }, (_, i) => (i === 0 ? '' : `aad-${i}-é`));
+    const sealed = values.map((aad) => aesGcmEncrypt(API_V3_KEY, 'n0nce-12byte', aad, `plain ${aad}`));
+    const open = (ciphertext: string, aad: string) =>
+      decryptResource(resourceOf({ ciphertext, nonce: 'n0nce-12byte', associated_data: aad }), API_V3_KEY);
+
+    // Act: twice over, so kept and fresh values are both read.
+    const plaintexts = [...values, ...values].map((aad, i) => open(sealed[i % values.length] as string, aad));
+    const swapped = values.map((aad, i) =>
+      decryptReason(() => open(sealed[(i + 1) % values.length] as string, aad)),
+    );
+
+    // Assess
+    expect(plaintexts).toEqual([...values, ...values].map((aad) => `plain ${aad}`));
+    expect(swapped).toEqual(values.map(() => 'bad_tag'));
+  });
+
+  it.each([
     ['AEAD_AES_128_GCM', 'AEAD_AES_128_GCM'],
     ['lower case', 'aead_aes_256_gcm'],
     ['absent', undefined],
@@ -1179,6 +1232,57 @@ describe('createVerifier', () => {
 
       // Assess
       expect(reason).toBe('bad_signature');
+    });
+  });
+
+  describe('the message bytes (written into one reused buffer)', () => {
+    const verifier = createVerifier({ publicKey: { id: JAVA_PUBLIC_KEY_ID, pem: javaPublicKeyPem } });
+    const now = 1_700_000_000;
+    const bodies: [string, string][] = [
+      ['ASCII', '{"event_type":"TRANSACTION.SUCCESS"}'],
+      ['Chinese', '{"summary":"支付成功","event_type":"TRANSACTION.SUCCESS"}'],
+      ['an emoji (a surrogate pair)', '{"attach":"会员🎉"}'],
+      ['100 KB (past the reused buffer)', `{"pad":"${'支'.repeat(34_000)}"}`],
+      ['empty', ''],
+    ];
+
+    it('accepts each body signed as UTF-8, in any order, and refuses each with one character changed', () => {
+      // Prepare: long after short and short after long, so a stale byte of an earlier message would show.
+      const order = [...bodies, ...[...bodies].reverse()];
+
+      // Act
+      const outcomes = order.map(([label, body]) => {
+        const notify = signedNotify(javaKey, JAVA_PUBLIC_KEY_ID, now, body);
+        const accepted = (() => {
+          try {
+            verifier.verify({ ...notify, now });
+            return true;
+          } catch {
+            return false;
+          }
+        })();
+        const altered = body === '' ? ' ' : `${body.slice(0, -1)}x`;
+        const refused = signatureReason(() => verifier.verify({ ...notify, body: altered, now }));
+        return [label, accepted, refused];
+      });
+
+      // Assess
+      expect(outcomes).toEqual(order.map(([label]) => [label, true, 'bad_signature']));
+    });
+
+    it('refuses a signature over the nonce or timestamp of another notify', () => {
+      // Prepare
+      const body = bodies[1]?.[1] as string;
+      const notify = signedNotify(javaKey, JAVA_PUBLIC_KEY_ID, now, body);
+
+      // Act
+      const reasons = [
+        signatureReason(() => verifier.verify({ ...notify, nonce: `${notify.nonce}支`, now })),
+        signatureReason(() => verifier.verify({ ...notify, timestamp: String(now + 1), now })),
+      ];
+
+      // Assess
+      expect(reasons).toEqual(['bad_signature', 'bad_signature']);
     });
   });
 
