@@ -7,7 +7,6 @@ import type { NotifyReply, NotifyRequest, PaymentProvider } from '#lib/clients/p
 import { paymentProviders } from '#lib/clients/wechat-pay';
 import { type Config, loadConfig } from '#lib/config';
 import { ANSWER_MARGIN_MS, DeadlineExceededError, withDeadline } from '#lib/deadline';
-import { envValue } from '#lib/env';
 import {
   AppError,
   type FieldError,
@@ -227,28 +226,8 @@ export function notifyHandler(route: NotifyRoute, load: () => Promise<NotifyClie
       return bareFail('timeout');
     }),
   )
-    .use(notifyLogContext())
+    .use(injectLambdaContext(logger))
     .handler((event, context) => withDeadline(context, () => notify(route, load, event)));
-}
-
-/**
- * What Powertools' injectLambdaContext does for the notify route (the Lambda context on every log line, the event
- * logged when POWERTOOLS_LOGGER_LOG_EVENT says so, the log buffer cleared after and on error), with the debug
- * sampling re-rolled per invocation only when POWERTOOLS_LOGGER_SAMPLE_RATE is set: without it the re-roll only
- * sets the level it already has, reading the environment several times (2–4 µs of each notify).
- */
-function notifyLogContext(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
-  let sampled: boolean | undefined;
-  return {
-    before: (request) => {
-      sampled ??= envValue('POWERTOOLS_LOGGER_SAMPLE_RATE') !== '';
-      if (sampled) logger.refreshSampleRateCalculation();
-      logger.addContext(request.context);
-      logger.logEventIfEnabled(request.event);
-    },
-    after: () => logger.clearBuffer(),
-    onError: () => logger.clearBuffer(),
-  };
 }
 
 /** A FAIL reply before any client is known (WeChat retries a 5xx whatever its body). */

@@ -232,34 +232,6 @@ describe('notifyHandler', () => {
     expect(provider.fails).toEqual([]);
   });
 
-  it('puts the Lambda context on the logger and re-rolls no debug sampling when no sample rate is set', async () => {
-    // Prepare
-    vi.stubEnv('POWERTOOLS_LOGGER_SAMPLE_RATE', '');
-    const added = vi.spyOn(logger, 'addContext');
-    const refreshed = vi.spyOn(logger, 'refreshSampleRateCalculation');
-    const cleared = vi.spyOn(logger, 'clearBuffer');
-    const lambda = notifyLambda();
-    // Act
-    await lambda(notifyEvent('<xml>signed</xml>'), context);
-    await lambda(notifyEvent('<xml>signed</xml>'), context);
-    // Assess
-    expect(added.mock.calls).toEqual([[context], [context]]);
-    expect(refreshed).not.toHaveBeenCalled();
-    expect(cleared).toHaveBeenCalledTimes(2);
-  });
-
-  it('re-rolls the debug sampling on every invocation when POWERTOOLS_LOGGER_SAMPLE_RATE is set', async () => {
-    // Prepare
-    vi.stubEnv('POWERTOOLS_LOGGER_SAMPLE_RATE', '0.1');
-    const refreshed = vi.spyOn(logger, 'refreshSampleRateCalculation').mockImplementation(() => {});
-    const lambda = notifyLambda();
-    // Act
-    await lambda(notifyEvent('<xml>signed</xml>'), context);
-    await lambda(notifyEvent('<xml>signed</xml>'), context);
-    // Assess
-    expect(refreshed).toHaveBeenCalledTimes(2);
-  });
-
   it('base64-decodes a flagged body before the route sees it', async () => {
     // Act
     await notifyLambda()(
