@@ -237,25 +237,28 @@ export function continuesOrder(
   );
 }
 
+/** A rejected report's detail for the payment exception (JSON). */
+function reportDetail(report: PaymentReport, extra: object = {}): string {
+  return JSON.stringify({
+    outTradeNo: report.outTradeNo,
+    transactionId: report.transactionId,
+    paidVia: report.paidVia,
+    ...extra,
+  });
+}
+
 /**
  * Where a stored order stands for a reported payment: 'pending' (credit it) or 'duplicate' (already PAID by
  * this transaction_id). Throws PaymentRejectedError for anything that must never be credited: no such
  * order, another amount, PAID by another transaction, or not PENDING.
  */
 export function standingFor(order: OrderRecord | undefined, report: PaymentReport): 'pending' | 'duplicate' {
-  const detail = (extra: object = {}) =>
-    JSON.stringify({
-      outTradeNo: report.outTradeNo,
-      transactionId: report.transactionId,
-      paidVia: report.paidVia,
-      ...extra,
-    });
-  if (!order) throw new PaymentRejectedError('unknown_order', 'unknown out_trade_no', detail());
+  if (!order) throw new PaymentRejectedError('unknown_order', 'unknown out_trade_no', reportDetail(report));
   if (order.totalFee !== report.totalFee) {
     throw new PaymentRejectedError(
       'amount_mismatch',
       'amount mismatch',
-      detail({ expected: order.totalFee, reported: report.totalFee }),
+      reportDetail(report, { expected: order.totalFee, reported: report.totalFee }),
       order.totalFee,
     );
   }
@@ -266,12 +269,17 @@ export function standingFor(order: OrderRecord | undefined, report: PaymentRepor
     throw new PaymentRejectedError(
       'paid_by_other',
       'order already paid by another transaction',
-      detail(),
+      reportDetail(report),
       order.totalFee,
     );
   }
   if (order.status !== 'PENDING') {
-    throw new PaymentRejectedError('not_pending', `order is ${order.status}`, detail(), order.totalFee);
+    throw new PaymentRejectedError(
+      'not_pending',
+      `order is ${order.status}`,
+      reportDetail(report),
+      order.totalFee,
+    );
   }
   return 'pending';
 }
