@@ -7,8 +7,8 @@
  *   is taken with `require()` (the bundle banner's createRequire) and its named imports read from that object.
  *   An ES import of a built-in makes Node build the module's namespace from every export, which runs the lazy
  *   getters: `http.WebSocket` loads all of undici (40–80 ms on the bench machine), `crypto.webcrypto` the Web
- *   Crypto module, `process.stdin` a stream. Here only the names the bundle uses are read, once, at load, and
- *   no getter (builtinModule).
+ *   Crypto module, `process.stdin` a stream. Here only the names the bundle imports are read, once, at load (a
+ *   getter among them runs then, as it did), and a dynamic import reads its names when used.
  * - awsSdkSchemas: the schemas of the AWS SDK clients (schemas_0.js) as esbuild can tree-shake them, and of
  *   the SSM client only what GetParameters needs. @aws-sdk/client-ssm registers all of SSM's ~140 error classes
  *   and their schemas at load (`registerError` at top level), and esbuild keeps every schema written with a
@@ -107,7 +107,7 @@ function keepSsmErrors(source, keep) {
   const missing = keep.filter((name) => !registered.includes(name));
   if (registered.length < 10 || missing.length > 0) {
     throw new Error(
-      `ssm-get-parameters-only: @aws-sdk/client-ssm schemas_0.js has an unexpected shape (registers ${registered.length} errors; lacks ${missing.join(', ') || 'none'})`,
+      `aws-sdk-schemas: @aws-sdk/client-ssm schemas_0.js has an unexpected shape (registers ${registered.length} errors; lacks ${missing.join(', ') || 'none'})`,
     );
   }
   return source.replace(registration, (line, name) => (keep.includes(name) ? line : ''));
