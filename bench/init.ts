@@ -5,16 +5,21 @@
  * jsonwebtoken, tenpay, serverless-http and moment, pinned in bench/peers/package.json and installed there on
  * first use), then starts a fresh `node` per sample for each of them and for `node -e 0`, in rotating order
  * round after round. Prints each median, net of `node -e 0`'s median in the same run, and its ratio to the
- * floor and to the seed stack. Informational (not in CI): never fails on the numbers.
+ * floor and to the seed stack. Two informational rows beside them: the floor bundled with the functions'
+ * esbuild plugins too (deploy/esbuild-plugins.cjs), and a first `fetch` (undici, which the WeChat clients load at
+ * their first call: the functions' ES import of node:http no longer loads it at init, so this is what a
+ * function that calls WeChat in its first request still pays). Informational (not in CI): never fails on the
+ * numbers.
  * Options: --rounds <samples per target> (default 15), --package <dir> (reuse a `serverless package` output),
  * --before <dir> (also measure an earlier `serverless package` output in the same run, as `before:<function>`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs, parseEnv } from 'node:util';
-import { build } from 'esbuild';
+import { type BuildOptions, build, type Plugin } from 'esbuild';
 import { ensurePeers } from './install-peers';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -89,11 +94,13 @@ if (!packageDir) {
 const bundles = functionBundles(packageDir);
 const before = values.before ? functionBundles(values.before, 'before:') : new Map<string, string>();
 
-// The floor, bundled as serverless.yml bundles the functions (custom.esbuild).
+// The floor, bundled with the options serverless.yml gives the functions (custom.esbuild) but not their
+// alias and plugins; and once more with the plugins, for comparison.
 const floor = join(work, 'floor.mjs');
-await build({
+const floorWithPlugins = join(work, 'floor-plugins.mjs');
+const plugins = createRequire(import.meta.url)('../deploy/esbuild-plugins.cjs') as Plugin[];
+const floorOptions: BuildOptions = {
   entryPoints: [join(import.meta.dirname, 'init-floor.ts')],
-  outfile: floor,
   bundle: true,
   minify: true,
   keepNames: true,
@@ -105,7 +112,13 @@ await build({
     js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
   },
   logLevel: 'warning',
-});
+};
+await build({ ...floorOptions, outfile: floor });
+await build({ ...floorOptions, outfile: floorWithPlugins, plugins });
+
+// What a first fetch adds: undici, loaded on first use.
+const firstFetch = join(work, 'first-fetch.mjs');
+writeFileSync(firstFetch, "await (await fetch('data:,ok')).text();\n");
 
 // The seed stack, required from bench/peers/node_modules.
 const peers = ensurePeers();
@@ -128,6 +141,8 @@ const targets: { name: string; args: string[] }[] = [
   { name: 'node -e 0', args: ['-e', '0'] },
   { name: 'floor', args: [floor] },
   { name: 'seed stack', args: [seed] },
+  { name: 'floor, plugins', args: [floorWithPlugins] },
+  { name: 'first fetch', args: [firstFetch] },
   ...[...bundles].map(([name, file]) => ({ name, args: [file] })),
   ...[...before].map(([name, file]) => ({ name, args: [file] })),
 ];

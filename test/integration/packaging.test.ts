@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseEnv, promisify } from 'node:util';
@@ -360,4 +360,77 @@ describe('serverless package --stage prod', () => {
     expect(bundles.flat().length).toBe(zips.length);
     expect(withChain).toEqual([]);
   });
+
+  it('bundles only GetParameters of the SSM client, and imports no Node built-in as an ES module', async () => {
+    // Prepare: every function's bundle (custom.esbuild.plugins: deploy/esbuild-plugins.cjs). Names the full SSM
+    // client carries although GetParameters never uses them: errors of other operations and their shapes.
+    const zips = (await readdir(outDir)).filter((file) => file.endsWith('.zip'));
+    const bundles = await Promise.all(
+      zips.map(async (zip) => {
+        const files = zipEntries(await readFile(join(outDir, zip)));
+        const [, code] = [...files].find(([name]) => name.endsWith('.mjs')) ?? [];
+        return [zip, code?.toString() ?? ''] as const;
+      }),
+    );
+    const fullSsm = [
+      'ParameterNotFound',
+      'ParameterAlreadyExists',
+      'AutomationStepNotFoundException',
+      'AssociationDescription',
+    ];
+
+    // Act
+    const withFullSsm = bundles.filter(([, code]) => fullSsm.some((name) => code.includes(name)));
+    const esImports = bundles.flatMap(([zip, code]) =>
+      [...code.matchAll(/(?:from|import)\s*["']([\w@][\w:@./-]*)["']/g)]
+        .map((match) => match[1])
+        .filter((specifier) => specifier !== 'node:module')
+        .map((specifier) => `${zip}: ${specifier}`),
+    );
+
+    // Assess
+    expect(bundles.filter(([, code]) => code.includes('GetParametersCommand')).length).toBeGreaterThan(10);
+    expect(withFullSsm.map(([zip]) => zip)).toEqual([]);
+    expect(esImports).toEqual([]);
+  });
+
+  it('loads no undici when a function bundle is imported (an ES import of node:http would)', async () => {
+    // Prepare: each bundle written out, imported by a fresh node with a Lambda-like environment.
+    const zips = (await readdir(outDir)).filter((file) => file.endsWith('.zip'));
+    const dir = await mkdtemp(join(outDir, 'bundles-'));
+    const files = await Promise.all(
+      zips.map(async (zip) => {
+        const [, code] = [...zipEntries(await readFile(join(outDir, zip)))].find(([name]) =>
+          name.endsWith('.mjs'),
+        ) ?? ['', Buffer.alloc(0)];
+        const file = join(dir, `${zip}.mjs`);
+        await writeFile(file, code);
+        return file;
+      }),
+    );
+    const probe =
+      "await import(process.argv[1]); console.log(process.moduleLoadList.some((name) => name.includes('undici')));";
+
+    // Act
+    const loaded: string[] = [];
+    for (const file of files) {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['--input-type=module', '-e', probe, file],
+        {
+          env: {
+            PATH: process.env.PATH,
+            AWS_REGION: 'ap-southeast-1',
+            AWS_ACCESS_KEY_ID: 'test',
+            AWS_SECRET_ACCESS_KEY: 'test',
+          },
+        },
+      );
+      if (stdout.trim() !== 'false') loaded.push(`${file}: ${stdout.trim()}`);
+    }
+
+    // Assess
+    expect(files.length).toBe(zips.length);
+    expect(loaded).toEqual([]);
+  }, 60_000);
 });
