@@ -9,7 +9,8 @@ import type { BillReport } from '#lib/repositories/bill-repository';
 
 /**
  * The scheduled daily bill (EventBridge, BILL_SCHEDULE): yesterday's (China time) trade bill against the ledger,
- * unless that day already has a final report; a not_ready day is tried again by the next scheduled run.
+ * unless that day already has a final report, then the 6 days before it that have none (backfill); a not_ready
+ * day is tried again by the next scheduled run.
  */
 export const handler = middy<unknown, BillReport>()
   .use(injectLambdaContext(logger))

@@ -119,19 +119,50 @@ export async function checkBill(
   return report;
 }
 
+/** Days before yesterday (China time) the scheduled run also checks when they have no final report. */
+export const BILL_BACKFILL_DAYS = 6;
+/** A backfill day is not started with less time than this before the deadline, ms (a download and its settles). */
+const BACKFILL_START_MS = 30_000;
+
 /**
- * The scheduled run for the previous China day: does nothing when that day already has a final report (done or
- * empty), so the hourly retries after a `not_ready` (or a failed run) stop once one run got through.
+ * The scheduled run: the previous China day, then each of the BILL_BACKFILL_DAYS days before it that has no
+ * final report (every run of its day failed, or the stage was deployed since), newest first, while at least
+ * BACKFILL_START_MS are left. A day with a final report (done or empty) is never fetched again, so the hourly
+ * retries after a `not_ready` stop once one run got through; the reports are read in one BatchGetItem.
+ * Returns the previous day's report; a backfill day that fails is logged and ends the backfill (the next run
+ * tries it again). Throws what checkBill throws for the previous day.
  */
 export async function checkPreviousDay(
   config: Config,
   providers: Providers,
   options: { deadline: number; now?: () => Date },
 ): Promise<BillReport> {
-  const day = previousChinaDay((options.now ?? (() => new Date()))());
-  const stored = await reports.getBillReport(config.ordersTable, day);
-  if (stored && stored.status !== 'not_ready') return stored;
-  return checkBill(config, providers, day, options);
+  const now = (options.now ?? (() => new Date()))();
+  const days = Array.from({ length: 1 + BILL_BACKFILL_DAYS }, (_, back) =>
+    previousChinaDay(new Date(now.getTime() - back * 86_400_000)),
+  );
+  const stored = await reports.getBillReports(config.ordersTable, days);
+  const [yesterday, ...earlier] = days as [string, ...string[]];
+  const final = (day: string) => {
+    const report = stored.get(day);
+    return report && report.status !== 'not_ready' ? report : undefined;
+  };
+  const previous = final(yesterday) ?? (await checkBill(config, providers, yesterday, options));
+  for (const day of earlier) {
+    if (final(day)) continue;
+    if (options.deadline - Date.now() < BACKFILL_START_MS) break;
+    try {
+      const report = await checkBill(config, providers, day, options);
+      logger.info('bill backfilled', { date: day, status: report.status, differences: report.differences });
+    } catch (error) {
+      logger.error('bill backfill failed; the next run tries again', {
+        date: day,
+        error: (error as Error).message,
+      });
+      break;
+    }
+  }
+  return previous;
 }
 
 function noDifferences(day: string): BillDiff {

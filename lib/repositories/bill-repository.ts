@@ -1,4 +1,4 @@
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamo } from '#lib/clients/dynamodb';
 import type { PayVersion } from '#lib/wechat-pay/fields';
 
@@ -104,6 +104,29 @@ export async function saveBillReport(table: string, report: BillReport): Promise
   await dynamo().send(
     new PutCommand({ TableName: table, Item: { ...stored, outTradeNo: keyOf(report.date), kind: 'bill' } }),
   );
+}
+
+/**
+ * The stored reports of `dates` (YYYY-MM-DD, at most 100) by date, in one strongly consistent BatchGetItem
+ * (unprocessed keys are asked again); a date without a report is absent from the map.
+ */
+export async function getBillReports(
+  table: string,
+  dates: readonly string[],
+): Promise<Map<string, BillReport>> {
+  const found = new Map<string, BillReport>();
+  let keys: Record<string, unknown>[] = dates.map((date) => ({ outTradeNo: keyOf(date) }));
+  for (let round = 1; keys.length > 0; round++) {
+    if (round > 3) throw new Error('BatchGetItem left bill report keys unprocessed');
+    const { Responses = {}, UnprocessedKeys = {} } = await dynamo().send(
+      new BatchGetCommand({ RequestItems: { [table]: { Keys: keys, ConsistentRead: true } } }),
+    );
+    for (const { outTradeNo: _key, kind: _kind, ...report } of Responses[table] ?? []) {
+      found.set(report.date as string, report as BillReport);
+    }
+    keys = (UnprocessedKeys[table]?.Keys ?? []) as Record<string, unknown>[];
+  }
+  return found;
 }
 
 /** The stored report of `date` (YYYY-MM-DD), strongly consistent; undefined when none. */

@@ -5,7 +5,7 @@
  * exceptions, once however often the bill runs; an empty day and a day WeChat is still making are reported so.
  * Against DynamoDB Local and the sandbox.
  */
-import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler as adminBillHandler } from '#functions/admin-bill';
 import { handler as createPaymentHandler } from '#functions/create-payment';
@@ -15,7 +15,7 @@ import { paymentProvider } from '#lib/clients/wechat-pay';
 import { loadConfig, resetConfigCache } from '#lib/config';
 import { previousChinaDay } from '#lib/payments/bill';
 import { settleReport } from '#lib/payments/settle';
-import { getBillReport } from '#lib/repositories/bill-repository';
+import { type BillReport, getBillReport, saveBillReport } from '#lib/repositories/bill-repository';
 import { chinaDay } from '#lib/wechat-pay/bill';
 import { lambdaContext } from '#local/fixtures/events';
 import { exceptionsFor, invoke, sandboxCallCount, sandboxUrl, signInUser, storedUser } from './helpers';
@@ -117,6 +117,21 @@ type Report = {
 };
 
 const today = () => chinaDay(new Date());
+
+/** A stored report with no line and no difference (its date and status set by the test). */
+const EMPTY_REPORT: Omit<BillReport, 'date' | 'status'> = {
+  version: 'v2',
+  checkedAt: '2026-11-30T03:00:00.000Z',
+  matched: 0,
+  otherApps: 0,
+  paidNotCredited: [],
+  creditedNotInBill: [],
+  amountMismatch: [],
+  refundsNotRecorded: [],
+  refundsNotInBill: [],
+  differences: 0,
+  totals: { lines: 0, paymentFee: 0, refundFee: 0 },
+};
 
 describe.each([['v2'], ['v3']] as const)('the daily bill, WeChat Pay %s', (version) => {
   let previousVersion: string | undefined;
@@ -254,6 +269,47 @@ describe('the scheduled daily bill', () => {
     expect(ready).toMatchObject({ date: yesterday, status: 'empty' });
     expect(later).toEqual(ready);
     expect(await sandboxCallCount('/pay/downloadbill')).toBe(before);
+  });
+});
+
+describe('the scheduled run backfills', () => {
+  it('checks each of the 6 days before yesterday that has no final report, then never fetches a final day again', async () => {
+    // Prepare: no report for yesterday and the 6 days before it, except one left not_ready and one done
+    const { ordersTable } = await loadConfig();
+    const now = new Date();
+    const days = Array.from({ length: 7 }, (_, back) =>
+      previousChinaDay(new Date(now.getTime() - back * 86_400_000)),
+    );
+    for (const day of days) {
+      await dynamo().send(new DeleteCommand({ TableName: ordersTable, Key: { outTradeNo: `BILL#${day}` } }));
+    }
+    const done = { ...EMPTY_REPORT, date: days[5] as string, status: 'done' as const };
+    await saveBillReport(ordersTable, done);
+    await saveBillReport(ordersTable, { ...EMPTY_REPORT, date: days[3] as string, status: 'not_ready' });
+    const downloads = () => sandboxCallCount('/pay/downloadbill');
+    const before = await downloads();
+
+    // Act
+    const first = await dailyBillHandler({}, lambdaContext(300_000));
+    const afterFirst = await downloads();
+    const second = await dailyBillHandler({}, lambdaContext(300_000));
+
+    // Assess: yesterday answered; every other day final; the done day untouched; a second run fetches nothing
+    expect(first).toMatchObject({ date: days[0], status: 'empty' });
+    expect(second).toEqual(first);
+    const stored = await Promise.all(days.map((day) => getBillReport(ordersTable, day)));
+    expect(stored.map((report) => report?.status)).toEqual([
+      'empty',
+      'empty',
+      'empty',
+      'empty',
+      'empty',
+      'done',
+      'empty',
+    ]);
+    expect(stored[5]).toEqual(done);
+    expect(afterFirst - before).toBe(6);
+    expect(await downloads()).toBe(afterFirst);
   });
 });
 
