@@ -253,8 +253,11 @@
   // ---- WeChat's side ------------------------------------------------------------------------------------
 
   function updateProbes() {
-    for (const button of document.querySelectorAll('.probes button')) button.disabled = !lastPaid;
+    for (const button of document.querySelectorAll('.probes button[data-variant]'))
+      button.disabled = !lastPaid;
     $('probe-target').textContent = lastPaid ? `发往订单 ${lastPaid}` : '支付一笔订单后可发送测试通知';
+    $('refund').disabled = !lastPaid;
+    $('refund-target').textContent = lastPaid ? `退款订单 ${lastPaid}` : '支付一笔订单后可退款';
   }
 
   document.querySelector('.probes').addEventListener('click', (event) => {
@@ -285,6 +288,43 @@
       const r = body.data;
       $('reconcile-result').textContent =
         `查询 ${r.checked} 笔：补记 ${r.credited}，关闭 ${r.closed}，仍待支付 ${r.stillPending}，异常 ${r.exceptions}`;
+      await loadOrders();
+      await refreshWeChatSide();
+    }),
+  );
+
+  // The operator's refund (an IAM route on AWS; the local API takes it as is): the sandbox refunds at once and
+  // sends the refund notify, which revokes the membership days; the order is polled until it shows the refund.
+  $('refund').addEventListener('click', () =>
+    run(async () => {
+      const outTradeNo = lastPaid;
+      const text = $('refund-amount').value.trim();
+      if (text !== '' && !/^[1-9]\d*$/.test(text)) throw new Error('金额应为正整数（分）');
+      const before = await api.order(outTradeNo);
+      const response = await fetch('/admin/refunds', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(text === '' ? { outTradeNo } : { outTradeNo, amount: Number(text) }),
+      });
+      const body = await response.json();
+      if (!body.success) throw new Error(body.message);
+      const { refund } = body.data;
+      $('refund-result').textContent =
+        `退款 ${yuan(refund.amount)} 已提交（${refund.outRefundNo}，${refund.status}），等待退款通知…`;
+      let order = before;
+      for (let waited = 0; order.refundedFee === before.refundedFee && waited < 10000; waited += 400) {
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        order = await api.order(outTradeNo);
+      }
+      const user = await api.me();
+      showUser(user);
+      showOrder(order);
+      $('refund-result').textContent =
+        order.refundedFee === before.refundedFee
+          ? `退款 ${yuan(refund.amount)}（${refund.outRefundNo}）仍在处理中，对账会再查询`
+          : `已退款 ${yuan(order.refundedFee)} / ${yuan(order.totalFee)}，订单 ${order.status}；会员${
+              user.role === 1 ? `有效期至 ${user.membershipExpiredAt.slice(0, 10)}` : '已失效'
+            }`;
       await loadOrders();
       await refreshWeChatSide();
     }),

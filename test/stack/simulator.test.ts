@@ -94,3 +94,24 @@ it('runs the reconciler from the backend panel and shows what it did', async () 
     .toMatch(/查询 \d+ 笔：补记 \d+/);
   expect(consoleErrors).toEqual([]);
 });
+
+it('refunds the last paid order from the backend panel and shows the membership days taken back', async () => {
+  // Prepare: a paid monthly order (its notify credited it)
+  await page.getByTestId('plan-monthly').click();
+  await page.getByTestId('pay-confirm').click();
+  await expect.poll(() => page.getByTestId('membership').textContent(), WAIT).toMatch(/有效期至/);
+
+  // Act: refund it in full (the sandbox refunds at once and sends the refund notify)
+  await page.getByTestId('refund').click();
+
+  // Assess: the order's days are all taken back, and this user had no other membership
+  await expect
+    .poll(() => page.getByTestId('refund-result').textContent(), WAIT)
+    .toMatch(/已退款 ¥[\d.]+ \/ ¥[\d.]+，订单 REFUNDED；会员已失效/);
+  expect(await page.getByTestId('membership').textContent()).toContain('尚未开通会员');
+  expect(await page.getByTestId('order-status').textContent()).toContain('REFUNDED');
+  if (process.env.SIMULATOR_REFUND_SCREENSHOT) {
+    await page.screenshot({ path: process.env.SIMULATOR_REFUND_SCREENSHOT, fullPage: true });
+  }
+  expect(consoleErrors).toEqual([]);
+});
