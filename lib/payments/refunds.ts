@@ -27,7 +27,8 @@ import { type Providers, providerFor, revokedDaysFor, shortenMembership } from '
 /**
  * Refunds (WeChat Pay v2 申请退款 / v3 退款申请): the operator's request, the reservation before WeChat is asked,
  * and the exactly-once application of WeChat's outcome, whichever channel reports it (the refund answer, a refund
- * notify, the reconciler's refund query). A refund moves PROCESSING → SUCCESS | CLOSED | ABNORMAL once.
+ * notify, the reconciler's refund query). A refund moves PROCESSING → SUCCESS | CLOSED | ABNORMAL once, and an
+ * ABNORMAL one → SUCCESS | CLOSED once when the merchant re-applies it (the reconciler keeps asking about it).
  */
 
 /** `POST /admin/refunds` body: amount in integer fen (default: all still refundable); reason ≤ 80 characters. */
@@ -261,7 +262,8 @@ const APPLY_BUDGET_MS = 3000;
  * PROCESSING only stores the refund_id; SUCCESS, in one transaction, marks the refund SUCCESS, adds its amount to
  * the order's refundedFee (REFUNDED when fully refunded) and revokes ⌊plan days × refundedFee ÷ totalFee⌋ − the days
  * already revoked from the owner's membership (role 0 when it then lies in the past); CLOSED releases the reserved
- * amount; ABNORMAL is recorded as a payment exception (alarmed). A refund already final answers 'duplicate'; a
+ * amount; ABNORMAL is recorded as a payment exception (alarmed), and its later SUCCESS or CLOSED (the merchant
+ * re-applied it) is applied like one from PROCESSING. A refund already final answers 'duplicate'; a
  * report that matches no refund of ours (unknown out_refund_no, other order, amount or merchant) is recorded once as
  * a payment exception ('exception'). Throws Error when contention outlasts the budget (WeChat notifies again).
  */
@@ -295,7 +297,11 @@ async function applyOnce(config: Config, report: RefundReport, now: () => Date):
     await recordRefundException(config, report, 'refund_mismatch', refund);
     return 'exception';
   }
-  if (refund.status !== 'PROCESSING') {
+  // An ABNORMAL refund the merchant re-applied (商户平台, or apply-abnormal-refund) ends SUCCESS or CLOSED later:
+  // that final state is applied once, like one reached from PROCESSING.
+  const resolvesAbnormal =
+    refund.status === 'ABNORMAL' && (report.status === 'SUCCESS' || report.status === 'CLOSED');
+  if (refund.status !== 'PROCESSING' && !resolvesAbnormal) {
     if (report.status !== refund.status && report.status !== 'PROCESSING') {
       logger.error('refund reported in another final state', {
         outRefundNo: refund.outRefundNo,
@@ -326,7 +332,13 @@ async function applyOnce(config: Config, report: RefundReport, now: () => Date):
     case 'ABNORMAL': {
       // Recorded first (once per refund), so an ABNORMAL refund always has its exception.
       await recordRefundException(config, report, 'refund_abnormal', refund);
-      const result = await refunds.markRefundAbnormal(config.ordersTable, refund, at, report.refundId);
+      const result = await refunds.markRefundAbnormal(
+        config.ordersTable,
+        refund,
+        at,
+        nextRefundCheckAt(refund.createdAt, now()),
+        report.refundId,
+      );
       if (result.kind !== 'committed' && result.kind !== 'refund_changed') {
         throw new Error(`refund ${refund.outRefundNo} abnormal did not commit: ${result.kind}`);
       }
@@ -337,12 +349,18 @@ async function applyOnce(config: Config, report: RefundReport, now: () => Date):
   }
 }
 
+/** A refund WeChat may still move to SUCCESS or CLOSED: PROCESSING, or ABNORMAL until the merchant resolves it. */
+const isOpen = (refund: RefundRecord | undefined) =>
+  refund?.status === 'PROCESSING' || refund?.status === 'ABNORMAL';
+
 async function applySuccess(
   config: Config,
-  refund: RefundRecord,
+  read: RefundRecord,
   report: RefundReport,
   now: () => Date,
 ): Promise<RefundOutcome> {
+  // The refund as last read: its status is what the transition is conditioned on.
+  let refund = read;
   const deadline = Date.now() + APPLY_BUDGET_MS;
   const successAt = report.successAt ?? now().toISOString();
   for (let attempt = 1; ; attempt++) {
@@ -359,7 +377,7 @@ async function applySuccess(
       if (refundedFee > order.totalFee) {
         // Read after another delivery applied this very refund (our refund read was older): a duplicate.
         const current = await refunds.getRefund(config.ordersTable, refund.outRefundNo);
-        if (current?.status !== 'PROCESSING') return 'duplicate';
+        if (!isOpen(current)) return 'duplicate';
         throw new Error(`refunds of ${order.outTradeNo} exceed its total`);
       }
       const revokedDays = revokedDaysFor(plan.days, refundedFee, order.totalFee);
@@ -401,7 +419,8 @@ async function applySuccess(
     }
     if (result.kind === 'refund_changed') {
       const current = result.refund ?? (await refunds.getRefund(config.ordersTable, refund.outRefundNo));
-      if (current?.status !== 'PROCESSING') return 'duplicate';
+      if (!current || !isOpen(current)) return 'duplicate';
+      refund = current;
     }
     if (Date.now() > deadline) {
       throw new Error(`refund ${refund.outRefundNo} did not settle within ${APPLY_BUDGET_MS} ms`);
@@ -520,5 +539,6 @@ async function checkRefund(
     return stored.status !== 'PROCESSING';
   }
   const outcome = await applyRefundReport(config, query);
-  return outcome === 'applied' || outcome === 'duplicate';
+  // ABNORMAL stays due (asked again later) until the merchant's re-application ends it SUCCESS or CLOSED.
+  return (outcome === 'applied' || outcome === 'duplicate') && query.status !== 'ABNORMAL';
 }

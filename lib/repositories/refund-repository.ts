@@ -164,15 +164,32 @@ export type RefundTransitionResult =
   | { kind: 'user_changed' }
   | { kind: 'conflict' };
 
-function refundFinal(table: string, refund: RefundRecord, set: string, values: Record<string, unknown>) {
+/**
+ * The refund item's move to `:final`, conditioned on the status the caller read (`refund.status`: PROCESSING, or
+ * ABNORMAL for one the merchant resolved since). It leaves the byReconcile index, unless `recheckAt` (ISO UTC)
+ * keeps it there to be asked again then.
+ */
+function refundFinal(
+  table: string,
+  refund: RefundRecord,
+  set: string,
+  values: Record<string, unknown>,
+  recheckAt?: string,
+) {
   return {
     Update: {
       TableName: table,
       Key: { outTradeNo: refundKey(refund.outRefundNo) },
-      UpdateExpression: `SET #s = :final, ${set} REMOVE reconcileShard, reconcileAt`,
-      ConditionExpression: '#s = :processing',
+      UpdateExpression: recheckAt
+        ? `SET #s = :final, ${set}, reconcileAt = :recheck`
+        : `SET #s = :final, ${set} REMOVE reconcileShard, reconcileAt`,
+      ConditionExpression: '#s = :from',
       ExpressionAttributeNames: { '#s': 'status' },
-      ExpressionAttributeValues: { ':processing': 'PROCESSING', ...values },
+      ExpressionAttributeValues: {
+        ':from': refund.status,
+        ...values,
+        ...(recheckAt ? { ':recheck': recheckAt } : {}),
+      },
       ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
     },
   };
@@ -287,23 +304,30 @@ export function markRefundClosed(
   ]);
 }
 
-/** A refund PROCESSING → ABNORMAL (its amount stays reserved until an operator settles it with WeChat). */
+/**
+ * A refund PROCESSING → ABNORMAL (the user's card was frozen or closed): its amount stays reserved, and it stays
+ * in the byReconcile index, asked again from `recheckAt` (ISO UTC), until the merchant's re-application (商户平台 or
+ * apply-abnormal-refund) makes it SUCCESS or CLOSED at WeChat.
+ */
 export function markRefundAbnormal(
   table: string,
   refund: RefundRecord,
   now: string,
+  recheckAt: string,
   refundId?: string,
 ): Promise<RefundTransitionResult> {
   return transition([
-    refundFinal(table, refund, 'endedAt = :at, refundId = :rid', {
-      ':final': 'ABNORMAL',
-      ':at': now,
-      ':rid': refundId ?? refund.refundId ?? '',
-    }),
+    refundFinal(
+      table,
+      refund,
+      'endedAt = :at, refundId = :rid',
+      { ':final': 'ABNORMAL', ':at': now, ':rid': refundId ?? refund.refundId ?? '' },
+      recheckAt,
+    ),
   ]);
 }
 
-/** Moves a PROCESSING refund's next reconcile check to `at` (ISO UTC); a final refund is left alone. */
+/** Moves a PROCESSING or ABNORMAL refund's next reconcile check to `at` (ISO UTC); a final refund is left alone. */
 export async function scheduleRefundCheck(table: string, outRefundNo: string, at: string): Promise<void> {
   try {
     await dynamo().send(
@@ -311,11 +335,12 @@ export async function scheduleRefundCheck(table: string, outRefundNo: string, at
         TableName: table,
         Key: { outTradeNo: refundKey(outRefundNo) },
         UpdateExpression: 'SET reconcileAt = :at',
-        ConditionExpression: '#s = :processing AND reconcileShard = :shard',
+        ConditionExpression: '#s IN (:processing, :abnormal) AND reconcileShard = :shard',
         ExpressionAttributeNames: { '#s': 'status' },
         ExpressionAttributeValues: {
           ':at': at,
           ':processing': 'PROCESSING',
+          ':abnormal': 'ABNORMAL',
           ':shard': REFUND_RECONCILE_SHARD,
         },
       }),

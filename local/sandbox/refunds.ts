@@ -18,7 +18,8 @@ import { controlBody, json, type Sandbox } from './server';
  * acknowledged. A repeated out_refund_no with identical parameters is the same refund (refunded once).
  * Control: `POST /sandbox/refunds/outcome {mode: SUCCESS|ABNORMAL|CLOSED, deliver?, delayMs?}` (the next refund: its final
  * state, whether its notify is delivered, how long it stays PROCESSING),
- * `POST /sandbox/refunds/notify-again {outRefundNo}`, `GET /sandbox/refunds`.
+ * `POST /sandbox/refunds/notify-again {outRefundNo}`, `POST /sandbox/refunds/resolve {outRefundNo, status: SUCCESS|CLOSED}`
+ * (the merchant re-applied an ABNORMAL refund: it ends in that state and its notify is delivered), `GET /sandbox/refunds`.
  */
 
 /** A refund request, as either API version names it. */
@@ -188,6 +189,19 @@ export function registerRefundControl(sandbox: Sandbox, store: PayStore, speedup
     const delivery = await deliverRefundNotify(store, refund);
     if (!delivery) return json(501, { error: `no ${refund.version} refund notifier registered` });
     return json(200, delivery);
+  });
+
+  sandbox.route('POST', '/sandbox/refunds/resolve', (request) => {
+    const { outRefundNo, status } = controlBody(request);
+    const refund = typeof outRefundNo === 'string' ? store.refunds.get(outRefundNo) : undefined;
+    if (!refund || (status !== 'SUCCESS' && status !== 'CLOSED')) {
+      return json(400, { error: 'expected {outRefundNo} of a sandbox refund and {status: SUCCESS|CLOSED}' });
+    }
+    if (refund.status !== 'ABNORMAL') return json(409, { error: `refund is ${refund.status}, not ABNORMAL` });
+    refund.status = status;
+    if (status === 'SUCCESS') refund.successAt = Math.floor(Date.now() / 1000);
+    void deliverUntilAccepted(store, refund, 0);
+    return json(200, { outRefundNo, status });
   });
 
   sandbox.route('GET', '/sandbox/refunds', ({ url }) => {

@@ -366,6 +366,67 @@ describe.each(['v2', 'v3'] as const)('refunds on %s', (version) => {
     ]);
   });
 
+  it('an ABNORMAL refund the merchant re-applied ends SUCCESS once: revoked once, its reservation spent, duplicates ignored', async () => {
+    // Prepare: the refund of 600 goes ABNORMAL (the user's card is closed)
+    const payer = await paidOrder();
+    const paidEnd = await endOf(payer.userId);
+    await sandbox('/sandbox/refunds/outcome', { mode: 'ABNORMAL' });
+    const answered = await refund({ outTradeNo: payer.outTradeNo, amount: 600 });
+    const outRefundNo = answered.data?.refund.outRefundNo as string;
+    expect((await settled(outRefundNo)).status).toBe('ABNORMAL');
+    // Act: the merchant re-applies it; WeChat reports SUCCESS (notify), then again, and a reconcile pass races
+    await sandbox('/sandbox/refunds/resolve', { outRefundNo, status: 'SUCCESS' });
+    const until = Date.now() + 10_000;
+    while ((await getRefund(config.ordersTable, outRefundNo))?.status !== 'SUCCESS' && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const [again, pass] = await Promise.all([
+      sandbox('/sandbox/refunds/notify-again', { outRefundNo }),
+      reconcileRefunds(config, paymentProviders(config), { deadline: Date.now() + 20_000, all: true }),
+    ]);
+    // Assess: ⌊31 × 600 ÷ 1800⌋ = 10 days revoked exactly once
+    expect(again.json.accepted).toBe(true);
+    expect(pass.failed).toBe(0);
+    expect((await getRefund(config.ordersTable, outRefundNo))?.status).toBe('SUCCESS');
+    expect(await storedOrder(payer.outTradeNo)).toMatchObject({
+      status: 'PAID',
+      refundReservedFee: 600,
+      refundedFee: 600,
+      revokedDays: 10,
+    });
+    expect(await endOf(payer.userId)).toBe(paidEnd - 10 * DAY_MS);
+  });
+
+  it('an ABNORMAL refund stays due for the reconciler, and CLOSED at WeChat releases its reservation', async () => {
+    // Prepare
+    const payer = await paidOrder();
+    const paidEnd = await endOf(payer.userId);
+    await sandbox('/sandbox/refunds/outcome', { mode: 'ABNORMAL' });
+    const answered = await refund({ outTradeNo: payer.outTradeNo, amount: 600 });
+    const outRefundNo = answered.data?.refund.outRefundNo as string;
+    await settled(outRefundNo);
+    const stillAbnormal = await reconcileRefunds(config, paymentProviders(config), {
+      deadline: Date.now() + 20_000,
+      all: true,
+    });
+    const abnormal = await getRefund(config.ordersTable, outRefundNo);
+    // Act: it ends CLOSED at WeChat (the merchant gave up on it); its notify races a reconcile pass
+    const resolved = await sandbox('/sandbox/refunds/resolve', { outRefundNo, status: 'CLOSED' });
+    const pass = await reconcileRefunds(config, paymentProviders(config), {
+      deadline: Date.now() + 20_000,
+      all: true,
+    });
+    // Assess
+    expect(stillAbnormal.failed).toBe(0);
+    expect(abnormal?.status).toBe('ABNORMAL');
+    expect(abnormal?.reconcileAt).toBeDefined();
+    expect(resolved.status).toBe(200);
+    expect(pass.failed).toBe(0);
+    expect((await getRefund(config.ordersTable, outRefundNo))?.status).toBe('CLOSED');
+    expect(await storedOrder(payer.outTradeNo)).toMatchObject({ status: 'PAID', refundReservedFee: 0 });
+    expect(await endOf(payer.userId)).toBe(paidEnd);
+  });
+
   it('an Idempotency-Key makes retried and concurrent requests answer the same refund, refunded once', async () => {
     // Prepare
     const payer = await paidOrder();

@@ -274,6 +274,41 @@ describe('applyRefundReport', () => {
     });
   });
 
+  it('applies SUCCESS to an ABNORMAL refund the merchant re-applied, conditioned on it still being ABNORMAL', async () => {
+    // Prepare
+    store(paid, [aRefund({ status: 'ABNORMAL' })]);
+    ddb.on(TransactWriteCommand).resolves({});
+    // Act
+    const outcome = await applyRefundReport(config, { ...report, status: 'SUCCESS' }, () => AT);
+    // Assess
+    expect(outcome).toBe('applied');
+    const [items] = transactions();
+    expect(items?.[0]?.Update?.ConditionExpression).toBe('#s = :from');
+    expect(items?.[0]?.Update?.ExpressionAttributeValues).toMatchObject({
+      ':from': 'ABNORMAL',
+      ':final': 'SUCCESS',
+    });
+    expect(items?.[1]?.Update?.ExpressionAttributeValues).toMatchObject({ ':fee': 600, ':days': 10 });
+  });
+
+  it('keeps an ABNORMAL refund in the reconcile index, asked again later; a second ABNORMAL is a duplicate', async () => {
+    // Prepare
+    store(paid, [aRefund()]);
+    ddb.on(PutCommand).resolves({});
+    ddb.on(TransactWriteCommand).resolves({});
+    // Act
+    const first = await applyRefundReport(config, { ...report, status: 'ABNORMAL' }, () => AT);
+    store(paid, [aRefund({ status: 'ABNORMAL' })]);
+    const second = await applyRefundReport(config, { ...report, status: 'ABNORMAL' }, () => AT);
+    // Assess
+    expect([first, second]).toEqual(['applied', 'duplicate']);
+    const [items] = transactions();
+    expect(items?.[0]?.Update?.UpdateExpression).toBe(
+      'SET #s = :final, endedAt = :at, refundId = :rid, reconcileAt = :recheck',
+    );
+    expect(transactions()).toHaveLength(1);
+  });
+
   it('answers duplicate for a refund already final, writing nothing', async () => {
     // Prepare
     store(paid, [aRefund({ status: 'SUCCESS' })]);
