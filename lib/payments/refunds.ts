@@ -460,11 +460,11 @@ async function recordRefundException(
 
 /** What one refund reconcile pass did. */
 export interface RefundReconcileSummary {
-  /** PROCESSING refunds looked at. */
+  /** PROCESSING and ABNORMAL refunds looked at. */
   refundsChecked: number;
   /** Refunds that reached a final state (SUCCESS, CLOSED or ABNORMAL). */
   refundsSettled: number;
-  /** Refunds still PROCESSING at WeChat (or asked again), checked later. */
+  /** Refunds still PROCESSING or ABNORMAL at WeChat (or asked again), checked later. */
   refundsProcessing: number;
 }
 
@@ -473,7 +473,7 @@ const PAGE = 25;
 const PER_REFUND_MS = 12_000;
 
 /**
- * The refund half of a reconcile pass: reads due PROCESSING refunds from the byReconcile index (REFUND shard) and
+ * The refund half of a reconcile pass: reads due PROCESSING and ABNORMAL refunds from the byReconcile index (REFUND shard) and
  * asks WeChat about each with its own pay version's client (查询退款): a final state is applied through
  * applyRefundReport (the same exactly-once path as a notify); a refund WeChat never received is asked again with
  * identical parameters; the rest are checked again later. Stops once `deadline` (epoch ms) is near.
@@ -523,7 +523,7 @@ export async function reconcileRefunds(
   return summary;
 }
 
-/** One PROCESSING refund: true when it reached a final state. */
+/** One PROCESSING or ABNORMAL refund: true when it reached SUCCESS or CLOSED. */
 async function checkRefund(
   config: Config,
   provider: PaymentProvider,
