@@ -18,8 +18,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { parseArgs, parseEnv } from 'node:util';
+import { parseArgs } from 'node:util';
 import { type BuildOptions, build, type Plugin } from 'esbuild';
+import { packagingEnv } from '#local/packaging-env';
 import { ensurePeers } from './install-peers';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -43,24 +44,6 @@ const { values } = parseArgs({
 });
 const rounds = Number(values.rounds);
 const work = mkdtempSync(join(tmpdir(), 'bench-init-'));
-
-/** The environment `serverless package` runs with in CI: no secrets, no local settings (as packaging.test.ts). */
-function packagingEnv(): NodeJS.ProcessEnv {
-  const example = parseEnv(readFileSync(join(ROOT, '.env.example'), 'utf8'));
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) {
-    if (/^(WECHAT_|JWT_|SANDBOX_)/.test(name) || name in example) delete env[name];
-  }
-  for (const name of ['SECRETS_SOURCE', 'IS_LOCAL_STACK', 'DYNAMODB_ENDPOINT', 'POWERTOOLS_LOG_LEVEL']) {
-    delete env[name];
-  }
-  return {
-    ...env,
-    STAGE_SETTINGS_DIR: 'test/fixtures/stages',
-    SLS_TELEMETRY_DISABLED: '1',
-    SLS_NOTIFICATIONS_MODE: 'off',
-  };
-}
 
 /** Each function's bundle (.mjs) from the zips of a `serverless package` output, by function name. */
 function functionBundles(packageDir: string, prefix = ''): Map<string, string> {

@@ -14,8 +14,8 @@ import { createPublicKey, createSecretKey } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { parseV2Xml, signV2, toV2Xml, verifyV2Sign } from '#lib/wechat-pay/v2-protocol';
 import { createVerifier, decryptResource } from '#lib/wechat-pay/v3-protocol';
-import { v2NotifyFields } from '#local/fixtures/notify';
 import { v3Keys, v3Notify } from '#local/fixtures/v3';
+import { hmacFields, mchKey, md5Fields, paid } from './inputs';
 import { ensurePeers, pinnedPeers } from './install-peers';
 import { type Comparison, compare, type MeasureOptions } from './measure';
 
@@ -63,15 +63,6 @@ const peers = pinnedPeers();
 const label = (name: string) => `${name}@${peers[name]}`;
 
 // --- the same inputs for everyone ---------------------------------------------------------------------------
-const paid = {
-  outTradeNo: 'M20261121080000abcdefABCDEF',
-  totalFee: 1800,
-  transactionId: '4200000000202611210000000001',
-  openid: 'oSandboxOpenid000000',
-};
-const mchKey = process.env.WECHAT_MCH_KEY as string;
-const md5Fields = v2NotifyFields({ ...paid, signType: 'MD5' });
-const hmacFields = v2NotifyFields({ ...paid, signType: 'HMAC-SHA256' });
 // tenpay signs what it is given; WeChat's own fields are strings, so all sides get strings.
 const stringFields = (fields: V2Fields) =>
   Object.fromEntries(

@@ -53,6 +53,7 @@ import { buildAuthorization, createVerifier, decryptResource } from '#lib/wechat
 import { context, httpEvent } from '#local/fixtures/events';
 import { pinnedNotifyHandler, v2NotifyFields } from '#local/fixtures/notify';
 import { v3Config, v3Keys, v3Notify } from '#local/fixtures/v3';
+import { hmacFields, mchKey, md5Fields, paid } from './inputs';
 import { type Comparison, compare, type MeasureOptions, report } from './measure';
 
 const { values } = parseArgs({
@@ -90,15 +91,6 @@ const rawV2ParseVerify = (xml: string, key: string) =>
   rawV2Verify((rawParser.parse(xml) as { xml: Record<string, string> }).xml, key);
 
 // --- v2 ------------------------------------------------------------------------------------------------
-const paid = {
-  outTradeNo: 'M20261121080000abcdefABCDEF',
-  totalFee: 1800,
-  transactionId: '4200000000202611210000000001',
-  openid: 'oSandboxOpenid000000',
-};
-const mchKey = process.env.WECHAT_MCH_KEY as string;
-const md5Fields = v2NotifyFields({ ...paid, signType: 'MD5' });
-const hmacFields = v2NotifyFields({ ...paid, signType: 'HMAC-SHA256' });
 const md5Xml = toV2Xml(md5Fields);
 const md5Params = parseV2Xml(md5Xml);
 const hmacParams = parseV2Xml(toV2Xml(hmacFields));

@@ -4,7 +4,7 @@ import { paymentProviders } from '#lib/clients/wechat-pay';
 import { loadConfig } from '#lib/config';
 import { withDeadline } from '#lib/deadline';
 import { logger } from '#lib/logger';
-import { checkPreviousDay } from '#lib/payments/bill';
+import { checkRecentDays } from '#lib/payments/bill';
 import type { BillReport } from '#lib/repositories/bill-repository';
 
 /**
@@ -18,6 +18,6 @@ export const handler = middy<unknown, BillReport>()
     withDeadline(context, async () => {
       const config = await loadConfig();
       const deadline = Date.now() + context.getRemainingTimeInMillis() - 2000;
-      return checkPreviousDay(config, paymentProviders(config), { deadline });
+      return checkRecentDays(config, paymentProviders(config), { deadline });
     }),
   );

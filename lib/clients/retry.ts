@@ -27,6 +27,30 @@ export function wechatAttemptTimeout(capMs: number): number {
 }
 
 /**
+ * One HTTP attempt at a WeChat host within wechatAttemptTimeout(`capMs`), redirects answered as they are (never
+ * followed), the body read by `read` inside the same timeout. Throws RetryableError on a network failure, a
+ * timeout, no time left for the attempt, or a 5xx (gateways in front of WeChat answer those unsigned).
+ */
+export async function wechatAttempt<T>(
+  url: string | URL,
+  init: RequestInit,
+  capMs: number,
+  read: (response: Response) => Promise<T>,
+): Promise<{ status: number; headers: Headers; body: T }> {
+  const timeoutMs = wechatAttemptTimeout(capMs);
+  let response: Response;
+  let body: T;
+  try {
+    response = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+    body = await read(response);
+  } catch (error) {
+    throw new RetryableError(`network: ${(error as Error).name}`);
+  }
+  if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
+  return { status: response.status, headers: response.headers, body };
+}
+
+/**
  * Runs `call`; on a RetryableError waits 100–300 ms and runs it once more (WeChat's advice for -1 /
  * SYSTEMERROR), unless the invocation's deadline leaves no room for a second attempt after the back-off.
  * A RetryableError that is not retried is replaced by `exhausted(reason)`; other errors pass through.

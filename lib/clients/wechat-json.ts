@@ -1,5 +1,5 @@
 import { UpstreamError } from '#lib/errors';
-import { RetryableError, wechatAttemptTimeout } from './retry';
+import { RetryableError, wechatAttempt } from './retry';
 
 /** How long one attempt at an api.weixin.qq.com JSON endpoint may take at most, milliseconds. */
 const TIMEOUT_MS = 3000;
@@ -16,19 +16,8 @@ export async function wechatJson(
   url: URL,
   init: RequestInit = {},
 ): Promise<Record<string, unknown>> {
-  const timeoutMs = wechatAttemptTimeout(TIMEOUT_MS);
-  let response: Response;
-  let text: string;
-  try {
-    response = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
-    text = await response.text();
-  } catch (error) {
-    throw new RetryableError(`network: ${(error as Error).name}`);
-  }
-  if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
-  if (response.status !== 200) {
-    throw new UpstreamError(undefined, 'WECHAT_ERROR', `${label}: http ${response.status}`);
-  }
+  const { status, body: text } = await wechatAttempt(url, init, TIMEOUT_MS, (response) => response.text());
+  if (status !== 200) throw new UpstreamError(undefined, 'WECHAT_ERROR', `${label}: http ${status}`);
   let body: unknown;
   try {
     body = JSON.parse(text);

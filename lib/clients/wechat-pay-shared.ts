@@ -1,6 +1,6 @@
 import { type Agent, request as httpsRequest } from 'node:https';
 import { ConflictError, ServiceUnavailableError, UpstreamError } from '#lib/errors';
-import { RetryableError, wechatAttemptTimeout, withOneRetry } from './retry';
+import { RetryableError, wechatAttempt, wechatAttemptTimeout, withOneRetry } from './retry';
 
 /**
  * What the v2 and v3 WeChat Pay clients do alike: one deadline per attempt (bounded by the invocation's),
@@ -25,17 +25,10 @@ export interface PayHttpAnswer {
  * they are never acted on).
  */
 export async function payExchange(url: string, init: RequestInit): Promise<PayHttpAnswer> {
-  const timeoutMs = wechatAttemptTimeout(PAY_ATTEMPT_TIMEOUT_MS);
-  let response: Response;
-  let text: string;
-  try {
-    response = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
-    text = await response.text();
-  } catch (error) {
-    throw new RetryableError(`network: ${(error as Error).name}`);
-  }
-  if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
-  return { status: response.status, headers: response.headers, text };
+  const { status, headers, body } = await wechatAttempt(url, init, PAY_ATTEMPT_TIMEOUT_MS, (response) =>
+    response.text(),
+  );
+  return { status, headers, text: body };
 }
 
 /**
@@ -125,18 +118,15 @@ export async function payDownload(
   url: string,
   init: RequestInit,
 ): Promise<{ status: number; headers: Headers; bytes: Buffer }> {
-  const timeoutMs = wechatAttemptTimeout(BILL_DOWNLOAD_TIMEOUT_MS);
-  let response: Response;
-  let bytes: Buffer;
-  try {
-    response = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
-    bytes = Buffer.from(await response.arrayBuffer());
-  } catch (error) {
-    throw new RetryableError(`network: ${(error as Error).name}`);
-  }
-  if (response.status >= 500) throw new RetryableError(`http ${response.status}`);
+  const {
+    status,
+    headers,
+    body: bytes,
+  } = await wechatAttempt(url, init, BILL_DOWNLOAD_TIMEOUT_MS, async (response) =>
+    Buffer.from(await response.arrayBuffer()),
+  );
   if (bytes.length > MAX_BILL_BYTES) throw payUpstream('微信支付账单过大', `bill of ${bytes.length} bytes`);
-  return { status: response.status, headers: response.headers, bytes };
+  return { status, headers, bytes };
 }
 
 /** Whether bytes are gzip (magic 1f 8b). */

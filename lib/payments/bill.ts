@@ -132,7 +132,7 @@ const BACKFILL_START_MS = 30_000;
  * Returns the previous day's report; a backfill day that fails is logged and ends the backfill (the next run
  * tries it again). Throws what checkBill throws for the previous day.
  */
-export async function checkPreviousDay(
+export async function checkRecentDays(
   config: Config,
   providers: Providers,
   options: { deadline: number; now?: () => Date },

@@ -20,9 +20,9 @@ import * as orders from '#lib/repositories/order-repository';
 import type { RefundRecord } from '#lib/repositories/refund-repository';
 import * as refunds from '#lib/repositories/refund-repository';
 import * as users from '#lib/repositories/user-repository';
-import { MAX_TOTAL_FEE, OUT_TRADE_NO } from '#lib/wechat-pay/fields';
+import { MAX_TOTAL_FEE, OUT_TRADE_NO, randomAlphanumeric } from '#lib/wechat-pay/fields';
 import { chinaDay } from '#lib/wechat-pay/refund-protocol';
-import { type Providers, providerFor, revokedDaysFor, shortenMembership } from './rules';
+import { type Providers, providerFor, revokedDaysFor, shortenMembership, utcStamp } from './rules';
 
 /**
  * Refunds (WeChat Pay v2 申请退款 / v3 退款申请): the operator's request, the reservation before WeChat is asked,
@@ -47,7 +47,6 @@ export const RefundBody = v.object({
 
 /** An `Idempotency-Key` header: 1–128 visible ASCII characters. */
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
-const ALPHANUMERIC = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 /** What `POST /admin/refunds` answers. */
 export interface PublicRefund {
@@ -75,10 +74,7 @@ export function newOutRefundNo(now: Date, idempotencyKey?: string): string {
   if (idempotencyKey !== undefined) {
     return `K${createHash('sha256').update(idempotencyKey, 'utf8').digest('hex').slice(0, 40)}`;
   }
-  const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
-  let random = '';
-  for (let i = 0; i < 12; i++) random += ALPHANUMERIC[randomInt(ALPHANUMERIC.length)];
-  return `R${stamp}${random}`;
+  return `R${utcStamp(now)}${randomAlphanumeric(12)}`;
 }
 
 function refundRequestOf(refund: RefundRecord): RefundRequest {

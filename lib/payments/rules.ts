@@ -1,9 +1,9 @@
-import { randomInt } from 'node:crypto';
 import type { PaymentProvider, PaymentReport, PrepayRequest } from '#lib/clients/payment-provider';
 import { PaymentRejectedError } from '#lib/errors';
 import type { Plan } from '#lib/plans';
 import type { OrderRecord, OwnerSnapshot } from '#lib/repositories/order-repository';
 import type { MembershipChange } from '#lib/repositories/user-repository';
+import { randomAlphanumeric } from '#lib/wechat-pay/fields';
 
 /**
  * The pure rules of the payments domain: order numbers, descriptions, lifetimes, the membership
@@ -28,7 +28,6 @@ export interface PublicOrder {
 export const ORDER_LIFETIME_SECONDS = 2 * 3600;
 /** An open order is continued by a new `{planId}` request only while it has this long left to be paid, seconds. */
 const REUSE_MARGIN_SECONDS = 10 * 60;
-const ALPHANUMERIC = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const DAY_MS = 86_400_000;
 
 /** The public shape of a stored order. */
@@ -48,10 +47,12 @@ export function toPublicOrder(order: OrderRecord): PublicOrder {
 
 /** A fresh out_trade_no: `M` + yyyyMMddHHmmss (UTC) + 12 random letters/digits = 27 chars of [0-9A-Za-z]. */
 export function newOutTradeNo(now: Date): string {
-  const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
-  let random = '';
-  for (let i = 0; i < 12; i++) random += ALPHANUMERIC[randomInt(ALPHANUMERIC.length)];
-  return `M${stamp}${random}`;
+  return `M${utcStamp(now)}${randomAlphanumeric(12)}`;
+}
+
+/** `yyyyMMddHHmmss` of `now` in UTC (the time part of our out_trade_no and out_refund_no). */
+export function utcStamp(now: Date): string {
+  return now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
 }
 
 /** Cuts a string to at most `maxBytes` UTF-8 bytes on a code-point boundary (never splits a character). */

@@ -452,8 +452,8 @@ const claimAttribute = (planId: string) => `openOrder_${planId}`;
  */
 const ORDER_SLOTS = 97;
 const slotOf = (window: string) => `orders${(Date.parse(`${window}:00:00.000Z`) / 3_600_000) % ORDER_SLOTS}`;
-const otherSlots = (own: string) =>
-  Array.from({ length: ORDER_SLOTS }, (_, i) => `orders${i}`).filter((name) => name !== own);
+/** Every counter slot, and the legacy single counter (orderCount): what a claim removes, its own slot aside. */
+const COUNTERS = [...Array.from({ length: ORDER_SLOTS }, (_, i) => `orders${i}`), 'orderCount'];
 
 /**
  * Claims the user's open-order slot for a plan in one strongly consistent conditional UpdateItem, and counts
@@ -483,8 +483,7 @@ export async function claimOpenOrder(
     ? '#c.outTradeNo = :held'
     : '(attribute_not_exists(#c) OR #c.claimedAt <= :ended)';
   const counter = slotOf(input.window);
-  // The legacy single counter (orderCount) goes with the other slots.
-  const remove = `REMOVE ${[...otherSlots(counter), 'orderCount'].join(', ')}`;
+  const remove = `REMOVE ${COUNTERS.filter((name) => name !== counter).join(', ')}`;
   for (const staleSlot of [false, true]) {
     try {
       const { Attributes } = await dynamo().send(

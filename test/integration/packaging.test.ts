@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { parseEnv, promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECRET_NAMES } from '#lib/secrets';
+import { packagingEnv } from '#local/packaging-env';
 import { routes, templateProblems } from '#test/deploy/template-checks';
 import { zipEntries } from '#test/helpers/zip';
 
@@ -65,30 +66,6 @@ let outDir: string;
 let template: { Resources: Record<string, Resource> };
 let templateText: string;
 
-/** The test process's environment minus everything test/setup.ts and .env.example put there, and every secret. */
-async function packagingEnv(): Promise<NodeJS.ProcessEnv> {
-  const example = parseEnv(await readFile(join(ROOT, '.env.example'), 'utf8'));
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) {
-    if (/^(WECHAT_|JWT_|SANDBOX_)/.test(name) || name in example) delete env[name];
-  }
-  for (const name of [
-    'SECRETS_SOURCE',
-    'IS_LOCAL_STACK',
-    'DYNAMODB_ENDPOINT',
-    'POWERTOOLS_LOG_LEVEL',
-    'AWS_REGION',
-  ]) {
-    delete env[name];
-  }
-  return {
-    ...env,
-    STAGE_SETTINGS_DIR: 'test/fixtures/stages',
-    SLS_TELEMETRY_DISABLED: '1',
-    SLS_NOTIFICATIONS_MODE: 'off',
-  };
-}
-
 function resourcesOfType(type: string): [string, Resource][] {
   return Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
 }
@@ -138,7 +115,7 @@ beforeAll(async () => {
   try {
     await promisify(execFile)('npx', ['serverless', 'package', '--stage', STAGE, '--package', outDir], {
       cwd: ROOT,
-      env: await packagingEnv(),
+      env: packagingEnv(),
       timeout: 170_000,
       maxBuffer: 16 * 1024 * 1024,
     });
