@@ -10,7 +10,7 @@
  */
 // First, before any app module: applies the benchmark's environment (see bench/environment.ts).
 import './environment';
-import { createPublicKey, createSecretKey } from 'node:crypto';
+import { createPublicKey, createSecretKey, createVerify } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { parseV2Xml, signV2, toV2Xml, verifyV2Sign } from '#lib/wechat-pay/v2-protocol';
 import { createVerifier, decryptResource } from '#lib/wechat-pay/v3-protocol';
@@ -266,6 +266,14 @@ await against(
   'v3 RSA verify (notify headers)',
   `${label('wechatpay-axios-plugin')} Rsa.verify alone (message prebuilt)`,
   oursVerify,
+  axiosVerify,
+);
+// The floor under that row: raw node:crypto with no checks at all (what Rsa.verify is), against the same peer call.
+// Ours does the 300 s window, the key by serial, the probe refusal and strict base64 on top of it.
+await against(
+  'v3 RSA verify: raw createVerify, no checks',
+  `${label('wechatpay-axios-plugin')} Rsa.verify alone (message prebuilt)`,
+  () => createVerify('sha256').update(message).verify(payPublicKey, signed.signature, 'base64'),
   axiosVerify,
 );
 await against(

@@ -10,8 +10,8 @@
  * The gates (maxRatio) leave room above what this 2-core machine measured (load average 5–12 from other
  * work): signing and verification 0.9–1.3×, parse + verify 0.23–0.27× (the one-pass reader), v3 verify +
  * decrypt 0.98–1.04×, decrypt or verify alone 0.98–1.03×, buildAuthorization 1.03–1.09×, duplicate notify v2
- * 0.62–0.67× and v3 1.17–1.19× (a raw handler doing the same job on the same event; 1.2–1.28× the earlier
- * baseline), first notify 1.13–1.34×, session token 1.27–1.55×. bench:peers compares with the npm WeChat Pay
+ * 0.62–0.67× and v3 1.17–1.33× (a raw handler doing the same job on the same event; 1.2–1.28× the earlier
+ * baseline; the route alone, without middy and Powertools, 1.11–1.19×), first notify 1.13–1.34×, session token 1.27–1.55×. bench:peers compares with the npm WeChat Pay
  * SDKs; bench:init measures import time.
  * Options: --time <CPU ms per side of each comparison> (default 1000); --only <text>: only the rows whose name
  * contains it (the memory check still runs).
@@ -45,7 +45,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { mockClient } from 'aws-sdk-client-mock';
 import { XMLParser } from 'fast-xml-parser';
 import { jwtVerify } from 'jose';
-import { handler as notifyHandler } from '#functions/pay-notify';
+import { handler as notifyHandler, payNotify } from '#functions/pay-notify';
 import { issueSessionToken, verifySessionToken } from '#lib/auth';
 import { paymentProvider } from '#lib/clients/wechat-pay';
 import { parseV2Xml, signV2, toV2Xml, V2_SUCCESS_REPLY, verifyV2Sign } from '#lib/wechat-pay/v2-protocol';
@@ -352,6 +352,23 @@ await run({
     );
     await rawDuplicate(transaction.out_trade_no, transaction.transaction_id);
   },
+});
+// For information: the route alone (payNotify with the same pinned provider, called as the transport calls it),
+// without middy, Powertools' injectLambdaContext and the transport (body cap, client choice, reply). The gated row's
+// ratio minus this one is what those cost per notify, in units of the raw handler.
+let v3RouteNext = 0;
+await run({
+  name: 'v3 duplicate notify (info: route alone, no middy/Powertools)',
+  baseline: 'raw headers + verify + parse + decrypt + GetItem',
+  async: true,
+  info: true,
+  maxRatio: Number.POSITIVE_INFINITY,
+  ours: async () => {
+    const event = v3Events[v3RouteNext++ % v3Events.length] as APIGatewayProxyEventV2;
+    await payNotify({ headers: event.headers, body: event.body as string }, { config, provider });
+    if (++calls % 1000 === 0) ddb.resetHistory();
+  },
+  base: () => rawV3Duplicate(v3Events[v3BaseNext++ % v3Events.length] as APIGatewayProxyEventV2),
 });
 await run({
   name: 'v3 duplicate notify (info: vs the read alone)',
