@@ -2,7 +2,8 @@
  * The simulator page: a mini-program that runs the real flow through the same client helper a mini-program
  * requires (client/index.js, loaded as /client.js), on a `wx` shim the sandbox plays — wx.request → fetch (the
  * sandbox forwards /wechat/* to the local API), wx.login → POST /sandbox/login, wx.requestPayment → the cashier
- * sheet and POST /sandbox/cashier — and, on the right, what WeChat's side saw.
+ * sheet and POST /sandbox/cashier, the getPhoneNumber button → POST /sandbox/phone-code — and, on the right, what
+ * WeChat's side saw.
  */
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -76,6 +77,9 @@
       };
       openCashier(params).then(options.success, options.fail);
     },
+    /** Plays the user tapping `<button open-type="getPhoneNumber">` and allowing: the code in event.detail. */
+    getPhoneNumberCode: () =>
+      sandbox('/sandbox/phone-code', { openid: openid() }).then(({ data }) => data.code),
     getStorageSync: (key) => JSON.parse(localStorage.getItem(`wx:${key}`) || '""'),
     setStorageSync: (key, value) => localStorage.setItem(`wx:${key}`, JSON.stringify(value)),
     removeStorageSync: (key) => localStorage.removeItem(`wx:${key}`),
@@ -137,8 +141,18 @@
       : '普通用户 · 尚未开通会员';
     membership.classList.toggle('member', Boolean(member));
     $('sign-in').textContent = '重新登录';
+    showPhone(user);
     const form = $('profile-form');
     for (const name of ['nickname', 'company', 'introduce']) form.elements[name].value = user[name];
+  }
+
+  /** The bound number as the mini-program shows it to its own user: country code, middle four digits hidden. */
+  function showPhone(user) {
+    const number = user.phoneNumber || '';
+    const shown = number.length >= 7 ? `${number.slice(0, 3)}****${number.slice(-4)}` : number;
+    $('phone-number').textContent = number ? `+${user.countryCode} ${shown}` : '未绑定手机号';
+    $('bind-phone').textContent = number ? '更换手机号' : '绑定手机号';
+    $('bind-phone').disabled = false;
   }
 
   function showOrder(order) {
@@ -199,6 +213,19 @@
       showUser(user);
       toast('登录成功');
       await loadOrders();
+    }),
+  );
+
+  $('bind-phone').addEventListener('click', () =>
+    run(async () => {
+      $('bind-phone').disabled = true;
+      try {
+        const code = await wxShim.getPhoneNumberCode();
+        showUser(await api.bindPhone(code));
+        toast('手机号已绑定');
+      } finally {
+        $('bind-phone').disabled = false;
+      }
     }),
   );
 

@@ -115,3 +115,18 @@ it('refunds the last paid order from the backend panel and shows the membership 
   }
   expect(consoleErrors).toEqual([]);
 });
+
+it('binds a phone number through getPhoneNumber and shows it masked to its user', async () => {
+  // Act: the tap on <button open-type="getPhoneNumber"> (the sandbox issues the code) and POST /wechat/phone
+  await page.getByTestId('bind-phone').click();
+
+  // Assess: the sandbox's number (a mainland 138… number), country code 86, middle four digits hidden
+  await expect
+    .poll(() => page.getByTestId('phone-number').textContent(), WAIT)
+    .toMatch(/^\+86 138\*{4}\d{4}$/);
+  expect(await page.getByTestId('bind-phone').textContent()).toBe('更换手机号');
+  if (process.env.SIMULATOR_PHONE_SCREENSHOT) {
+    await page.screenshot({ path: process.env.SIMULATOR_PHONE_SCREENSHOT });
+  }
+  expect(consoleErrors).toEqual([]);
+});
