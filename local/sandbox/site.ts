@@ -5,7 +5,8 @@ import { json, type Sandbox, type SandboxReply, type SandboxRequest } from './se
 
 /**
  * The sandbox's own site on the same origin as its control API: the simulator page (`GET /`, assets under
- * `/simulator/`), the mini-program client helper as a browser script (`GET /client.js`), the OpenAPI spec
+ * `/simulator/`), an official-account H5 page (`GET /h5/demo.html`: web OAuth, JS-SDK, H5 pay; it goes to the
+ * local API itself for the OAuth redirects, whose cookie and 302s must be the browser's), the mini-program client helper as a browser script (`GET /client.js`), the OpenAPI spec
  * (`GET /openapi.json`) with its docs page (`GET /docs`), and `/wechat/*` forwarded to the local API, so the page
  * needs no CORS from the API.
  */
@@ -85,7 +86,12 @@ async function forward(apiBase: string, request: SandboxRequest): Promise<Sandbo
 /** Registers the site; `apiBase` is the local API the page and the docs reach through `/wechat/*`. */
 export function registerSite(sandbox: Sandbox, apiBase: string): void {
   sandbox.site('GET', '/', () => file(SIMULATOR, 'index.html'));
-  for (const name of ['simulator.css', 'simulator.js']) {
+  // The H5 page learns where the API is (its OAuth links go there, not through the forward below).
+  sandbox.site('GET', '/h5/demo.html', () => {
+    const page = file(SIMULATOR, 'h5.html');
+    return { ...page, body: (page.body as string).replace('%API_BASE%', apiBase) };
+  });
+  for (const name of ['simulator.css', 'simulator.js', 'h5.js']) {
     sandbox.site('GET', `/simulator/${name}`, () => file(SIMULATOR, name));
   }
   sandbox.site('GET', '/client.js', clientScript);

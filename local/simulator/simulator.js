@@ -27,15 +27,18 @@
     return { status: response.status, data: await response.json() };
   }
 
-  // The simulated WeChat user: one openid per browser profile until "换一个微信用户".
-  function openid() {
-    let id = localStorage.getItem('sim:openid');
+  // The simulated WeChat user: one openid (and one unionid, shared with the H5 page) per browser profile until
+  // "换一个微信用户".
+  function person(name, prefix) {
+    let id = localStorage.getItem(name);
     if (!id) {
-      id = `oSim${Math.random().toString(36).slice(2, 12)}${Date.now().toString(36)}`;
-      localStorage.setItem('sim:openid', id);
+      id = `${prefix}${Math.random().toString(36).slice(2, 12)}${Date.now().toString(36)}`;
+      localStorage.setItem(name, id);
     }
     return id;
   }
+  const openid = () => person('sim:openid', 'oSim');
+  const unionid = () => person('sim:unionid', 'uSim');
 
   // ---- the wx shim --------------------------------------------------------------------------------------
   const cashier = { resolve: null };
@@ -62,7 +65,7 @@
         .catch((error) => options.fail({ errMsg: `request:fail ${error.message}` }));
     },
     login(options) {
-      sandbox('/sandbox/login', { openid: openid() }).then(
+      sandbox('/sandbox/login', { openid: openid(), unionid: unionid() }).then(
         ({ data }) => options.success({ code: data.code, errMsg: 'login:ok' }),
         () => options.fail({ errMsg: 'login:fail' }),
       );
@@ -132,6 +135,8 @@
   }
 
   function showUser(user) {
+    // The H5 page (same origin) compares its user with this one.
+    localStorage.setItem('sim:userId', user.id);
     $('nickname').textContent = user.nickname;
     $('avatar').textContent = [...user.nickname][0] || '?';
     const member = user.role === 1 && user.membershipExpiredAt;
@@ -272,7 +277,8 @@
   });
 
   $('switch-user').addEventListener('click', async () => {
-    localStorage.removeItem('sim:openid');
+    for (const name of ['sim:openid', 'sim:unionid', 'sim:mpOpenid', 'sim:userId'])
+      localStorage.removeItem(name);
     await api.signOut().catch(() => undefined);
     location.reload();
   });

@@ -54,6 +54,9 @@ export default async function setup(project: TestProject): Promise<(() => Promis
       DYNAMODB_ENDPOINT: `http://127.0.0.1:${DYNAMODB_PORT}`,
       WECHAT_API_BASE: sandbox,
       WECHAT_PAY_API_BASE: sandbox,
+      // Web OAuth's authorize page and the H5 demo page (GET /h5/demo.html) are the sandbox's.
+      WECHAT_OPEN_BASE: sandbox,
+      H5_ORIGINS: sandbox,
       // The sandbox's mutual-TLS listener (v2 refunds), away from a running `npm start`'s 3101.
       WECHAT_PAY_MTLS_BASE: `https://127.0.0.1:${SANDBOX_PORT + 1000}`,
       WECHAT_NOTIFY_URL: `${api}/wechat/notify`,

@@ -130,3 +130,29 @@ it('binds a phone number through getPhoneNumber and shows it masked to its user'
   }
   expect(consoleErrors).toEqual([]);
 });
+
+it('opens the H5 page as the same WeChat user: web OAuth, the wx.config signature, pay under the official account', async () => {
+  // Prepare: the simulator signed this WeChat user in (beforeEach); the H5 page shares its unionid
+  await page.getByTestId('open-h5').click();
+  await page.waitForURL('**/h5/demo.html');
+
+  // Act: snsapi_userinfo through the local API's authorize and callback, and WeChat's page (the sandbox)
+  await page.getByTestId('h5-userinfo').click();
+
+  // Assess: back on the page with the fragment read and cleared, signed in as the mini-program's account
+  await expect
+    .poll(() => page.getByTestId('h5-same-user').textContent(), WAIT)
+    .toContain('与小程序是同一账号');
+  expect(new URL(page.url()).hash).toBe('');
+  await expect.poll(() => page.getByTestId('h5-signature').textContent(), WAIT).toMatch(/^[0-9a-f]{40}$/);
+
+  // Act: pay under the official account (getBrandWCPayRequest, played by the sandbox cashier)
+  await page.getByTestId('h5-pay').click();
+
+  // Assess
+  await expect.poll(() => page.getByTestId('h5-order-status').textContent(), WAIT).toContain('PAID');
+  await expect.poll(() => page.getByTestId('h5-membership').textContent(), WAIT).toMatch(/有效期至/);
+  if (process.env.SIMULATOR_H5_SCREENSHOT)
+    await page.screenshot({ path: process.env.SIMULATOR_H5_SCREENSHOT });
+  expect(consoleErrors).toEqual([]);
+});
