@@ -53,6 +53,14 @@ const SETTINGS = {
       'comma-separated https origins (https://host[:port], lowercase, no path)',
     ),
   },
+  // The URL browsers reach the API at, when a proxy (CloudFront) sends API Gateway its own Host: the H5 OAuth
+  // callback is built from it. Absent: from each request's Host and path. Kept to what lib/settings.ts accepts.
+  PUBLIC_API_URL: {
+    default: '',
+    check: (v) =>
+      (/^https:\/\/[a-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*\/?$/.test(v) && URL.canParse(v)) ||
+      'must be the https URL browsers reach the API at (https://host[:port][/base path], lowercase host, no query)',
+  },
   JWT_TTL_SECONDS: {
     default: '604800',
     check: (v) => (/^\d+$/.test(v) && +v >= 60 && +v <= 7776000) || 'must be seconds between 60 and 7776000',

@@ -61,9 +61,17 @@ function found(location: string, cookies?: string[]): HttpResult {
  */
 export const BINDING_COOKIE = 'wx_oauth_nonce';
 
-function bindingCookie(event: HttpEvent, nonce: string): string {
-  const folder = (event.rawPath ?? '/wechat/oauth/authorize').replace(/\/authorize$/, '');
-  const host = event.headers?.host ?? '';
+/**
+ * The binding cookie's Set-Cookie value, scoped to the folder the browser reaches the OAuth routes in: with
+ * `publicApiUrl` (PUBLIC_API_URL) its path + `/wechat/oauth`, Secure unless its host is loopback; without, the
+ * request's rawPath less `/authorize`, Secure unless the Host header is loopback.
+ */
+export function bindingCookie(event: HttpEvent, nonce: string, publicApiUrl = ''): string {
+  const base = publicApiUrl ? new URL(publicApiUrl) : undefined;
+  const folder = base
+    ? `${base.pathname.replace(/\/$/, '')}/wechat/oauth`
+    : (event.rawPath ?? '/wechat/oauth/authorize').replace(/\/authorize$/, '');
+  const host = base ? base.host : (event.headers?.host ?? '');
   const secure = /^(localhost|127\.0\.0\.1)(:\d+)?$/.test(host) ? '' : '; Secure';
   return `${BINDING_COOKIE}=${nonce}; Path=${folder}; Max-Age=${STATE_TTL_SECONDS}; HttpOnly; SameSite=Lax${secure}`;
 }
@@ -83,13 +91,20 @@ function query(event: HttpEvent, name: string): string | undefined {
 }
 
 /**
- * Our callback URL, as the browser reaches this API: the request's host (`Host`, else API Gateway's
- * domainName) and scheme (`X-Forwarded-Proto`, else https; http for a loopback host), and the request's own
- * path with `/authorize` replaced by `/callback`, so a custom domain and its base-path mapping (both in the
- * Host header and rawPath on API Gateway HTTP APIs) carry over. The page to return to rides in its query,
- * bound by the state's MAC.
+ * Our callback URL (WeChat's `redirect_uri`), as the browser reaches this API; its host must be the official
+ * account's 网页授权域名 (else WeChat refuses it, 10003). With `publicApiUrl` (PUBLIC_API_URL, set when a proxy
+ * such as CloudFront sends API Gateway its own execute-api Host): `<publicApiUrl>/wechat/oauth/callback`.
+ * Without: the request's host (`Host`, else API Gateway's domainName) and scheme (`X-Forwarded-Proto`, else
+ * https; http for a loopback host), and the request's own path with `/authorize` replaced by `/callback`, so
+ * a custom domain and its base-path mapping (both in the Host header and rawPath on API Gateway HTTP APIs)
+ * carry over. The page to return to rides in its query, bound by the state's MAC.
  */
-export function callbackUrl(event: HttpEvent, redirect: string): string {
+export function callbackUrl(event: HttpEvent, redirect: string, publicApiUrl = ''): string {
+  if (publicApiUrl) {
+    const url = new URL(`${publicApiUrl}/wechat/oauth/callback`);
+    url.searchParams.set('redirect', redirect);
+    return url.href;
+  }
   const host = event.headers?.host ?? event.requestContext?.domainName ?? 'localhost';
   const forwarded = event.headers?.['x-forwarded-proto'];
   const loopback = /^(localhost|127\.0\.0\.1)(:\d+)?$/.test(host);
@@ -116,14 +131,14 @@ export function startOAuth(config: Config, event: HttpEvent, now = new Date()): 
   const state = signState(keyOf(h5), scope, redirect, Math.floor(now.getTime() / 1000));
   const params = [
     ['appid', h5.mpAppId],
-    ['redirect_uri', callbackUrl(event, redirect)],
+    ['redirect_uri', callbackUrl(event, redirect, h5.publicApiUrl)],
     ['response_type', 'code'],
     ['scope', scope],
     ['state', state],
   ];
   const search = params.map(([name, value]) => `${name}=${encodeURIComponent(value as string)}`).join('&');
   return found(`${h5.openBase}/connect/oauth2/authorize?${search}#wechat_redirect`, [
-    bindingCookie(event, stateNonce(state)),
+    bindingCookie(event, stateNonce(state), h5.publicApiUrl),
   ]);
 }
 

@@ -34,6 +34,12 @@ interface CommonSettings {
   /** H5_ORIGINS: origins (scheme://host[:port]) H5 redirects and JS-SDK page URLs must belong to; [] = none. */
   h5Origins: string[];
   /**
+   * PUBLIC_API_URL: the URL browsers reach this API at (`https://host[:port][/base path]`, no trailing slash)
+   * when a proxy in front of API Gateway (CloudFront) sends it API Gateway's own Host; the H5 OAuth callback
+   * and its binding cookie are built from it. '' = from each request's Host and path.
+   */
+  publicApiUrl: string;
+  /**
    * WECHAT_PAY_MTLS_BASE: where v2's mutual-TLS calls (`/secapi/pay/refund`) go; default WECHAT_PAY_API_BASE
    * (WeChat serves both on one host; the local sandbox has a separate HTTPS listener).
    */
@@ -125,6 +131,40 @@ function readH5Origins(env: NodeJS.ProcessEnv): string[] {
   });
 }
 
+/**
+ * PUBLIC_API_URL: `https://host[:port][/base path]` (http only for localhost / 127.0.0.1), no query, fragment
+ * or user, no `.`/`..` segments or characters a URL would percent-encode; a trailing slash is dropped (so are
+ * a default port and the host's capitals). '' when unset; ConfigError naming it (not its value) otherwise.
+ */
+function readPublicApiUrl(env: NodeJS.ProcessEnv): string {
+  const value = optional(env, 'PUBLIC_API_URL');
+  if (!value) return '';
+  const refused = () =>
+    new ConfigError(
+      'PUBLIC_API_URL must be the https URL browsers reach this API at, like https://api.example.com or ' +
+        'https://example.com/api (no query, fragment or user)',
+    );
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw refused();
+  }
+  const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1';
+  // The path as written must be the path URL keeps (no dot segments, nothing it would percent-encode).
+  const writtenPath = value.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '') || '/';
+  if (
+    !(url.protocol === 'https:' || (local && url.protocol === 'http:')) ||
+    url.username ||
+    url.password ||
+    /[?#\s\\]/.test(value) ||
+    url.pathname !== writtenPath
+  ) {
+    throw refused();
+  }
+  return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
+}
+
 /** Plain settings from the environment; throws ConfigError naming the variable (never its value). */
 export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const service = required(env, 'SERVICE_NAME');
@@ -160,6 +200,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     mpAppId: readMpAppId(env),
     openBase: required(env, 'WECHAT_OPEN_BASE').replace(/\/+$/, ''),
     h5Origins: readH5Origins(env),
+    publicApiUrl: readPublicApiUrl(env),
     payMtlsBase: (optional(env, 'WECHAT_PAY_MTLS_BASE') || required(env, 'WECHAT_PAY_API_BASE')).replace(
       /\/+$/,
       '',

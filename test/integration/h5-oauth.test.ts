@@ -392,6 +392,101 @@ describe('H5 OAuth refuses open redirects and bad states', () => {
   });
 });
 
+describe('H5 OAuth behind a proxy that sends API Gateway its own Host (PUBLIC_API_URL)', () => {
+  /** API Gateway's own domain: the Host CloudFront must send to an execute-api origin. */
+  const EXECUTE_API_HOST = 'a1b2c3d4e5.execute-api.ap-southeast-1.amazonaws.com';
+  /** Where browsers reach the API: the proxy serves it under /api on the site's domain (the 网页授权域名). */
+  const PUBLIC_API_URL = 'https://www.example.com/api';
+  const PUBLIC_CALLBACK = `${PUBLIC_API_URL}/wechat/oauth/callback`;
+  let previous: string | undefined;
+
+  beforeAll(() => {
+    previous = process.env.PUBLIC_API_URL;
+    process.env.PUBLIC_API_URL = PUBLIC_API_URL;
+    resetConfigCache();
+  });
+
+  afterAll(() => {
+    if (previous === undefined) delete process.env.PUBLIC_API_URL;
+    else process.env.PUBLIC_API_URL = previous;
+    resetConfigCache();
+  });
+
+  /**
+   * A browser request to a URL under PUBLIC_API_URL as the proxy forwards it: API Gateway's own Host, the
+   * path without the proxy's /api prefix, the browser's cookie (if any).
+   */
+  function throughProxy(url: URL, cookie?: string) {
+    expect(url.href.startsWith(`${PUBLIC_API_URL}/`)).toBe(true);
+    return {
+      path: url.pathname.slice(new URL(PUBLIC_API_URL).pathname.length),
+      headers: { host: EXECUTE_API_HOST, 'x-forwarded-proto': 'https', ...(cookie ? { cookie } : {}) },
+      queryStringParameters: Object.fromEntries(url.searchParams),
+    };
+  }
+
+  it('sends WeChat the public redirect_uri; the callback on the public path takes the binding cookie and signs the user in', async () => {
+    // Prepare
+    const openid = randomOpenid('oMp');
+    await sandbox('/sandbox/oauth/identity', { openid });
+    const start = new URL(`${PUBLIC_API_URL}/wechat/oauth/authorize`);
+    start.searchParams.set('redirect', PAGE);
+
+    // Act: the H5 page sends the browser to the public authorize URL; the proxy forwards it
+    const started = await invoke(authorizeHandler, throughProxy(start));
+
+    // Assess: WeChat is asked to come back to the public callback, and the cookie covers its folder
+    expect(started.status).toBe(302);
+    const location = started.headers.location as string;
+    const redirectUri = new URL(location).searchParams.get('redirect_uri');
+    expect(redirectUri).toBe(`${PUBLIC_CALLBACK}?redirect=${encodeURIComponent(PAGE)}`);
+    const setCookie = started.cookies[0] as string;
+    expect(setCookie).toMatch(
+      /^wx_oauth_nonce=[0-9a-f]{16}; Path=\/api\/wechat\/oauth; Max-Age=600; HttpOnly; SameSite=Lax; Secure$/,
+    );
+
+    // Act: WeChat (the sandbox) sends the browser back to the redirect_uri it received
+    const back = new URL(await follow(location));
+    forbidInLogs(back.searchParams.get('code') as string);
+
+    // Assess: back on the public callback, where the browser sends the cookie (https, path under its Path)
+    expect(`${back.origin}${back.pathname}`).toBe(PUBLIC_CALLBACK);
+    expect(back.protocol).toBe('https:');
+    const cookiePath = /; Path=([^;]+)/.exec(setCookie)?.[1];
+    expect(back.pathname.startsWith(`${cookiePath}/`)).toBe(true);
+
+    // Act: the proxy forwards the callback with the cookie
+    const landed = await invoke(callbackHandler, throughProxy(back, setCookie.split(';')[0]));
+
+    // Assess: signed in, back on the page
+    expect(landed.status).toBe(302);
+    const target = new URL(landed.headers.location as string);
+    expect(`${target.origin}${target.pathname}${target.search}`).toBe(PAGE);
+    const session = await verifySessionToken(target.hash.replace(/^#token=/, ''), await loadConfig());
+    expect(session.channel).toBe('h5');
+    expect(await storedUser(session.userId)).toMatchObject({ mpOpenid: openid });
+  });
+
+  it('without PUBLIC_API_URL the same request names the execute-api host (what WeChat refuses, 10003)', async () => {
+    // Prepare
+    process.env.PUBLIC_API_URL = '';
+    resetConfigCache();
+    const start = new URL(`${PUBLIC_API_URL}/wechat/oauth/authorize`);
+    start.searchParams.set('redirect', PAGE);
+    try {
+      // Act
+      const started = await invoke(authorizeHandler, throughProxy(start));
+
+      // Assess
+      const redirectUri = new URL(started.headers.location as string).searchParams.get('redirect_uri');
+      expect(new URL(redirectUri as string).host).toBe(EXECUTE_API_HOST);
+    } finally {
+      process.env.PUBLIC_API_URL = PUBLIC_API_URL;
+      resetConfigCache();
+    }
+  });
+});
+
 describe('one user everywhere: identities linked by unionid', () => {
   it('mini-program first, then H5: the H5 sign-in lands on the same user', async () => {
     // Prepare

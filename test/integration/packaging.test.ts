@@ -304,6 +304,16 @@ describe('serverless package --stage prod', () => {
     expect(rules.map(([, rule]) => rule.Properties?.ScheduleExpression)).toEqual(['rate(5 minutes)']);
   });
 
+  it('passes PUBLIC_API_URL to the two OAuth functions only, empty when the stage leaves it out', () => {
+    const given = resourcesOfType('AWS::Lambda::Function')
+      .filter(([, fn]) => fn.Properties?.Environment?.Variables?.PUBLIC_API_URL !== undefined)
+      .map(([id, fn]) => [id, fn.Properties?.Environment?.Variables?.PUBLIC_API_URL]);
+    expect(given).toEqual([
+      ['OauthAuthorizeLambdaFunction', ''],
+      ['OauthCallbackLambdaFunction', ''],
+    ]);
+  });
+
   it('protects both tables in prod: on-demand, point-in-time recovery, deletion protection', () => {
     const tables = resourcesOfType('AWS::DynamoDB::Table');
     expect(tables.map(([id]) => id)).toEqual(expect.arrayContaining(['UsersTable', 'OrdersTable']));

@@ -90,6 +90,7 @@ describe('readSettings', () => {
       mpAppId: '',
       openBase: 'https://open.weixin.qq.com',
       h5Origins: [],
+      publicApiUrl: '',
       payMtlsBase: 'https://api.mch.weixin.qq.com',
       payCaPem: '',
     });
@@ -231,6 +232,47 @@ describe('readSettings', () => {
 
     // Assess
     expect(error.detail).toContain('H5_ORIGINS');
+  });
+
+  it.each([
+    ['https://api.example.com', 'https://api.example.com'],
+    ['https://api.example.com/', 'https://api.example.com'],
+    ['https://example.com/api', 'https://example.com/api'],
+    ['https://example.com/api/v1/', 'https://example.com/api/v1'],
+    ['https://API.Example.com:443/api', 'https://api.example.com/api'],
+    ['https://api.example.com:8443', 'https://api.example.com:8443'],
+    ['http://127.0.0.1:3000', 'http://127.0.0.1:3000'],
+    ['http://localhost:3000/dev/', 'http://localhost:3000/dev'],
+  ])('reads PUBLIC_API_URL %j as %j', (value, expected) => {
+    // Act
+    const settings = readSettings({ ...BASE_ENV, PUBLIC_API_URL: value });
+
+    // Assess
+    expect(settings.publicApiUrl).toBe(expected);
+  });
+
+  it.each([
+    'api.example.org',
+    'http://api.example.org',
+    'ftp://api.example.org',
+    'javascript:alert(1)',
+    'https:api.example.org',
+    'https://api.example.org?stage=prod',
+    'https://api.example.org/api?',
+    'https://api.example.org/#/x',
+    'https://user@api.example.org',
+    'https://user:pw@api.example.org/api',
+    'https://api.example.org/a/../b',
+    'https://api.example.org/%2e%2e/api',
+    'https://api.example.org/my api',
+    'https://api.example.org\\api',
+    ' https://api.example.org',
+  ])('throws a ConfigError naming PUBLIC_API_URL (not its value) when it is %j', (value) => {
+    // Act
+    const error = configErrorOf(() => readSettings({ ...BASE_ENV, PUBLIC_API_URL: value }));
+
+    // Assess
+    expectNamesWithoutValue(error, 'PUBLIC_API_URL', value);
   });
 });
 

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { diagnose } from '#local/doctor';
 import { localEnv } from '#local/env';
@@ -65,5 +67,38 @@ describe('doctor', () => {
     expect(noSecret?.detail).toContain('WECHAT_MP_SECRET is missing');
     expect(noOrigins).toMatchObject({ ok: false });
     expect(noOrigins?.detail).toContain('H5_ORIGINS lists no origin');
+  }, 60_000);
+
+  it('shows the OAuth callback WeChat will get, from PUBLIC_API_URL when it is set', async () => {
+    // Arrange: WeChat's OAuth page answers (a local server), so the H5 check gets to its report
+    const open = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => open.listen(0, '127.0.0.1', resolve));
+    const base = {
+      ...localEnv({}),
+      SECRETS_SOURCE: 'env',
+      DYNAMODB_ENDPOINT: UNREACHABLE,
+      WECHAT_OPEN_BASE: `http://127.0.0.1:${(open.address() as AddressInfo).port}`,
+    };
+    const check = async (env: Record<string, string>, name: string) =>
+      (await diagnose(env)).find((result) => result.name === name);
+
+    try {
+      // Act
+      const set = await check({ ...base, PUBLIC_API_URL: 'https://www.example.com/api/' }, 'H5');
+      const unset = await check({ ...base, PUBLIC_API_URL: '' }, 'H5');
+      const malformed = await check({ ...base, PUBLIC_API_URL: 'https://www.example.com/api?x' }, 'settings');
+
+      // Assess
+      expect(set).toMatchObject({ ok: true });
+      expect(set?.detail).toContain(
+        'OAuth callback https://www.example.com/api/wechat/oauth/callback (PUBLIC_API_URL; 网页授权域名 www.example.com)',
+      );
+      expect(unset).toMatchObject({ ok: true });
+      expect(unset?.detail).toContain('PUBLIC_API_URL unset');
+      expect(malformed).toMatchObject({ ok: false });
+      expect(malformed?.detail).toContain('PUBLIC_API_URL');
+    } finally {
+      open.close();
+    }
   }, 60_000);
 });
