@@ -8,7 +8,18 @@ import { BadRequestError } from './errors';
 
 /** The two web OAuth scopes: silent (openid only) or with the user's consent (nickname, avatar, unionid). */
 export type OAuthScope = 'snsapi_base' | 'snsapi_userinfo';
-export const OAUTH_SCOPES: readonly OAuthScope[] = ['snsapi_base', 'snsapi_userinfo'];
+/**
+ * What a page may ask for: a WeChat scope, or `auto`: silent first (snsapi_base), and snsapi_userinfo only
+ * when that openid belongs to nobody yet, so a first H5 sign-in gets the unionid that finds the person's
+ * mini-program account (snsapi_base never returns one).
+ */
+export type SignInScope = OAuthScope | 'auto';
+export const SIGN_IN_SCOPES: readonly SignInScope[] = ['snsapi_base', 'snsapi_userinfo', 'auto'];
+
+/** The scope WeChat's authorize page is asked for: `auto` starts silent. */
+export function wechatScope(scope: SignInScope): OAuthScope {
+  return scope === 'auto' ? 'snsapi_base' : scope;
+}
 
 /** How long a state (and so a started sign-in) is accepted, seconds. */
 export const STATE_TTL_SECONDS = 10 * 60;
@@ -49,9 +60,10 @@ export function stateKey(jwtSecret: Uint8Array): Buffer {
   return Buffer.from(hkdfSync('sha256', jwtSecret, new Uint8Array(), 'wechat-oauth-state v1', 32));
 }
 
-const SCOPE_CHAR: Record<OAuthScope, string> = { snsapi_base: 'b', snsapi_userinfo: 'u' };
-/** `b|u` scope, 10-digit expiry (Unix seconds), 16 hex nonce, 32 hex MAC: 59 characters of [0-9a-z]. */
-const STATE = /^([bu])(\d{10})([0-9a-f]{16})([0-9a-f]{32})$/;
+const SCOPE_CHAR: Record<SignInScope, string> = { snsapi_base: 'b', snsapi_userinfo: 'u', auto: 'a' };
+const CHAR_SCOPE: Record<string, SignInScope> = { b: 'snsapi_base', u: 'snsapi_userinfo', a: 'auto' };
+/** `b|u|a` scope, 10-digit expiry (Unix seconds), 16 hex nonce, 32 hex MAC: 59 characters of [0-9a-z]. */
+const STATE = /^([bua])(\d{10})([0-9a-f]{16})([0-9a-f]{32})$/;
 
 function mac(key: Buffer, body: string, redirect: string): string {
   return createHmac('sha256', key).update(`${body}\n${redirect}`).digest('hex').slice(0, 32);
@@ -64,7 +76,7 @@ function mac(key: Buffer, body: string, redirect: string): string {
  */
 export function signState(
   key: Buffer,
-  scope: OAuthScope,
+  scope: SignInScope,
   redirect: string,
   nowSeconds = Math.floor(Date.now() / 1000),
 ): string {
@@ -86,7 +98,7 @@ export function verifyState(
   state: string,
   redirect: string,
   nowSeconds = Math.floor(Date.now() / 1000),
-): OAuthScope {
+): SignInScope {
   const match = STATE.exec(state);
   if (!match) throw new BadRequestError('登录请求无效，请重新进入页面', 'INVALID_STATE', 'malformed state');
   const [, scope, expiry, nonce, signature] = match as unknown as [string, string, string, string, string];
@@ -97,5 +109,5 @@ export function verifyState(
   if (Number(expiry) < nowSeconds) {
     throw new BadRequestError('登录请求已过期，请重新进入页面', 'STATE_EXPIRED', 'state expired');
   }
-  return scope === 'u' ? 'snsapi_userinfo' : 'snsapi_base';
+  return CHAR_SCOPE[scope] as SignInScope;
 }

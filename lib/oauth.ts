@@ -7,15 +7,18 @@ import type { HttpEvent, HttpResult } from './http';
 import { logger } from './logger';
 import {
   allowedRedirect,
-  OAUTH_SCOPES,
   type OAuthScope,
+  SIGN_IN_SCOPES,
+  type SignInScope,
   STATE_TTL_SECONDS,
   signState,
   stateKey,
   stateNonce,
   verifyState,
+  wechatScope,
 } from './oauth-state';
-import { applyProfileDefaults, userForIdentity } from './users';
+import type { UserRecord } from './repositories/user-repository';
+import { applyProfileDefaults, userForIdentity, userForMpOpenid } from './users';
 
 /**
  * H5 web OAuth through the official account (wechat-protocol.md §8): `GET /wechat/oauth/authorize` sends the
@@ -64,13 +67,13 @@ export const BINDING_COOKIE = 'wx_oauth_nonce';
 /**
  * The binding cookie's Set-Cookie value, scoped to the folder the browser reaches the OAuth routes in: with
  * `publicApiUrl` (PUBLIC_API_URL) its path + `/wechat/oauth`, Secure unless its host is loopback; without, the
- * request's rawPath less `/authorize`, Secure unless the Host header is loopback.
+ * request's rawPath less `/authorize` (or `/callback`), Secure unless the Host header is loopback.
  */
 export function bindingCookie(event: HttpEvent, nonce: string, publicApiUrl = ''): string {
   const base = publicApiUrl ? new URL(publicApiUrl) : undefined;
   const folder = base
     ? `${base.pathname.replace(/\/$/, '')}/wechat/oauth`
-    : (event.rawPath ?? '/wechat/oauth/authorize').replace(/\/authorize$/, '');
+    : (event.rawPath ?? '/wechat/oauth/authorize').replace(/\/(authorize|callback)$/, '');
   const host = base ? base.host : (event.headers?.host ?? '');
   const secure = /^(localhost|127\.0\.0\.1)(:\d+)?$/.test(host) ? '' : '; Secure';
   return `${BINDING_COOKIE}=${nonce}; Path=${folder}; Max-Age=${STATE_TTL_SECONDS}; HttpOnly; SameSite=Lax${secure}`;
@@ -109,14 +112,15 @@ export function callbackUrl(event: HttpEvent, redirect: string, publicApiUrl = '
   const forwarded = event.headers?.['x-forwarded-proto'];
   const loopback = /^(localhost|127\.0\.0\.1)(:\d+)?$/.test(host);
   const scheme = forwarded === 'http' || forwarded === 'https' ? forwarded : loopback ? 'http' : 'https';
-  const path = (event.rawPath ?? '/wechat/oauth/authorize').replace(/\/authorize$/, '/callback');
+  const path = (event.rawPath ?? '/wechat/oauth/authorize').replace(/\/(authorize|callback)$/, '/callback');
   const url = new URL(`${scheme}://${host}${path}`);
   url.searchParams.set('redirect', redirect);
   return url.href;
 }
 
 /**
- * `GET /wechat/oauth/authorize?redirect=&scope=` → the 302 to WeChat's authorize page:
+ * `GET /wechat/oauth/authorize?redirect=&scope=` (snsapi_base by default, snsapi_userinfo, or `auto`: silent,
+ * then snsapi_userinfo only for an official-account openid linked to nobody) → the 302 to WeChat's authorize page:
  * `{WECHAT_OPEN_BASE}/connect/oauth2/authorize?appid&redirect_uri&response_type=code&scope&state#wechat_redirect`
  * (parameters in WeChat's order). Throws FeatureDisabledError (404), BadRequestError REDIRECT_NOT_ALLOWED or
  * VALIDATION_ERROR (bad scope) (400).
@@ -124,16 +128,36 @@ export function callbackUrl(event: HttpEvent, redirect: string, publicApiUrl = '
 export function startOAuth(config: Config, event: HttpEvent, now = new Date()): HttpResult {
   const h5 = h5Config(config, false);
   const redirect = allowedRedirect(query(event, 'redirect') ?? '', h5.h5Origins);
-  const scope = (query(event, 'scope') ?? 'snsapi_base') as OAuthScope;
-  if (!OAUTH_SCOPES.includes(scope)) {
-    throw new BadRequestError('scope 只能是 snsapi_base 或 snsapi_userinfo', 'VALIDATION_ERROR', 'scope');
+  const scope = (query(event, 'scope') ?? 'snsapi_base') as SignInScope;
+  if (!SIGN_IN_SCOPES.includes(scope)) {
+    throw new BadRequestError(
+      'scope 只能是 snsapi_base、snsapi_userinfo 或 auto',
+      'VALIDATION_ERROR',
+      'scope',
+    );
   }
+  return toAuthorizePage(h5, event, redirect, scope, now);
+}
+
+/**
+ * The 302 to WeChat's authorize page for `scope` (`auto` asks WeChat for snsapi_base) with a fresh signed state
+ * and its binding cookie; the callback URL keeps the folder of `event`'s path (authorize, or the callback itself
+ * when `auto` asks again for snsapi_userinfo).
+ */
+function toAuthorizePage(
+  h5: Config,
+  event: HttpEvent,
+  redirect: string,
+  scope: SignInScope,
+  now: Date,
+): HttpResult {
   const state = signState(keyOf(h5), scope, redirect, Math.floor(now.getTime() / 1000));
+  const asked: OAuthScope = wechatScope(scope);
   const params = [
     ['appid', h5.mpAppId],
     ['redirect_uri', callbackUrl(event, redirect, h5.publicApiUrl)],
     ['response_type', 'code'],
-    ['scope', scope],
+    ['scope', asked],
     ['state', state],
   ];
   const search = params.map(([name, value]) => `${name}=${encodeURIComponent(value as string)}`).join('&');
@@ -148,7 +172,9 @@ const CODE = /^[A-Za-z0-9_-]{1,128}$/;
 /**
  * `GET /wechat/oauth/callback?redirect=&code=&state=` (WeChat appends code and state to our redirect_uri):
  * checks the state against the redirect (signature, expiry) and the redirect against H5_ORIGINS, then
- * exchanges the code for the official-account openid (and unionid), for snsapi_userinfo reads the user info
+ * exchanges the code for the official-account openid (and unionid); for `auto` (silent first), an openid linked
+ * to nobody yet answers a second 302 to WeChat's authorize page for snsapi_userinfo (fresh state and cookie)
+ * instead of making a user without a unionid, and a linked one signs in; for snsapi_userinfo reads the user info
  * (nickname and avatar become defaults where the user has none), finds or creates the one user of that
  * person (userForIdentity) and 302s to `<redirect>#token=<JWT>` with an H5 session (`ch: 'h5'`). The state
  * must come back to the browser that started it (the binding cookie set by authorize). No code
@@ -179,13 +205,22 @@ export async function finishOAuth(config: Config, event: HttpEvent, now = new Da
   if (!CODE.test(code))
     throw new BadRequestError('授权 code 无效或已使用，请重新进入页面', 'INVALID_CODE', 'malformed code');
   const identity = await exchangeWebCode(h5, code);
+  let known: UserRecord | undefined;
+  if (scope === 'auto' && !identity.unionid) {
+    // Silent first: a known official-account openid signs in; an unknown one is asked for snsapi_userinfo,
+    // whose unionid finds the person's mini-program account instead of making a second one.
+    known = await userForMpOpenid(h5, identity.openid);
+    if (!known) return toAuthorizePage(h5, event, redirect, 'snsapi_userinfo', now);
+  }
   const info = scope === 'snsapi_userinfo' ? await webUserInfo(h5, identity) : undefined;
   const unionid = identity.unionid ?? info?.unionid;
-  let user = await userForIdentity(
-    h5,
-    { channel: 'h5', openid: identity.openid, ...(unionid ? { unionid } : {}) },
-    now,
-  );
+  let user =
+    known ??
+    (await userForIdentity(
+      h5,
+      { channel: 'h5', openid: identity.openid, ...(unionid ? { unionid } : {}) },
+      now,
+    ));
   if (info) user = await applyProfileDefaults(h5, user, info, now);
   const token = await issueSessionToken(user.id, h5, now, user.sessionVersion ?? 0, 'h5');
   logger.info('h5 sign-in', { userId: user.id, scope });

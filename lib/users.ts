@@ -102,6 +102,11 @@ export interface Identity {
   unionid?: string;
 }
 
+/** The user an official-account openid (H5 web OAuth) is linked to, if any: the link read, then the user. */
+export function userForMpOpenid(config: Config, mpOpenid: string): Promise<UserRecord | undefined> {
+  return users.findUserByLink(config.usersTable, 'mpopenid', mpOpenid);
+}
+
 /** How often a first sign-in re-reads after losing a race before answering 409 SIGN_IN_CONFLICT. */
 const LINK_ROUNDS = 5;
 

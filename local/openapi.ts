@@ -362,10 +362,16 @@ const paths: Record<string, Record<string, Schema>> = {
       description:
         'Redirects the browser to `{WECHAT_OPEN_BASE}/connect/oauth2/authorize?…#wechat_redirect`. `redirect` ' +
         'must be under H5_ORIGINS (exact origin) or the answer is 400 REDIRECT_NOT_ALLOWED; the state is signed, ' +
-        'binds the redirect and scope, and lives 10 minutes. 404 FEATURE_DISABLED when H5 is not configured.',
+        'binds the redirect and scope, and lives 10 minutes. `scope=auto` asks WeChat for snsapi_base and, when that ' +
+        'openid belongs to nobody yet, the callback sends the browser back for snsapi_userinfo (whose unionid finds ' +
+        'the mini-program account). 404 FEATURE_DISABLED when H5 is not configured.',
       parameters: [
         { name: 'redirect', in: 'query', required: true, schema: { type: 'string', maxLength: 1024 } },
-        { name: 'scope', in: 'query', schema: { enum: ['snsapi_base', 'snsapi_userinfo'] } },
+        {
+          name: 'scope',
+          in: 'query',
+          schema: { enum: ['snsapi_base', 'snsapi_userinfo', 'auto'], default: 'snsapi_base' },
+        },
       ],
       responses: {
         '302': { description: 'To WeChat’s authorize page (Location)' },
@@ -381,7 +387,8 @@ const paths: Record<string, Record<string, Schema>> = {
       description:
         'WeChat appends code and state. Signs the user in (one user per person: linked by unionid with the ' +
         'mini-program) and 302s to the page with the session token in the fragment; no code (the user ' +
-        'refused) 302s to `<redirect>#error=access_denied`. Bad state 400 INVALID_STATE, expired 400 ' +
+        'refused) 302s to `<redirect>#error=access_denied`; a `scope=auto` sign-in whose official-account openid ' +
+        'belongs to nobody 302s to WeChat’s authorize page again for snsapi_userinfo. Bad state 400 INVALID_STATE, expired 400 ' +
         'STATE_EXPIRED, used code 400 INVALID_CODE.',
       parameters: [
         { name: 'redirect', in: 'query', required: true, schema: { type: 'string', maxLength: 1024 } },

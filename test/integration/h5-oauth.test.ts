@@ -503,6 +503,66 @@ describe('one user everywhere: identities linked by unionid', () => {
     expect(await usersWithUnionid(unionid)).toHaveLength(1);
   });
 
+  it('auto: a first H5 sign-in goes silent, is asked for snsapi_userinfo (openid linked to nobody), and lands on the mini-program user', async () => {
+    // Prepare
+    const unionid = randomUnionid();
+    const mini = await miniSignIn(randomOpenid(), unionid);
+    const mpOpenid = randomOpenid('oMp');
+    await sandbox('/sandbox/oauth/identity', { openid: mpOpenid, unionid });
+
+    // Act: silent first
+    const started = await authorize({ redirect: PAGE, scope: 'auto' });
+    const silentBack = await follow(started.headers.location as string);
+    const again = await callback(silentBack);
+    // WeChat's page again, as the same person, now for snsapi_userinfo (the answer also renews the binding cookie)
+    const renewed = again.cookies?.[0];
+    if (renewed) browserCookie = renewed.split(';')[0] as string;
+    await sandbox('/sandbox/oauth/identity', { openid: mpOpenid, unionid });
+    const consentBack = await follow(again.headers.location as string);
+    const landed = await callback(consentBack);
+
+    // Assess
+    expect(new URL(started.headers.location as string).searchParams.get('scope')).toBe('snsapi_base');
+    expect(again.status).toBe(302);
+    const asked = new URL(again.headers.location as string);
+    expect(asked.pathname).toBe('/connect/oauth2/authorize');
+    expect(asked.searchParams.get('scope')).toBe('snsapi_userinfo');
+    expect(asked.searchParams.get('redirect_uri')).toBe(
+      new URL(started.headers.location as string).searchParams.get('redirect_uri'),
+    );
+    expect(renewed).toMatch(/^wx_oauth_nonce=[0-9a-f]{16}; Path=\/wechat\/oauth;/);
+    expect(landed.status).toBe(302);
+    const location = landed.headers.location as string;
+    expect(location.startsWith(`${PAGE}#token=`)).toBe(true);
+    const session = await verifySessionToken(
+      new URL(location).hash.replace(/^#token=/, ''),
+      await loadConfig(),
+    );
+    expect(session.userId).toBe(mini.userId);
+    expect(await storedUser(mini.userId)).toMatchObject({ mpOpenid, unionid });
+    expect(await usersWithUnionid(unionid)).toHaveLength(1);
+  });
+
+  it('auto: an official-account openid already linked signs in silently, with no second authorize', async () => {
+    // Prepare: the person signed in on H5 once with snsapi_userinfo
+    const unionid = randomUnionid();
+    const mpOpenid = randomOpenid('oMp');
+    const first = await h5SignIn({ openid: mpOpenid, unionid }, 'snsapi_userinfo');
+
+    // Act
+    const landed = await callback(await toCallback({ openid: mpOpenid }, 'auto'));
+
+    // Assess
+    expect(landed.status).toBe(302);
+    const location = landed.headers.location as string;
+    expect(location.startsWith(`${PAGE}#token=`)).toBe(true);
+    const session = await verifySessionToken(
+      new URL(location).hash.replace(/^#token=/, ''),
+      await loadConfig(),
+    );
+    expect(session.userId).toBe(first.session.userId);
+  });
+
   it('H5 first, then the mini-program: the mini-program sign-in lands on the same user', async () => {
     // Prepare
     const unionid = randomUnionid();

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { allowedRedirect, STATE_TTL_SECONDS, signState, stateKey, verifyState } from '#lib/oauth-state';
+import {
+  allowedRedirect,
+  STATE_TTL_SECONDS,
+  signState,
+  stateKey,
+  verifyState,
+  wechatScope,
+} from '#lib/oauth-state';
 
 const ORIGINS = ['https://h5.example.com', 'http://localhost:5173'];
 const KEY = stateKey(new TextEncoder().encode('unit-test-jwt-secret-of-at-least-32-bytes'));
@@ -80,14 +87,23 @@ describe('signState / verifyState', () => {
     // Act
     const base = signState(KEY, 'snsapi_base', PAGE, NOW);
     const userinfo = signState(KEY, 'snsapi_userinfo', PAGE, NOW);
+    const auto = signState(KEY, 'auto', PAGE, NOW);
 
     // Assess
-    for (const state of [base, userinfo]) {
+    for (const state of [base, userinfo, auto]) {
       expect(state).toMatch(/^[a-zA-Z0-9]{1,128}$/);
       expect(Buffer.byteLength(state)).toBeLessThanOrEqual(128);
     }
     expect(verifyState(KEY, base, PAGE, NOW)).toBe('snsapi_base');
     expect(verifyState(KEY, userinfo, PAGE, NOW)).toBe('snsapi_userinfo');
+    expect(verifyState(KEY, auto, PAGE, NOW)).toBe('auto');
+  });
+
+  it('asks WeChat for snsapi_base when a page asks for auto, and for the scope itself otherwise', () => {
+    // Assess
+    expect(wechatScope('auto')).toBe('snsapi_base');
+    expect(wechatScope('snsapi_base')).toBe('snsapi_base');
+    expect(wechatScope('snsapi_userinfo')).toBe('snsapi_userinfo');
   });
 
   it('gives every sign-in its own state (a random nonce)', () => {
@@ -134,6 +150,7 @@ describe('signState / verifyState', () => {
     const otherKey = stateKey(new TextEncoder().encode('another-jwt-secret-of-at-least-32-bytes!'));
     const candidates = [
       `u${state.slice(1)}`,
+      `a${state.slice(1)}`,
       flip(5),
       flip(14),
       flip(state.length - 1),
