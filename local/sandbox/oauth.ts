@@ -39,10 +39,18 @@ export class OAuthState {
   >();
   private readonly tokens = new Map<string, { identity: OAuthIdentity; scope: Scope; expiresAt: number }>();
 
-  /** The user consents: a code for them (the next identity set by the control route, else a random openid). */
-  consent(scope: Scope): { identity: OAuthIdentity; code?: string } {
-    const identity = this.next ?? { openid: randomOpenid() };
+  /** Who each browser's WeChat user is, by the openid in the sandbox's own cookie (see authorize). */
+  private readonly browsers = new Map<string, OAuthIdentity>();
+
+  /**
+   * The user consents: a code for them (the next identity set by the control route, else the user of the
+   * browser that consented before, `browserOpenid`, else a random openid).
+   */
+  consent(scope: Scope, browserOpenid?: string): { identity: OAuthIdentity; code?: string } {
+    const identity = this.next ??
+      (browserOpenid ? this.browsers.get(browserOpenid) : undefined) ?? { openid: randomOpenid() };
     this.next = undefined;
+    this.browsers.set(identity.openid, { ...identity, deny: undefined });
     if (identity.deny) return { identity };
     // `oc` + 32 hex (tokens `wt`/`rt` + 48 hex): shapes the test log sink refuses in any log line.
     const code = `oc${randomBytes(16).toString('hex')}`;
@@ -77,12 +85,21 @@ function wechat(body: unknown): SandboxReply {
   return json(200, body, 'text/plain');
 }
 
+/** The sandbox's cookie on its authorize page: which WeChat user this browser is (WeChat's client knows it). */
+const BROWSER_COOKIE = 'sandbox_wechat_user';
+
 /**
  * `GET /connect/oauth2/authorize?appid&redirect_uri&response_type=code&scope&state` (the `#wechat_redirect`
  * fragment never reaches a server): 302 to `redirect_uri` with `code` and `state` appended to its query, or
- * `state` only when the user refuses. Refusals of the page itself answer 400 with WeChat's page errcodes.
+ * `state` only when the user refuses. Refusals of the page itself answer 400 with WeChat's page errcodes. A
+ * browser keeps its WeChat user between authorizes (a cookie of the sandbox's own), as the WeChat client does:
+ * a second authorize in one sign-in (snsapi_base, then snsapi_userinfo) is the same person.
  */
-export function authorize(state: OAuthState, settings: OAuthSettings, { url }: SandboxRequest): SandboxReply {
+export function authorize(
+  state: OAuthState,
+  settings: OAuthSettings,
+  { url, headers }: SandboxRequest,
+): SandboxReply {
   const q = url.searchParams;
   const redirectUri = q.get('redirect_uri');
   const scope = q.get('scope');
@@ -99,10 +116,13 @@ export function authorize(state: OAuthState, settings: OAuthSettings, { url }: S
   const stateValue = q.get('state') ?? '';
   if (!/^[a-zA-Z0-9]{0,128}$/.test(stateValue)) return json(400, { errcode: 10010, errmsg: 'state invalid' });
   const target = new URL(redirectUri);
-  const { code } = state.consent(scope);
+  const cookie = typeof headers.cookie === 'string' ? headers.cookie : '';
+  const known = new RegExp(`(?:^|;\\s*)${BROWSER_COOKIE}=([^;]+)`).exec(cookie)?.[1];
+  const { code, identity } = state.consent(scope, known);
   if (code) target.searchParams.set('code', code);
   target.searchParams.set('state', stateValue);
-  return { status: 302, headers: { location: target.href }, body: '' };
+  const remember = `${BROWSER_COOKIE}=${identity.openid}; Path=/connect/oauth2; HttpOnly; SameSite=Lax`;
+  return { status: 302, headers: { location: target.href, 'set-cookie': remember }, body: '' };
 }
 
 /**
@@ -158,7 +178,8 @@ export function userInfo(state: OAuthState, { url }: SandboxRequest): SandboxRep
 
 /**
  * Registers the web OAuth endpoints and `POST /sandbox/oauth/identity {openid?, unionid?, nickname?,
- * headimgurl?, deny?}` → the identity that consents at the next authorize (openid random when absent).
+ * headimgurl?, deny?}` → the identity that consents at the next authorize (openid random when absent); a browser
+ * that consented before is that user again at its next authorize unless an identity was set.
  */
 export function registerOAuth(sandbox: Sandbox, state: OAuthState, settings: OAuthSettings): void {
   const busy = () => json(200, { errcode: -1, errmsg: 'system error' }, 'text/plain');

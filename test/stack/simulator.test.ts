@@ -136,8 +136,9 @@ it('opens the H5 page as the same WeChat user: web OAuth, the wx.config signatur
   await page.getByTestId('open-h5').click();
   await page.waitForURL('**/h5/demo.html');
 
-  // Act: snsapi_userinfo through the local API's authorize and callback, and WeChat's page (the sandbox)
-  await page.getByTestId('h5-userinfo').click();
+  // Act: scope=auto through the local API's authorize and callback, and WeChat's page (the sandbox): silent
+  // first, then (this official-account openid is new) snsapi_userinfo, whose unionid finds the account
+  await page.getByTestId('h5-auto').click();
 
   // Assess: back on the page with the fragment read and cleared, signed in as the mini-program's account
   await expect

@@ -20,8 +20,10 @@ function request(method: string, path: string, body?: unknown): SandboxRequest {
   };
 }
 
-async function call(box: Sandbox, method: string, path: string, body?: unknown) {
-  const reply = await box.handle(request(method, path, body));
+async function call(box: Sandbox, method: string, path: string, body?: unknown, cookie?: string) {
+  const sent = request(method, path, body);
+  if (cookie) sent.headers.cookie = cookie;
+  const reply = await box.handle(sent);
   if (!reply) throw new Error('no reply');
   return {
     ...reply,
@@ -32,7 +34,34 @@ async function call(box: Sandbox, method: string, path: string, body?: unknown) 
 const authorizePath = (scope = 'snsapi_userinfo', appid = SETTINGS.appId) =>
   `/connect/oauth2/authorize?appid=${appid}&redirect_uri=${encodeURIComponent(CALLBACK)}&response_type=code&scope=${scope}&state=b123`;
 
+/** The openid an authorize answer's code is for (exchanged once). */
+async function openidOf(box: Sandbox, back: { headers?: Record<string, string> }): Promise<string> {
+  const code = new URL(back.headers?.location as string).searchParams.get('code') as string;
+  const exchange = `/sns/oauth2/access_token?appid=${SETTINGS.appId}&secret=${SETTINGS.secret}&code=${code}&grant_type=authorization_code`;
+  return JSON.parse((await call(box, 'GET', exchange)).body).openid;
+}
+
 describe('sandbox web OAuth', () => {
+  it("keeps each browser's WeChat user between authorizes (its own cookie), as the WeChat client does; other browsers get others", async () => {
+    // Prepare: this browser consents once as a chosen user
+    const box = sandbox();
+    await call(box, 'POST', '/sandbox/oauth/identity', { openid: 'oMpSandbox0007', unionid: 'oUnion07' });
+    const first = await call(box, 'GET', authorizePath('snsapi_base'));
+    const cookie = String(first.headers?.['set-cookie']).split(';')[0] as string;
+
+    // Act: the same browser again (no identity set), and a browser without the cookie
+    const again = await call(box, 'GET', authorizePath('snsapi_userinfo'), undefined, cookie);
+    const stranger = await call(box, 'GET', authorizePath('snsapi_userinfo'));
+
+    // Assess
+    expect(first.headers?.['set-cookie']).toMatch(
+      /^sandbox_wechat_user=oMpSandbox0007; Path=\/connect\/oauth2; HttpOnly/,
+    );
+    expect(await openidOf(box, first)).toBe('oMpSandbox0007');
+    expect(await openidOf(box, again)).toBe('oMpSandbox0007');
+    expect(await openidOf(box, stranger)).not.toBe('oMpSandbox0007');
+  });
+
   it('302s back to redirect_uri with code and state; the code is single-use (40163) and unknown codes 40029', async () => {
     // Prepare
     const box = sandbox();
