@@ -139,10 +139,14 @@ export function reapplyAbnormalRefund(store: PayStore, ask: AbnormalRefundAsk): 
   if (refund.outRefundNo !== ask.outRefundNo) {
     throw new RefundRefusal('PARAM_ERROR', 'out_refund_no 与退款单不符');
   }
-  if (refund.status !== 'ABNORMAL') throw new RefundRefusal('INVALID_REQUEST', '退款单状态不是异常，无需重新发起');
+  if (refund.status !== 'ABNORMAL')
+    throw new RefundRefusal('INVALID_REQUEST', '退款单状态不是异常，无需重新发起');
   refund.status = 'PROCESSING';
   const { refundId: _id, outRefundNo: _no, ...reapplication } = ask;
-  refund.reapplications = [...(refund.reapplications ?? []), { ...reapplication, at: Math.floor(Date.now() / 1000) }];
+  refund.reapplications = [
+    ...(refund.reapplications ?? []),
+    { ...reapplication, at: Math.floor(Date.now() / 1000) },
+  ];
   return refund;
 }
 

@@ -86,7 +86,11 @@ function refundModel(status: string, serial = PUB_KEY_ID) {
 
 function signedError(status: number, code: string) {
   const body = JSON.stringify({ code, message: '错误' });
-  return [status, body, { 'content-type': 'application/json', ...wechatpayHeaders(payKey, PUB_KEY_ID, body) }] as const;
+  return [
+    status,
+    body,
+    { 'content-type': 'application/json', ...wechatpayHeaders(payKey, PUB_KEY_ID, body) },
+  ] as const;
 }
 
 describe('WechatPayV3.applyAbnormalRefund against a scripted WeChat', () => {
@@ -113,8 +117,18 @@ describe('WechatPayV3.applyAbnormalRefund against a scripted WeChat', () => {
     expect(sent.url).toBe(path);
     expect(sent.headers['wechatpay-serial']).toBe(PUB_KEY_ID);
     const body = JSON.parse(sent.body);
-    expect(Object.keys(body).sort()).toEqual(['bank_account', 'bank_type', 'out_refund_no', 'real_name', 'type']);
-    expect(body).toMatchObject({ out_refund_no: OUT_REFUND_NO, type: 'USER_BANK_CARD', bank_type: 'ICBC_DEBIT' });
+    expect(Object.keys(body).sort()).toEqual([
+      'bank_account',
+      'bank_type',
+      'out_refund_no',
+      'real_name',
+      'type',
+    ]);
+    expect(body).toMatchObject({
+      out_refund_no: OUT_REFUND_NO,
+      type: 'USER_BANK_CARD',
+      bank_type: 'ICBC_DEBIT',
+    });
     expect(sent.body).not.toContain('6222020200112233445');
     expect(sent.body).not.toContain('张三');
     expect(decryptSensitiveField(payKey, body.bank_account)).toBe('6222020200112233445');
@@ -236,7 +250,10 @@ describe('WechatPayV3.applyAbnormalRefund against the sandbox', () => {
     const report = await client(certificateSandbox.baseUrl, 'certificate').applyAbnormalRefund(USER_CARD);
     // Assess
     expect(report.status).toBe('PROCESSING');
-    expect(refund.reapplications?.[0]).toMatchObject({ bankAccount: '6222020200112233445', realName: '张三' });
+    expect(refund.reapplications?.[0]).toMatchObject({
+      bankAccount: '6222020200112233445',
+      realName: '张三',
+    });
   });
 
   it('refuses a second application, an unknown refund_id and a Wechatpay-Serial naming another key', async () => {
@@ -247,7 +264,10 @@ describe('WechatPayV3.applyAbnormalRefund against the sandbox', () => {
     // Act
     const again = await rejection(client(sandbox.baseUrl).applyAbnormalRefund(MERCHANT_CARD));
     const unknown = await rejection(
-      client(sandbox.baseUrl).applyAbnormalRefund({ ...MERCHANT_CARD, refundId: '50300000000000000000000000001' }),
+      client(sandbox.baseUrl).applyAbnormalRefund({
+        ...MERCHANT_CARD,
+        refundId: '50300000000000000000000000001',
+      }),
     );
     // Combined mode encrypts with the public key, which a certificate-mode WeChat does not expect.
     const otherKey = await rejection(
