@@ -181,6 +181,8 @@ export class WechatPayV3 implements PaymentProvider {
   readonly version = 'v3' as const;
   private readonly verifier: WechatPayVerifier;
   private readonly privateKey: KeyObject;
+  /** The key sensitive fields are encrypted with and its Wechatpay-Serial, chosen on first use. */
+  private encryption?: { serial: string; key: KeyObject };
 
   constructor(private readonly config: V3ClientConfig) {
     this.verifier = config.payVerifier;
@@ -477,12 +479,13 @@ export class WechatPayV3 implements PaymentProvider {
    */
   async applyAbnormalRefund(request: AbnormalRefundRequest): Promise<RefundReport> {
     const { config } = this;
-    const encryption = sensitiveFieldKey({
+    this.encryption ??= sensitiveFieldKey({
       ...(config.payPublicKeyPem
         ? { publicKey: { id: config.payPublicKeyId, pem: config.payPublicKeyPem } }
         : {}),
       platformCertificates: config.platformCertPems ?? [],
     });
+    const { encryption } = this;
     let bank = {};
     if (request.type === 'USER_BANK_CARD') {
       const { bankType, bankAccount, realName } = request;

@@ -41,7 +41,12 @@ async function startNotifyServer(): Promise<string> {
       ),
     );
     const result = await notifyHandler(
-      httpEvent({ method: 'POST', path: '/wechat/notify', headers, body: Buffer.concat(chunks).toString('utf8') }),
+      httpEvent({
+        method: 'POST',
+        path: '/wechat/notify',
+        headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      }),
       context,
     );
     res.writeHead(result.statusCode ?? 200, (result.headers ?? {}) as Record<string, string>);
@@ -136,7 +141,8 @@ function applyAbnormal(outRefundNo: string, body: unknown) {
   });
 }
 
-const abnormalCalls = async () => (await sandboxCalls()).filter((call) => ABNORMAL_ENDPOINT.test(call.path)).length;
+const abnormalCalls = async () =>
+  (await sandboxCalls()).filter((call) => ABNORMAL_ENDPOINT.test(call.path)).length;
 
 describe('re-applying an ABNORMAL refund on v3', () => {
   let config: Config;
@@ -213,7 +219,13 @@ describe('re-applying an ABNORMAL refund on v3', () => {
       (refund) => refund.outRefundNo === outRefundNo,
     );
     expect(atWechat?.reapplications).toEqual([
-      { type: 'USER_BANK_CARD', bankType: 'CCB_DEBIT', bankAccount: ACCOUNT, realName: NAME, at: expect.any(Number) },
+      {
+        type: 'USER_BANK_CARD',
+        bankType: 'CCB_DEBIT',
+        bankAccount: ACCOUNT,
+        realName: NAME,
+        at: expect.any(Number),
+      },
     ]);
     expect(JSON.stringify(stored)).not.toContain(ACCOUNT);
     expect(JSON.stringify(stored)).not.toContain(NAME);
@@ -228,7 +240,11 @@ describe('re-applying an ABNORMAL refund on v3', () => {
     const before = await rawItem(refundKey(outRefundNo));
     const calls = (await sandboxCalls()).length;
     // Act
-    const bad = await applyAbnormal(outRefundNo, { type: 'USER_BANK_CARD', bankType: 'CCB_DEBIT', realName: NAME });
+    const bad = await applyAbnormal(outRefundNo, {
+      type: 'USER_BANK_CARD',
+      bankType: 'CCB_DEBIT',
+      realName: NAME,
+    });
     const unknown = await applyAbnormal('R20261121080000nosuchrefund', { type: 'MERCHANT_BANK_CARD' });
     // Assess
     expect(bad.status).toBe(400);
