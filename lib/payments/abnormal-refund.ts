@@ -59,7 +59,7 @@ export interface ReappliedRefund extends PublicRefund {
  * ABNORMAL) with `{at, type}` appended to its reapplications (never the bank account or the name, which are neither
  * stored nor logged), next asked about by the reconciler a minute later. A SUCCESS or CLOSED racing this is applied
  * exactly once either way: its transition is conditioned on the status it read, and PROCESSING is still open.
- * Throws NotFoundError REFUND_NOT_FOUND; ConflictError REFUND_NOT_ABNORMAL (another status), REFUND_ID_UNKNOWN (no
+ * Throws NotFoundError REFUND_NOT_FOUND; ConflictError REFUND_NOT_ABNORMAL (another status), REFUND_ID_UNKNOWN (v3, no
  * refund_id yet), ORDER_PAY_VERSION_CHANGED, ABNORMAL_REFUND_V3_ONLY (a v2 refund: re-applied in the merchant
  * platform; no WeChat call); UpstreamError ABNORMAL_REFUND_REFUSED / ServiceUnavailableError from WeChat (nothing
  * written).
@@ -89,20 +89,22 @@ export async function applyAbnormalRefund(
       refund.payVersion,
     );
   }
-  if (!refund.refundId) {
+  // v2 refuses by itself (ABNORMAL_REFUND_V3_ONLY), whether or not WeChat named a refund_id.
+  if (!refund.refundId && provider.version === 'v3') {
     throw new ConflictError('尚未取得微信退款单号，请稍后再试', 'REFUND_ID_UNKNOWN');
   }
+  const refundId = refund.refundId ?? '';
   const request: AbnormalRefundRequest =
     body.type === 'USER_BANK_CARD'
       ? {
-          refundId: refund.refundId,
+          refundId,
           outRefundNo,
           type: body.type,
           bankType: body.bankType,
           bankAccount: body.bankAccount,
           realName: body.realName,
         }
-      : { refundId: refund.refundId, outRefundNo, type: body.type };
+      : { refundId, outRefundNo, type: body.type };
   const answer = await provider.applyAbnormalRefund(request);
   const at = now();
   const reapplication = { at: at.toISOString(), type: body.type };

@@ -215,8 +215,12 @@ describe('applyAbnormalRefund', () => {
     });
     // Act
     const error = await rejection(applyAbnormalRefund(config, v2, 'R1', { type: 'MERCHANT_BANK_CARD' }));
+    ddb.reset();
+    store(aRefund({ payVersion: 'v2', refundId: undefined }));
+    const withoutId = await rejection(applyAbnormalRefund(config, v2, 'R1', { type: 'MERCHANT_BANK_CARD' }));
     // Assess
     expect(error).toMatchObject({ status: 409, code: 'ABNORMAL_REFUND_V3_ONLY' });
+    expect(withoutId).toMatchObject({ status: 409, code: 'ABNORMAL_REFUND_V3_ONLY' });
     expect(writes()).toHaveLength(0);
   });
 
