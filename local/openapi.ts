@@ -681,6 +681,62 @@ const paths: Record<string, Record<string, Schema>> = {
       },
     },
   },
+  '/admin/refunds/{outRefundNo}/apply-abnormal': {
+    post: {
+      operationId: 'adminAbnormal',
+      tags: ['admin'],
+      summary: 'Re-apply an ABNORMAL v3 refund at WeChat (IAM on AWS)',
+      description:
+        'WeChat Pay v3 apply-abnormal-refund: to another card of the user (USER_BANK_CARD: bankAccount and realName ' +
+        'go to WeChat encrypted, and are neither stored nor logged) or to the merchant’s bank account ' +
+        '(MERCHANT_BANK_CARD). The refund goes back to PROCESSING; its SUCCESS or CLOSED is applied once when ' +
+        'WeChat reports it. 404 REFUND_NOT_FOUND; 409 REFUND_NOT_ABNORMAL, REFUND_ID_UNKNOWN, ' +
+        'ABNORMAL_REFUND_V3_ONLY (v2: re-apply it in the merchant platform); 502 ABNORMAL_REFUND_REFUSED.',
+      security: operator,
+      parameters: [
+        {
+          name: 'outRefundNo',
+          in: 'path',
+          required: true,
+          schema: { type: 'string', pattern: '^[0-9A-Za-z_\\-|*@]{1,64}$' },
+        },
+      ],
+      requestBody: json({
+        oneOf: [
+          object({ type: { const: 'MERCHANT_BANK_CARD' } }),
+          object({
+            type: { const: 'USER_BANK_CARD' },
+            bankType: text('WeChat’s bank code (bank_type), e.g. ICBC_DEBIT', {
+              pattern: '^[A-Z0-9_]{1,32}$',
+            }),
+            bankAccount: text('The card number, 8–32 digits', { pattern: '^\\d{8,32}$' }),
+            realName: text('The card holder’s name', { minLength: 1, maxLength: 64 }),
+          }),
+        ],
+      }),
+      responses: {
+        '200': success(
+          'The refund, PROCESSING again',
+          object({
+            refund: object({
+              outRefundNo: text('Our refund number (out_refund_no)'),
+              outTradeNo: text('The refunded order', { pattern: OUT_TRADE_NO.source }),
+              amount: { type: 'integer', minimum: 1, description: 'refund_fee, integer fen' },
+              status: { enum: ['PROCESSING', 'SUCCESS', 'CLOSED', 'ABNORMAL'] },
+              reapplications: {
+                type: 'array',
+                items: object({
+                  at: text('When it was re-applied (ISO 8601 UTC)', { format: 'date-time' }),
+                  type: { enum: ['USER_BANK_CARD', 'MERCHANT_BANK_CARD'] },
+                }),
+              },
+            }),
+          }),
+        ),
+        ...failures(400, 404, 409, 413, 415, ...WECHAT),
+      },
+    },
+  },
   '/admin/orders/{outTradeNo}': {
     get: {
       operationId: 'adminOrder',

@@ -80,6 +80,24 @@ export interface RefundRequest {
   appId?: string;
 }
 
+/** Where an ABNORMAL refund is sent again: the user's own bank card, or the merchant's (who then pays the user). */
+export type AbnormalRefundType = 'USER_BANK_CARD' | 'MERCHANT_BANK_CARD';
+
+/**
+ * A re-application of an ABNORMAL refund (v3 发起异常退款). USER_BANK_CARD needs bankType, bankAccount and realName
+ * (plaintext here; the client encrypts bankAccount and realName and never logs them); MERCHANT_BANK_CARD needs none.
+ */
+export interface AbnormalRefundRequest {
+  /** WeChat's refund_id of the ABNORMAL refund. */
+  refundId: string;
+  outRefundNo: string;
+  type: AbnormalRefundType;
+  /** WeChat's bank code of the user's card (e.g. ICBC_DEBIT). */
+  bankType?: string;
+  bankAccount?: string;
+  realName?: string;
+}
+
 /** What WeChat says of one refund (refund answer, refund query or refund notify). */
 export interface RefundReport {
   outRefundNo: string;
@@ -163,6 +181,13 @@ export interface PaymentProvider {
    * account's (an H5 order). Throws ServiceUnavailableError / UpstreamError.
    */
   queryRefund(outRefundNo: string, appId?: string): Promise<RefundReport | { status: 'NOTEXIST' }>;
+  /**
+   * Re-applies an ABNORMAL refund (v3 `POST /v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund`, doc
+   * 4017150905): WeChat's refund model as it answers (usually PROCESSING; SUCCESS or CLOSED come later by notify or
+   * query). v2 has no such API: it throws ConflictError ABNORMAL_REFUND_V3_ONLY without calling WeChat. Throws
+   * UpstreamError ABNORMAL_REFUND_REFUSED when WeChat refuses it, ServiceUnavailableError / UpstreamError otherwise.
+   */
+  applyAbnormalRefund(request: AbnormalRefundRequest): Promise<RefundReport>;
   /** Whether a notify body is in this version's format (v2 XML, v3 JSON). */
   accepts(request: NotifyRequest): boolean;
   /**

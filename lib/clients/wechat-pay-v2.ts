@@ -1,6 +1,7 @@
 import { Agent } from 'node:https';
 import { gunzipSync } from 'node:zlib';
 import type {
+  AbnormalRefundRequest,
   CloseResult,
   NotifyReply,
   NotifyRequest,
@@ -15,7 +16,7 @@ import type {
   TradeBillDownload,
 } from '#lib/clients/payment-provider';
 import type { V2Config } from '#lib/config';
-import { ConfigError, NotifyRejectedError, RefundRefusedError } from '#lib/errors';
+import { ConfigError, ConflictError, NotifyRejectedError, RefundRefusedError } from '#lib/errors';
 import { logger } from '#lib/logger';
 import { compactDay } from '#lib/wechat-pay/bill';
 import {
@@ -409,6 +410,17 @@ export class WechatPayV2 implements PaymentProvider {
         via: 'notify-v2',
       },
     };
+  }
+
+  /**
+   * API v2 has no way to re-apply an ABNORMAL refund (its refund status CHANGE): the merchant re-applies it in the
+   * merchant platform (商户平台). Always throws ConflictError ABNORMAL_REFUND_V3_ONLY, without calling WeChat.
+   */
+  async applyAbnormalRefund(_request: AbnormalRefundRequest): Promise<RefundReport> {
+    throw new ConflictError(
+      '微信支付 v2 不支持通过接口重新发起异常退款，请在微信支付商户平台处理',
+      'ABNORMAL_REFUND_V3_ONLY',
+    );
   }
 
   accepts(request: NotifyRequest): boolean {

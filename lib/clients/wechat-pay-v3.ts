@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import type { V3Config } from '#lib/config';
-import { ConfigError, NotifyRejectedError, RefundRefusedError } from '#lib/errors';
+import { ConfigError, NotifyRejectedError, RefundRefusedError, UpstreamError } from '#lib/errors';
 import { logger } from '#lib/logger';
 import { billSha1 } from '#lib/wechat-pay/bill';
 import { v3RefundStatus } from '#lib/wechat-pay/refund-protocol';
@@ -10,11 +10,14 @@ import {
   buildAuthorization,
   buildPayParamsV3,
   decryptResource,
+  encryptSensitiveField,
+  sensitiveFieldKey,
   V3DecryptError,
   V3SignatureError,
   type WechatPayVerifier,
 } from '#lib/wechat-pay/v3-protocol';
 import type {
+  AbnormalRefundRequest,
   CloseResult,
   NotifyReply,
   NotifyRequest,
@@ -50,7 +53,7 @@ export type V3ClientConfig = Pick<
   | 'payPublicKeyPem'
   | 'payApiBase'
   | 'notifyUrl'
-> & { mchPrivateKey: KeyObject; payVerifier: WechatPayVerifier };
+> & { mchPrivateKey: KeyObject; payVerifier: WechatPayVerifier; platformCertPems?: string[] };
 
 const USER_AGENT = 'wechat-miniprogram-backend (WeChat Pay API v3)';
 /** The four headers every v3 response and notify carries (lower-case, as API Gateway payload 2.0 delivers them). */
@@ -178,6 +181,8 @@ export class WechatPayV3 implements PaymentProvider {
   readonly version = 'v3' as const;
   private readonly verifier: WechatPayVerifier;
   private readonly privateKey: KeyObject;
+  /** The key sensitive fields are encrypted with and its Wechatpay-Serial, chosen on first use. */
+  private encryption?: { serial: string; key: KeyObject };
 
   constructor(private readonly config: V3ClientConfig) {
     this.verifier = config.payVerifier;
@@ -192,10 +197,11 @@ export class WechatPayV3 implements PaymentProvider {
     method: 'GET' | 'POST',
     url: string,
     payload?: unknown,
+    extraHeaders: Record<string, string> = {},
   ): Promise<{ status: number; data: Record<string, unknown> }> {
     const body = payload === undefined ? '' : JSON.stringify(payload);
     const path = url.split('?')[0] ?? url;
-    return withPayRetry('v3', path, () => this.send(method, url, body, path));
+    return withPayRetry('v3', path, () => this.send(method, url, body, path, extraHeaders));
   }
 
   private async send(
@@ -203,6 +209,7 @@ export class WechatPayV3 implements PaymentProvider {
     url: string,
     body: string,
     path: string,
+    extraHeaders: Record<string, string> = {},
   ): Promise<{ status: number; data: Record<string, unknown> }> {
     const { config } = this;
     const headers: Record<string, string> = {
@@ -219,6 +226,7 @@ export class WechatPayV3 implements PaymentProvider {
       'user-agent': USER_AGENT,
     };
     if (config.payPublicKeyPem) headers['wechatpay-serial'] = config.payPublicKeyId;
+    Object.assign(headers, extraHeaders);
 
     const answer = await payExchange(`${config.payApiBase}${url}`, {
       method,
@@ -459,6 +467,58 @@ export class WechatPayV3 implements PaymentProvider {
     } catch (error) {
       throw payUpstream('微信支付响应异常', `refundquery: ${(error as Error).message}`);
     }
+  }
+
+  /**
+   * 发起异常退款 `POST /v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund` (doc 4017150905) with
+   * `{out_refund_no, type, bank_type?, bank_account?, real_name?}`: for USER_BANK_CARD bank_account and real_name are
+   * encrypted (RSA-OAEP SHA-1) with the WeChat Pay public key, or the newest valid platform certificate, and
+   * `Wechatpay-Serial` names it. Answers the refund model (usually PROCESSING). Bounded by the invocation deadline
+   * and retried once like every call; 429 → ServiceUnavailableError; another refusal → UpstreamError
+   * ABNORMAL_REFUND_REFUSED (WeChat's code in the message); bank fields missing for USER_BANK_CARD → TypeError.
+   */
+  async applyAbnormalRefund(request: AbnormalRefundRequest): Promise<RefundReport> {
+    const { config } = this;
+    this.encryption ??= sensitiveFieldKey({
+      ...(config.payPublicKeyPem
+        ? { publicKey: { id: config.payPublicKeyId, pem: config.payPublicKeyPem } }
+        : {}),
+      platformCertificates: config.platformCertPems ?? [],
+    });
+    const { encryption } = this;
+    let bank = {};
+    if (request.type === 'USER_BANK_CARD') {
+      const { bankType, bankAccount, realName } = request;
+      if (!bankType || !bankAccount || !realName) {
+        throw new TypeError('applyAbnormalRefund: USER_BANK_CARD needs bankType, bankAccount and realName');
+      }
+      bank = {
+        bank_type: bankType,
+        bank_account: encryptSensitiveField(encryption.key, bankAccount),
+        real_name: encryptSensitiveField(encryption.key, realName),
+      };
+    }
+    const { status, data } = await this.call(
+      'POST',
+      `/v3/refund/domestic/refunds/${encodeURIComponent(request.refundId)}/apply-abnormal-refund`,
+      { out_refund_no: request.outRefundNo, type: request.type, ...bank },
+      { 'wechatpay-serial': encryption.serial },
+    );
+    if (status >= 200 && status < 300) {
+      try {
+        return toRefundReport(data, 'refund-v3');
+      } catch (error) {
+        throw payUpstream('微信支付响应异常', `apply-abnormal-refund: ${(error as Error).message}`);
+      }
+    }
+    const failure = this.failure('apply-abnormal-refund', status, data);
+    if (!(failure instanceof UpstreamError) || status >= 500) throw failure;
+    const code = typeof data.code === 'string' ? data.code : `HTTP_${status}`;
+    throw new UpstreamError(
+      `微信支付拒绝重新发起退款（${code}）`,
+      'ABNORMAL_REFUND_REFUSED',
+      `apply-abnormal-refund: http ${status} ${code}`,
+    );
   }
 
   accepts(request: NotifyRequest): boolean {

@@ -57,7 +57,8 @@ export interface PublicRefund {
   status: RefundRecord['status'];
 }
 
-function toPublicRefund(refund: RefundRecord): PublicRefund {
+/** The public shape of a stored refund. */
+export function toPublicRefund(refund: RefundRecord): PublicRefund {
   return {
     outRefundNo: refund.outRefundNo,
     outTradeNo: refund.refundOf,

@@ -2,6 +2,7 @@ import { ConditionalCheckFailedException, TransactionCanceledException } from '@
 import { GetCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { dynamo } from '#lib/clients/dynamodb';
+import type { AbnormalRefundType } from '#lib/clients/payment-provider';
 import type { PayVersion } from '#lib/wechat-pay/fields';
 import type { RefundStatus } from '#lib/wechat-pay/refund-protocol';
 import type { OrderRecord } from './order-repository';
@@ -47,6 +48,14 @@ export interface RefundRecord {
   idempotencyKey?: string;
   /** When the reconciler next asks WeChat about this PROCESSING refund (ISO UTC); absent once final. */
   reconcileAt?: string;
+  /** Each re-application of this refund after it went ABNORMAL, oldest first (never bank account or name). */
+  reapplications?: RefundReapplication[];
+}
+
+/** One re-application of an ABNORMAL refund (apply-abnormal-refund): when (ISO UTC) and where to. */
+export interface RefundReapplication {
+  at: string;
+  type: AbnormalRefundType;
 }
 
 /** The byReconcile shard of PROCESSING refunds (PENDING orders use `PENDING`). */
@@ -374,4 +383,44 @@ export async function listRefundsToReconcile(
     refunds: Items.map((item) => toRecord(item) as RefundRecord),
     lastKey: LastEvaluatedKey,
   };
+}
+
+/**
+ * An ABNORMAL refund WeChat accepted again (apply-abnormal-refund) → PROCESSING, conditioned on it still being
+ * ABNORMAL (the status read), with `reapplication` appended to its reapplications; it stays in the byReconcile index,
+ * asked again from `recheckAt` (ISO UTC). Its later SUCCESS or CLOSED is then applied once, like any PROCESSING
+ * refund's. 'refund_changed' (with the refund as it is now) when it was no longer ABNORMAL.
+ */
+export async function markRefundReapplied(
+  table: string,
+  outRefundNo: string,
+  reapplication: RefundReapplication,
+  recheckAt: string,
+): Promise<{ kind: 'committed' } | { kind: 'refund_changed'; refund?: RefundRecord }> {
+  try {
+    await dynamo().send(
+      new UpdateCommand({
+        TableName: table,
+        Key: { outTradeNo: refundKey(outRefundNo) },
+        UpdateExpression:
+          'SET #s = :processing, reapplications = list_append(if_not_exists(reapplications, :none), :one), ' +
+          'reconcileShard = :shard, reconcileAt = :recheck',
+        ConditionExpression: '#s = :abnormal',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: {
+          ':processing': 'PROCESSING',
+          ':abnormal': 'ABNORMAL',
+          ':none': [],
+          ':one': [reapplication],
+          ':shard': REFUND_RECONCILE_SHARD,
+          ':recheck': recheckAt,
+        },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      }),
+    );
+    return { kind: 'committed' };
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    return { kind: 'refund_changed', refund: error.Item ? toRecord(unmarshall(error.Item)) : undefined };
+  }
 }

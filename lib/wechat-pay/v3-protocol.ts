@@ -8,12 +8,15 @@
  */
 import { isUtf8 } from 'node:buffer';
 import {
+  constants,
   createCipheriv,
   createDecipheriv,
   createPublicKey,
   createSign,
   createVerify,
   KeyObject,
+  privateDecrypt,
+  publicEncrypt,
   randomBytes,
   X509Certificate,
 } from 'node:crypto';
@@ -511,6 +514,96 @@ export function wechatpayHeaders(
     'Wechatpay-Serial': serial,
     'Wechatpay-Signature-Type': AUTH_SCHEME,
   };
+}
+
+/** RSA-OAEP with SHA-1 and MGF1-SHA1: WeChat Pay's 敏感信息加密 padding (RSA_PKCS1_OAEP_PADDING). */
+const OAEP_HASH = 'sha1';
+/** OAEP overhead with SHA-1, bytes: 2 × 20 + 2; what an RSA modulus leaves for the plaintext is the rest. */
+const OAEP_SHA1_OVERHEAD_BYTES = 42;
+
+/**
+ * Encrypts one sensitive field (bank_account, real_name, …) for WeChat Pay (敏感信息加密): RSA-OAEP, SHA-1 and
+ * MGF1-SHA1, with the WeChat Pay public key (or the platform certificate's key) → base64 of the ciphertext (344
+ * characters for RSA-2048; random padding, so never the same twice). The request carrying it must name that key in
+ * `Wechatpay-Serial`. Throws TypeError on a key that is not an RSA public KeyObject, an empty or non-string
+ * plaintext, or one longer than the key can hold (214 bytes UTF-8 for RSA-2048).
+ * WeChat Pay API v3 敏感信息加解密 rules.
+ */
+export function encryptSensitiveField(publicKey: KeyObject, plaintext: string): string {
+  if (
+    !(publicKey instanceof KeyObject) ||
+    publicKey.type !== 'public' ||
+    publicKey.asymmetricKeyType !== 'rsa'
+  ) {
+    throw new TypeError('encryptSensitiveField: publicKey must be an RSA public KeyObject');
+  }
+  if (typeof plaintext !== 'string' || plaintext === '') {
+    throw new TypeError('encryptSensitiveField: plaintext must be a non-empty string');
+  }
+  const bytes = Buffer.from(plaintext, 'utf8');
+  const room = (rsaModulusBytes(publicKey) ?? 0) - OAEP_SHA1_OVERHEAD_BYTES;
+  if (bytes.length > room) {
+    throw new TypeError(`encryptSensitiveField: plaintext exceeds ${room} bytes UTF-8`);
+  }
+  return publicEncrypt(
+    { key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: OAEP_HASH },
+    bytes,
+  ).toString('base64');
+}
+
+/**
+ * The inverse of encryptSensitiveField with the private key (what WeChat Pay does; the local sandbox's side): base64
+ * RSA-OAEP SHA-1 ciphertext → the UTF-8 plaintext. Throws TypeError on a key that is not an RSA private KeyObject or
+ * a ciphertext that is not standard padded base64 of the key's modulus length; V3DecryptError 'bad_ciphertext' when
+ * the padding does not open (another key, altered bytes) and 'bad_plaintext' when it is not UTF-8.
+ */
+export function decryptSensitiveField(privateKey: KeyObject, ciphertext: string): string {
+  if (
+    !(privateKey instanceof KeyObject) ||
+    privateKey.type !== 'private' ||
+    privateKey.asymmetricKeyType !== 'rsa'
+  ) {
+    throw new TypeError('decryptSensitiveField: privateKey must be an RSA private KeyObject');
+  }
+  const bytes = decodeBase64Strict(ciphertext);
+  if (bytes === undefined || bytes.length !== rsaModulusBytes(privateKey)) {
+    throw new TypeError('decryptSensitiveField: ciphertext must be base64 of one RSA block');
+  }
+  let plain: Buffer;
+  try {
+    plain = privateDecrypt(
+      { key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: OAEP_HASH },
+      bytes,
+    );
+  } catch {
+    throw new V3DecryptError('bad_ciphertext');
+  }
+  if (!isUtf8(plain)) throw new V3DecryptError('bad_plaintext');
+  return plain.toString('utf8');
+}
+
+/**
+ * The key WeChat Pay wants sensitive fields encrypted with, and the `Wechatpay-Serial` that names it: the WeChat Pay
+ * public key ({id PUB_KEY_ID_…, pem}) when configured; else, in platform certificate mode, the certificate valid at
+ * `now` (unix ms) that expires last (its serial, upper-case hex). Throws Error when neither gives a usable RSA key.
+ */
+export function sensitiveFieldKey(
+  opts: { publicKey?: { id: string; pem: string }; platformCertificates?: string[] },
+  now = Date.now(),
+): { serial: string; key: KeyObject } {
+  if (opts.publicKey?.pem) {
+    const key = createPublicKey(opts.publicKey.pem);
+    assertRsa(key, opts.publicKey.id);
+    return { serial: opts.publicKey.id, key };
+  }
+  const valid = (opts.platformCertificates ?? [])
+    .map((pem) => new X509Certificate(pem))
+    .filter((cert) => Date.parse(cert.validFrom) <= now && now <= Date.parse(cert.validTo))
+    .sort((a, b) => Date.parse(b.validTo) - Date.parse(a.validTo));
+  const [newest] = valid;
+  if (!newest) throw new Error('sensitiveFieldKey: no WeChat Pay public key or valid platform certificate');
+  assertRsa(newest.publicKey, newest.serialNumber);
+  return { serial: newest.serialNumber.toUpperCase(), key: newest.publicKey };
 }
 
 /** The request signing message, five lines each ending in `\n`: `METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`. */

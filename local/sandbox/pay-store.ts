@@ -103,6 +103,11 @@ export interface SandboxRefund {
   createdAt: number;
   /** When it became SUCCESS. */
   successAt?: number;
+  /**
+   * Each v3 apply-abnormal-refund it accepted, as WeChat decrypted it (the sandbox's fake bank data; tests read it
+   * back to check the encryption).
+   */
+  reapplications?: { type: string; bankType?: string; bankAccount?: string; realName?: string; at: number }[];
 }
 
 /** One refund notify delivery. */

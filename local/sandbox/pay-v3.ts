@@ -6,6 +6,8 @@ import { isIp, newPrepayId, OUT_REFUND_NO, OUT_TRADE_NO } from '#lib/wechat-pay/
 import { buildV3Notify } from '#lib/wechat-pay/notify-builders';
 import { formatRfc3339Cst, RFC3339_PATTERN } from '#lib/wechat-pay/time';
 import {
+  decryptSensitiveField,
+  V3DecryptError,
   V3SignatureError,
   type V3SignatureReason,
   verifyAuthorization,
@@ -14,7 +16,7 @@ import {
 } from '#lib/wechat-pay/v3-protocol';
 import { sendNotify } from './notify-deliverer';
 import type { NotifyResult, NotifyVariant, PayStore, SandboxOrder, SandboxRefund } from './pay-store';
-import { RefundRefusal, requestRefund } from './refunds';
+import { RefundRefusal, reapplyAbnormalRefund, requestRefund } from './refunds';
 import type { RouteHandler, Sandbox, SandboxReply, SandboxRequest } from './server';
 
 /**
@@ -147,6 +149,7 @@ export function registerPayV3(sandbox: Sandbox, store: PayStore, settings: PayV3
     fail(merchant, 500, 'SYSTEM_ERROR', '系统繁忙，请稍后重试'),
   );
   sandbox.routePrefix('GET', `${REFUNDS}/`, guarded(merchant, queryRefund));
+  sandbox.routePrefix('POST', `${REFUNDS}/`, guarded(merchant, applyAbnormalRefund));
   store.refundNotifiers.v3 = (refund, order) =>
     sendNotify(
       order,
@@ -275,6 +278,55 @@ function queryRefund(merchant: V3Merchant, request: SandboxRequest): SandboxRepl
   const refund = merchant.store.refunds.get(outRefundNo);
   if (!refund || refund.version !== 'v3') return fail(merchant, 404, 'RESOURCE_NOT_EXISTS', '退款单不存在');
   return reply(merchant, 200, refundModel(refund));
+}
+
+/**
+ * `POST /v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund` (发起异常退款) `{out_refund_no, type, bank_type?,
+ * bank_account?, real_name?}`: Wechatpay-Serial must name the sandbox's key; for USER_BANK_CARD bank_account and
+ * real_name are decrypted with its private key (RSA-OAEP). The refund model, PROCESSING; 404 RESOURCE_NOT_EXISTS for
+ * an unknown refund_id; 400 PARAM_ERROR for a bad body, serial or ciphertext; 400 INVALID_REQUEST unless ABNORMAL.
+ */
+function applyAbnormalRefund(merchant: V3Merchant, request: SandboxRequest): SandboxReply {
+  const rest = request.url.pathname.slice(REFUNDS.length + 1);
+  if (!rest.endsWith('/apply-abnormal-refund')) return fail(merchant, 404, 'NOT_FOUND', '资源不存在');
+  const refundId = decodeURIComponent(rest.slice(0, -'/apply-abnormal-refund'.length));
+  if (request.headers['wechatpay-serial'] !== merchant.serial) {
+    return fail(merchant, 400, 'PARAM_ERROR', 'Wechatpay-Serial 与加密使用的微信支付公钥或平台证书不符');
+  }
+  const body = jsonBody(request);
+  if (!isObject(body)) return fail(merchant, 400, 'PARAM_ERROR', '请求体不是合法的 JSON 对象');
+  const { out_refund_no: outRefundNo, type } = body;
+  if (typeof outRefundNo !== 'string' || !OUT_REFUND_NO.test(outRefundNo)) {
+    return fail(merchant, 400, 'PARAM_ERROR', 'out_refund_no 格式错误');
+  }
+  if (type !== 'USER_BANK_CARD' && type !== 'MERCHANT_BANK_CARD') {
+    return fail(merchant, 400, 'PARAM_ERROR', 'type 应为 USER_BANK_CARD 或 MERCHANT_BANK_CARD');
+  }
+  let bank = {};
+  if (type === 'USER_BANK_CARD') {
+    const { bank_type: bankType, bank_account: account, real_name: name } = body;
+    if (!isString(bankType, 32) || typeof account !== 'string' || typeof name !== 'string') {
+      return fail(merchant, 400, 'PARAM_ERROR', 'USER_BANK_CARD 需要 bank_type、bank_account 与 real_name');
+    }
+    try {
+      const key = merchant.settings.payPrivateKey;
+      bank = {
+        bankType,
+        bankAccount: decryptSensitiveField(key, account),
+        realName: decryptSensitiveField(key, name),
+      };
+    } catch (error) {
+      if (!(error instanceof TypeError || error instanceof V3DecryptError)) throw error;
+      return fail(merchant, 400, 'PARAM_ERROR', 'bank_account 或 real_name 解密失败');
+    }
+  }
+  try {
+    const refund = reapplyAbnormalRefund(merchant.store, { refundId, outRefundNo, type, ...bank });
+    return reply(merchant, 200, refundModel(refund));
+  } catch (error) {
+    if (!(error instanceof RefundRefusal)) throw error;
+    return fail(merchant, error.httpStatus, error.code, error.description);
+  }
 }
 
 /** `POST /v3/pay/transactions/jsapi` (JSAPI/小程序下单): a new order → `{prepay_id}`; the same body again → the same id. */

@@ -19,7 +19,8 @@ import { controlBody, json, type Sandbox } from './server';
  * Control: `POST /sandbox/refunds/outcome {mode: SUCCESS|ABNORMAL|CLOSED, deliver?, delayMs?}` (the next refund: its final
  * state, whether its notify is delivered, how long it stays PROCESSING),
  * `POST /sandbox/refunds/notify-again {outRefundNo}`, `POST /sandbox/refunds/resolve {outRefundNo, status: SUCCESS|CLOSED}`
- * (the merchant re-applied an ABNORMAL refund: it ends in that state and its notify is delivered), `GET /sandbox/refunds`.
+ * (an ABNORMAL refund the merchant re-applied, or a PROCESSING one such as after v3 apply-abnormal-refund: it ends in
+ * that state and its notify is delivered), `GET /sandbox/refunds`.
  */
 
 /** A refund request, as either API version names it. */
@@ -116,8 +117,42 @@ export function requestRefund(store: PayStore, ask: RefundAsk): SandboxRefund {
   return refund;
 }
 
-/** PROCESSING → the planned final state, then the notify (unless the plan loses it). */
+/** A v3 发起异常退款 as the sandbox received it, bank fields already decrypted. */
+export interface AbnormalRefundAsk {
+  refundId: string;
+  outRefundNo: string;
+  type: string;
+  bankType?: string;
+  bankAccount?: string;
+  realName?: string;
+}
+
+/**
+ * 发起异常退款: the ABNORMAL v3 refund with this refund_id goes back to PROCESSING (and stays so until
+ * `POST /sandbox/refunds/resolve`), the re-application recorded. Throws RefundRefusal: 404 RESOURCE_NOT_EXISTS for an
+ * unknown refund_id, 400 PARAM_ERROR when out_refund_no is not that refund's, 400 INVALID_REQUEST when it is not
+ * ABNORMAL.
+ */
+export function reapplyAbnormalRefund(store: PayStore, ask: AbnormalRefundAsk): SandboxRefund {
+  const refund = [...store.refunds.values()].find((r) => r.version === 'v3' && r.refundId === ask.refundId);
+  if (!refund) throw new RefundRefusal('RESOURCE_NOT_EXISTS', '退款单不存在', 404);
+  if (refund.outRefundNo !== ask.outRefundNo) {
+    throw new RefundRefusal('PARAM_ERROR', 'out_refund_no 与退款单不符');
+  }
+  if (refund.status !== 'ABNORMAL')
+    throw new RefundRefusal('INVALID_REQUEST', '退款单状态不是异常，无需重新发起');
+  refund.status = 'PROCESSING';
+  const { refundId: _id, outRefundNo: _no, ...reapplication } = ask;
+  refund.reapplications = [
+    ...(refund.reapplications ?? []),
+    { ...reapplication, at: Math.floor(Date.now() / 1000) },
+  ];
+  return refund;
+}
+
+/** PROCESSING → the planned final state, then the notify (unless the plan loses it); a refund resolved since stays. */
 function finish(store: PayStore, refund: SandboxRefund): void {
+  if (refund.status !== 'PROCESSING') return;
   refund.status = refund.plan.mode;
   if (refund.status === 'SUCCESS') refund.successAt = Math.floor(Date.now() / 1000);
   if (refund.plan.deliver) void deliverUntilAccepted(store, refund, 0);
@@ -197,7 +232,9 @@ export function registerRefundControl(sandbox: Sandbox, store: PayStore, speedup
     if (!refund || (status !== 'SUCCESS' && status !== 'CLOSED')) {
       return json(400, { error: 'expected {outRefundNo} of a sandbox refund and {status: SUCCESS|CLOSED}' });
     }
-    if (refund.status !== 'ABNORMAL') return json(409, { error: `refund is ${refund.status}, not ABNORMAL` });
+    if (refund.status !== 'ABNORMAL' && refund.status !== 'PROCESSING') {
+      return json(409, { error: `refund is ${refund.status}, not ABNORMAL or PROCESSING` });
+    }
     refund.status = status;
     if (status === 'SUCCESS') refund.successAt = Math.floor(Date.now() / 1000);
     void deliverUntilAccepted(store, refund, 0);

@@ -1,4 +1,5 @@
 import type {
+  AbnormalRefundRequest,
   CloseResult,
   NotifyReply,
   NotifyRequest,
@@ -37,6 +38,8 @@ export class FakePaymentProvider implements PaymentProvider {
   readonly refundQueries: string[] = [];
   private readonly refundAnswers: Answer<RefundReport>[] = [];
   private readonly refundQueryAnswers: Answer<RefundReport | { status: 'NOTEXIST' }>[] = [];
+  readonly abnormalRefunds: AbnormalRefundRequest[] = [];
+  private readonly abnormalAnswers: Answer<RefundReport>[] = [];
 
   constructor(readonly version: PayVersion = 'v2') {}
 
@@ -97,6 +100,27 @@ export class FakePaymentProvider implements PaymentProvider {
         status: 'PROCESSING',
         refundFee: request.refundFee,
         via: this.version === 'v2' ? 'refund-v2' : 'refund-v3',
+      },
+    );
+  }
+
+  /** Queues the answers to the next applyAbnormalRefund calls. */
+  answerAbnormalRefund(...answers: Answer<RefundReport>[]): this {
+    this.abnormalAnswers.push(...answers);
+    return this;
+  }
+
+  /** Unscripted: re-applied, PROCESSING (the report names no order: the domain does not read it). */
+  async applyAbnormalRefund(request: AbnormalRefundRequest): Promise<RefundReport> {
+    this.abnormalRefunds.push(request);
+    return settle(
+      this.abnormalAnswers.shift() ?? {
+        outRefundNo: request.outRefundNo,
+        outTradeNo: '',
+        status: 'PROCESSING',
+        refundId: request.refundId,
+        refundFee: 0,
+        via: 'refund-v3',
       },
     );
   }

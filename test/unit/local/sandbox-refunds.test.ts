@@ -1,6 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { PayStore, processedRefunds, type SandboxOrder } from '#local/sandbox/pay-store';
-import { type RefundRefusal, registerRefundControl, requestRefund } from '#local/sandbox/refunds';
+import {
+  type RefundRefusal,
+  reapplyAbnormalRefund,
+  registerRefundControl,
+  requestRefund,
+} from '#local/sandbox/refunds';
 import { Sandbox } from '#local/sandbox/server';
 import { thrown } from '#test/helpers/outcomes';
 
@@ -127,5 +132,53 @@ describe('the sandbox refund desk', () => {
     const unknown = await control(sandbox, '/sandbox/refunds/notify-again', { outRefundNo: 'R404' });
     // Assess
     expect([badMode.status, early.status, unknown.status]).toEqual([400, 409, 404]);
+  });
+
+  it('apply-abnormal-refund: an ABNORMAL refund goes PROCESSING and stays so until resolved; others are refused', async () => {
+    // Prepare
+    const { store, sandbox } = paidStore();
+    await control(sandbox, '/sandbox/refunds/outcome', { mode: 'ABNORMAL', deliver: false, delayMs: 0 });
+    const refund = requestRefund(store, ask());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const reapply = { refundId: refund.refundId, outRefundNo: 'R1', type: 'MERCHANT_BANK_CARD' };
+    // Act
+    const unknown = thrown(() => reapplyAbnormalRefund(store, { ...reapply, refundId: '5030nosuchrefund' }));
+    const otherNo = thrown(() => reapplyAbnormalRefund(store, { ...reapply, outRefundNo: 'R2' }));
+    const reapplied = reapplyAbnormalRefund(store, reapply);
+    const twice = thrown(() => reapplyAbnormalRefund(store, reapply));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const stillProcessing = refund.status;
+    const resolved = await control(sandbox, '/sandbox/refunds/resolve', {
+      outRefundNo: 'R1',
+      status: 'SUCCESS',
+    });
+    // Assess
+    expect([unknown, otherNo, twice].map((error) => (error as RefundRefusal).code)).toEqual([
+      'RESOURCE_NOT_EXISTS',
+      'PARAM_ERROR',
+      'INVALID_REQUEST',
+    ]);
+    expect((unknown as RefundRefusal).httpStatus).toBe(404);
+    expect(reapplied.reapplications).toEqual([{ type: 'MERCHANT_BANK_CARD', at: expect.any(Number) }]);
+    expect(stillProcessing).toBe('PROCESSING');
+    expect(resolved.status).toBe(200);
+    expect(refund.status).toBe('SUCCESS');
+    expect(refund.successAt).toEqual(expect.any(Number));
+  });
+
+  it('resolve also takes a fresh PROCESSING refund, and its planned finish then leaves it alone', async () => {
+    // Prepare
+    const { store, sandbox } = paidStore();
+    await control(sandbox, '/sandbox/refunds/outcome', { mode: 'SUCCESS', deliver: false, delayMs: 10 });
+    const refund = requestRefund(store, ask());
+    // Act
+    const resolved = await control(sandbox, '/sandbox/refunds/resolve', {
+      outRefundNo: 'R1',
+      status: 'CLOSED',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    // Assess
+    expect(resolved.status).toBe(200);
+    expect(refund.status).toBe('CLOSED');
   });
 });
