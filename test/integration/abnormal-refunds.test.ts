@@ -5,79 +5,31 @@
  * loopback server running payNotify) revokes the membership exactly once. On v2 the route refuses without a call.
  */
 
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler as adminAbnormalHandler } from '#functions/admin-abnormal-refund';
 import { handler as adminRefundHandler } from '#functions/admin-refund';
 import { handler as createPaymentHandler } from '#functions/create-payment';
-import { handler as notifyHandler } from '#functions/pay-notify';
 import { dynamo } from '#lib/clients/dynamodb';
 import { paymentProviders } from '#lib/clients/wechat-pay';
 import { type Config, loadConfig, resetConfigCache } from '#lib/config';
 import { reconcileRefunds } from '#lib/payments/refunds';
 import { getRefund, type RefundRecord, refundKey } from '#lib/repositories/refund-repository';
-import { context, httpEvent } from '#local/fixtures/events';
 import { forbidInLogs } from '#test/helpers/log-sink';
-import { invoke, sandboxCalls, sandboxUrl, signInUser, storedUser } from './helpers';
+import { invoke, sandboxCalls, sandboxJson, signInUser, storedUser, useLoopbackNotify } from './helpers';
 
 const DAY_MS = 86_400_000;
 const ABNORMAL_ENDPOINT = /^\/v3\/refund\/domestic\/refunds\/[^/]+\/apply-abnormal-refund$/;
 const ACCOUNT = '6217000010012345678';
 const NAME = '王小明';
 
-let notifyServer: Server;
-const saved: Record<string, string | undefined> = {};
-
-/** A loopback notify_url: every POST runs the real payNotify handler (as the Function URL does on AWS). */
-async function startNotifyServer(): Promise<string> {
-  notifyServer = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const headers = Object.fromEntries(
-      Object.entries(req.headers).flatMap(([name, value]) =>
-        typeof value === 'string' ? [[name, value]] : [],
-      ),
-    );
-    const result = await notifyHandler(
-      httpEvent({
-        method: 'POST',
-        path: '/wechat/notify',
-        headers,
-        body: Buffer.concat(chunks).toString('utf8'),
-      }),
-      context,
-    );
-    res.writeHead(result.statusCode ?? 200, (result.headers ?? {}) as Record<string, string>);
-    res.end(result.body ?? '');
-  });
-  await new Promise<void>((resolve) => notifyServer.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(notifyServer.address() as AddressInfo).port}/wechat/notify`;
-}
-
+let stopNotify: () => Promise<void>;
 beforeAll(async () => {
-  for (const name of ['WECHAT_NOTIFY_URL', 'WECHAT_PAY_VERSION']) saved[name] = process.env[name];
-  process.env.WECHAT_NOTIFY_URL = await startNotifyServer();
+  stopNotify = await useLoopbackNotify();
 });
+afterAll(() => stopNotify());
 
-afterAll(async () => {
-  for (const [name, value] of Object.entries(saved)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
-  resetConfigCache();
-  await new Promise<void>((resolve) => notifyServer.close(() => resolve()));
-});
-
-async function sandbox(path: string, body?: unknown, method = 'POST') {
-  const response = await fetch(`${sandboxUrl}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
-}
+const sandbox = sandboxJson;
 
 /** An item of the orders table exactly as stored (index attributes included). */
 async function rawItem(key: string): Promise<Record<string, unknown>> {

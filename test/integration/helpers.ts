@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { GetCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { handler as notifyHandler } from '#functions/pay-notify';
 import { handler as signInHandler } from '#functions/sign-in';
 import { dynamo } from '#lib/clients/dynamodb';
-import { loadConfig } from '#lib/config';
+import { loadConfig, resetConfigCache } from '#lib/config';
 import type { HttpEvent, HttpResult } from '#lib/http';
 import { listExceptions, type PaymentException } from '#lib/repositories/exception-repository';
 import { findUserByOpenid, toUserRecord, type UserRecord } from '#lib/repositories/user-repository';
@@ -31,6 +33,62 @@ async function sandboxRequest<T>(method: string, path: string, body?: unknown): 
   });
   if (!response.ok) throw new Error(`sandbox ${method} ${path} answered ${response.status}`);
   return (await response.json()) as T;
+}
+
+/** A sandbox route called as a test does: its HTTP status and JSON answer, whatever the status. */
+export async function sandboxJson(
+  path: string,
+  body?: unknown,
+  method = 'POST',
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await fetch(`${sandboxUrl}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
+/**
+ * A loopback notify_url for the sandbox's deliveries (payments and refunds): every POST runs the real payNotify
+ * handler, as the Function URL does on AWS. Sets WECHAT_NOTIFY_URL for the file's tests (and keeps
+ * WECHAT_PAY_VERSION, which they may switch); call it in beforeAll and await what it returns in afterAll, which
+ * restores both, forgets the config and closes the server.
+ */
+export async function useLoopbackNotify(): Promise<() => Promise<void>> {
+  const saved = Object.fromEntries(
+    ['WECHAT_NOTIFY_URL', 'WECHAT_PAY_VERSION'].map((name) => [name, process.env[name]]),
+  );
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const headers = Object.fromEntries(
+      Object.entries(req.headers).flatMap(([name, value]) =>
+        typeof value === 'string' ? [[name, value]] : [],
+      ),
+    );
+    const result = await notifyHandler(
+      httpEvent({
+        method: 'POST',
+        path: '/wechat/notify',
+        headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      }),
+      context,
+    );
+    res.writeHead(result.statusCode ?? 200, (result.headers ?? {}) as Record<string, string>);
+    res.end(result.body ?? '');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  process.env.WECHAT_NOTIFY_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/wechat/notify`;
+  return async () => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    resetConfigCache();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
 }
 
 /** A fresh openid in WeChat's shape (letters, digits, `_`, `-`; 6–64 chars). */

@@ -4,79 +4,40 @@
  * payNotify handler, so every path (refund answer, notify, reconciler query) goes through the real code.
  */
 
-import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler as adminRefundHandler } from '#functions/admin-refund';
 import { handler as createPaymentHandler } from '#functions/create-payment';
 import { handler as getOrderHandler } from '#functions/get-order';
-import { handler as notifyHandler } from '#functions/pay-notify';
 import { dynamo } from '#lib/clients/dynamodb';
 import { paymentProviders } from '#lib/clients/wechat-pay';
 import { type Config, loadConfig, resetConfigCache } from '#lib/config';
 import { reconcile } from '#lib/payments/reconcile';
 import { reconcileRefunds } from '#lib/payments/refunds';
 import { getRefund, type RefundRecord } from '#lib/repositories/refund-repository';
-import { context, httpEvent } from '#local/fixtures/events';
 import { sandboxTlsFiles } from '#local/sandbox/index';
 import { TEST_SANDBOX_TLS_PORT } from '#test/test-env';
-import { exceptionsFor, invoke, sandboxCallCount, sandboxUrl, signInUser, storedUser } from './helpers';
+import {
+  exceptionsFor,
+  invoke,
+  sandboxCallCount,
+  sandboxJson,
+  sandboxUrl,
+  signInUser,
+  storedUser,
+  useLoopbackNotify,
+} from './helpers';
 
 const DAY_MS = 86_400_000;
 
-let notifyServer: Server;
-const saved: Record<string, string | undefined> = {};
-
-/** A loopback notify_url: every POST runs the real payNotify handler (as the Function URL does on AWS). */
-async function startNotifyServer(): Promise<string> {
-  notifyServer = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const headers = Object.fromEntries(
-      Object.entries(req.headers).flatMap(([name, value]) =>
-        typeof value === 'string' ? [[name, value]] : [],
-      ),
-    );
-    const result = await notifyHandler(
-      httpEvent({
-        method: 'POST',
-        path: '/wechat/notify',
-        headers,
-        body: Buffer.concat(chunks).toString('utf8'),
-      }),
-      context,
-    );
-    res.writeHead(result.statusCode ?? 200, (result.headers ?? {}) as Record<string, string>);
-    res.end(result.body ?? '');
-  });
-  await new Promise<void>((resolve) => notifyServer.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(notifyServer.address() as AddressInfo).port}/wechat/notify`;
-}
-
+let stopNotify: () => Promise<void>;
 beforeAll(async () => {
-  for (const name of ['WECHAT_NOTIFY_URL', 'WECHAT_PAY_VERSION']) saved[name] = process.env[name];
-  process.env.WECHAT_NOTIFY_URL = await startNotifyServer();
+  stopNotify = await useLoopbackNotify();
 });
+afterAll(() => stopNotify());
 
-afterAll(async () => {
-  for (const [name, value] of Object.entries(saved)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
-  resetConfigCache();
-  await new Promise<void>((resolve) => notifyServer.close(() => resolve()));
-});
-
-async function sandbox(path: string, body?: unknown, method = 'POST') {
-  const response = await fetch(`${sandboxUrl}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
-}
+const sandbox = sandboxJson;
 
 async function storedOrder(outTradeNo: string): Promise<Record<string, unknown>> {
   const { ordersTable } = await loadConfig();
