@@ -91,7 +91,7 @@ export function registerSite(sandbox: Sandbox, apiBase: string): void {
     const page = file(SIMULATOR, 'h5.html');
     return { ...page, body: (page.body as string).replace('%API_BASE%', apiBase) };
   });
-  for (const name of ['simulator.css', 'simulator.js', 'h5.js']) {
+  for (const name of ['simulator.css', 'kit.js', 'simulator.js', 'h5.js']) {
     sandbox.site('GET', `/simulator/${name}`, () => file(SIMULATOR, name));
   }
   sandbox.site('GET', '/client.js', clientScript);

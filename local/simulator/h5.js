@@ -7,28 +7,10 @@
  * account; snsapi_base gives no unionid, as WeChat's does not.
  */
 (() => {
-  const $ = (id) => document.getElementById(id);
-  const yuan = (fen) => `¥${(fen / 100).toFixed(2)}`;
+  const { $, html, time, person, toast, run, showMember, showOrder } = window.SimulatorKit;
   const API = document.querySelector('meta[name="api-base"]').content;
   const PAGE = `${location.origin}${location.pathname}`;
-  const STATUS_TEXT = { PENDING: '待支付', PAID: '已支付', CLOSED: '已关闭', REFUNDED: '已退款' };
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-  function html(text) {
-    const div = document.createElement('div');
-    div.textContent = String(text);
-    return div.innerHTML;
-  }
-
-  /** The simulated WeChat user's ids, shared with the simulator page (same origin, same localStorage). */
-  function person(name, prefix) {
-    let id = localStorage.getItem(name);
-    if (!id) {
-      id = `${prefix}${Math.random().toString(36).slice(2, 12)}${Date.now().toString(36)}`;
-      localStorage.setItem(name, id);
-    }
-    return id;
-  }
 
   async function call(method, path, body, token) {
     const headers = {};
@@ -46,31 +28,8 @@
     return data.data ?? data;
   }
 
-  let toastTimer;
-  function toast(message) {
-    const el = $('toast');
-    el.textContent = message;
-    el.classList.add('show');
-    clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => el.classList.remove('show'), 1800);
-  }
-
-  async function run(task) {
-    try {
-      await task();
-    } catch (error) {
-      toast(error.message || '出错了');
-    }
-  }
-
   function showUser(user) {
-    $('nickname').textContent = user.nickname;
-    $('avatar').textContent = [...user.nickname][0] || '?';
-    const member = user.role === 1 && user.membershipExpiredAt;
-    $('membership').textContent = member
-      ? `会员 · 有效期至 ${user.membershipExpiredAt.slice(0, 10)}`
-      : '普通用户 · 尚未开通会员';
-    $('membership').classList.toggle('member', Boolean(member));
+    showMember(user, 'membership');
     const simulatorUser = localStorage.getItem('sim:userId');
     $('same-user').textContent = !simulatorUser
       ? `用户 ${user.id}`
@@ -78,15 +37,6 @@
         ? `用户 ${user.id} · 与小程序是同一账号（unionid 关联）`
         : `用户 ${user.id} · 与小程序的 ${simulatorUser} 不是同一账号（未拿到 unionid）`;
     $('pay').disabled = false;
-  }
-
-  function showOrder(order) {
-    $('order').innerHTML = `
-      <div class="order-head">
-        <strong>${html(order.description)}</strong>
-        <span class="status ${order.status}" data-testid="h5-order-status">${STATUS_TEXT[order.status] || ''} ${order.status}</span>
-      </div>
-      <div class="order-no">${html(order.outTradeNo)} · ${yuan(order.totalFee)}</div>`;
   }
 
   // Web OAuth: the sandbox consents as the simulator's WeChat user, then the browser goes to the API itself.
@@ -111,14 +61,14 @@
       try {
         const token = sessionStorage.getItem('h5:token');
         const { order, payParams } = await call('POST', '/wechat/pay', { planId: 'monthly' }, token);
-        showOrder(order);
+        showOrder(order, 'h5-order-status');
         await call('POST', '/sandbox/cashier', { ...payParams, action: 'pay' });
         let viewed = order;
         for (let i = 0; i < 40 && viewed.status !== 'PAID'; i++) {
           await sleep(500);
           viewed = (await call('GET', `/wechat/orders/${order.outTradeNo}`, undefined, token)).order;
         }
-        showOrder(viewed);
+        showOrder(viewed, 'h5-order-status');
         showUser((await call('GET', '/wechat/me', undefined, token)).user);
         toast(viewed.status === 'PAID' ? '支付成功，会员已开通' : '支付结果待确认');
       } finally {
@@ -143,7 +93,6 @@
   }
 
   // What the backend asked WeChat (the sandbox's record), newest first.
-  const time = (iso) => new Date(iso).toLocaleTimeString('zh-CN', { hour12: false });
   let shownCalls = -1;
   async function refreshCalls() {
     const { calls } = await (await fetch('/sandbox/calls')).json();

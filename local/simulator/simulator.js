@@ -6,17 +6,18 @@
  * WeChat's side saw.
  */
 (() => {
-  const $ = (id) => document.getElementById(id);
-  const yuan = (fen) => `¥${(fen / 100).toFixed(2)}`;
-  const time = (iso) => new Date(iso).toLocaleTimeString('zh-CN', { hour12: false });
-  const STATUS_TEXT = { PENDING: '待支付', PAID: '已支付', CLOSED: '已关闭', REFUNDED: '已退款' };
+  const {
+    $,
+    STATUS_TEXT,
+    html,
+    yuan,
+    time,
+    person,
+    toast,
+    run,
+    showOrder: showOrderCard,
+  } = window.SimulatorKit;
   const VARIANT_TEXT = { genuine: '正常', forged: '伪造签名', stale: '过期时间戳', signtest: 'SIGNTEST' };
-
-  function html(text) {
-    const div = document.createElement('div');
-    div.textContent = String(text);
-    return div.innerHTML;
-  }
 
   async function sandbox(path, body) {
     const response = await fetch(path, {
@@ -27,16 +28,7 @@
     return { status: response.status, data: await response.json() };
   }
 
-  // The simulated WeChat user: one openid (and one unionid, shared with the H5 page) per browser profile until
-  // "换一个微信用户".
-  function person(name, prefix) {
-    let id = localStorage.getItem(name);
-    if (!id) {
-      id = `${prefix}${Math.random().toString(36).slice(2, 12)}${Date.now().toString(36)}`;
-      localStorage.setItem(name, id);
-    }
-    return id;
-  }
+  // The simulated WeChat user: one openid (and one unionid, shared with the H5 page) until "换一个微信用户".
   const openid = () => person('sim:openid', 'oSim');
   const unionid = () => person('sim:unionid', 'uSim');
 
@@ -125,26 +117,10 @@
   });
 
   // ---- the mini-program ---------------------------------------------------------------------------------
-  let toastTimer;
-  function toast(message) {
-    const el = $('toast');
-    el.textContent = message;
-    el.classList.add('show');
-    clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => el.classList.remove('show'), 1800);
-  }
-
   function showUser(user) {
     // The H5 page (same origin) compares its user with this one.
     localStorage.setItem('sim:userId', user.id);
-    $('nickname').textContent = user.nickname;
-    $('avatar').textContent = [...user.nickname][0] || '?';
-    const member = user.role === 1 && user.membershipExpiredAt;
-    const membership = $('membership');
-    membership.textContent = member
-      ? `会员 · 有效期至 ${user.membershipExpiredAt.slice(0, 10)}`
-      : '普通用户 · 尚未开通会员';
-    membership.classList.toggle('member', Boolean(member));
+    window.SimulatorKit.showMember(user, 'membership');
     $('sign-in').textContent = '重新登录';
     showPhone(user);
     const form = $('profile-form');
@@ -160,14 +136,7 @@
     $('bind-phone').disabled = false;
   }
 
-  function showOrder(order) {
-    $('order').innerHTML = `
-      <div class="order-head">
-        <strong>${html(order.description)}</strong>
-        <span class="status ${order.status}" data-testid="order-status">${STATUS_TEXT[order.status] || ''} ${order.status}</span>
-      </div>
-      <div class="order-no">${html(order.outTradeNo)} · ${yuan(order.totalFee)}</div>`;
-  }
+  const showOrder = (order) => showOrderCard(order, 'order-status');
 
   async function loadPlans() {
     try {
@@ -202,14 +171,6 @@
           )
           .join('')
       : '<div class="empty">还没有订单</div>';
-  }
-
-  async function run(task) {
-    try {
-      await task();
-    } catch (error) {
-      toast(error.message || '出错了');
-    }
   }
 
   $('sign-in').addEventListener('click', () =>
