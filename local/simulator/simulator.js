@@ -287,40 +287,101 @@
     }),
   );
 
+  /** Waits (up to 10 s) for the order's refunded amount to move, then shows the order, the membership and `done`. */
+  async function showRefundOutcome(outTradeNo, before, refund) {
+    let order = before;
+    for (let waited = 0; order.refundedFee === before.refundedFee && waited < 10000; waited += 400) {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      order = await api.order(outTradeNo);
+    }
+    const user = await api.me();
+    showUser(user);
+    showOrder(order);
+    $('refund-result').textContent =
+      order.refundedFee === before.refundedFee
+        ? `退款 ${yuan(refund.amount)}（${refund.outRefundNo}）仍在处理中，对账会再查询`
+        : `已退款 ${yuan(order.refundedFee)} / ${yuan(order.totalFee)}，订单 ${order.status}；会员${
+            user.role === 1 ? `有效期至 ${user.membershipExpiredAt.slice(0, 10)}` : '已失效'
+          }`;
+    await loadOrders();
+    await refreshWeChatSide();
+  }
+
+  /** POSTs JSON to a route of the local API (through the sandbox); the envelope. */
+  async function post(path, body) {
+    const response = await fetch(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return response.json();
+  }
+
+  /** Until WeChat (the sandbox) has reported `status` for the refund and our backend acknowledged it (≤ 10 s). */
+  async function refundReported(outTradeNo, outRefundNo, status) {
+    for (let waited = 0; waited < 10000; waited += 400) {
+      const { data } = await sandbox(`/sandbox/refunds?outTradeNo=${encodeURIComponent(outTradeNo)}`);
+      const acknowledged = data.deliveries.some(
+        (d) => d.outRefundNo === outRefundNo && d.refundStatus === status && d.accepted,
+      );
+      if (acknowledged) return true;
+      await new Promise((resolve) => setTimeout(resolve, 400));
+    }
+    return false;
+  }
+
+  /** The refund WeChat reported ABNORMAL, which the re-apply button takes back. */
+  let abnormalRefund;
+
   // The operator's refund (an IAM route on AWS; the local API takes it as is): the sandbox refunds at once and
   // sends the refund notify, which revokes the membership days; the order is polled until it shows the refund.
+  // With "用户银行卡已注销" the sandbox reports it ABNORMAL instead (nothing revoked), and the operator re-applies it.
   $('refund').addEventListener('click', () =>
     run(async () => {
       const outTradeNo = lastPaid;
       const text = $('refund-amount').value.trim();
       if (text !== '' && !/^[1-9]\d*$/.test(text)) throw new Error('金额应为正整数（分）');
+      const abnormal = $('refund-abnormal').checked;
       const before = await api.order(outTradeNo);
-      const response = await fetch('/admin/refunds', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(text === '' ? { outTradeNo } : { outTradeNo, amount: Number(text) }),
-      });
-      const body = await response.json();
+      if (abnormal) await sandbox('/sandbox/refunds/outcome', { mode: 'ABNORMAL' });
+      const body = await post(
+        '/admin/refunds',
+        text === '' ? { outTradeNo } : { outTradeNo, amount: Number(text) },
+      );
       if (!body.success) throw new Error(body.message);
       const { refund } = body.data;
       $('refund-result').textContent =
         `退款 ${yuan(refund.amount)} 已提交（${refund.outRefundNo}，${refund.status}），等待退款通知…`;
-      let order = before;
-      for (let waited = 0; order.refundedFee === before.refundedFee && waited < 10000; waited += 400) {
-        await new Promise((resolve) => setTimeout(resolve, 400));
-        order = await api.order(outTradeNo);
+      if (!abnormal) return showRefundOutcome(outTradeNo, before, refund);
+      if (!(await refundReported(outTradeNo, refund.outRefundNo, 'ABNORMAL'))) {
+        throw new Error('没有等到退款异常通知');
       }
-      const user = await api.me();
-      showUser(user);
-      showOrder(order);
+      abnormalRefund = { outTradeNo, refund };
+      $('refund-reapply').hidden = false;
       $('refund-result').textContent =
-        order.refundedFee === before.refundedFee
-          ? `退款 ${yuan(refund.amount)}（${refund.outRefundNo}）仍在处理中，对账会再查询`
-          : `已退款 ${yuan(order.refundedFee)} / ${yuan(order.totalFee)}，订单 ${order.status}；会员${
-              user.role === 1 ? `有效期至 ${user.membershipExpiredAt.slice(0, 10)}` : '已失效'
-            }`;
-      await loadOrders();
+        `退款 ${yuan(refund.amount)}（${refund.outRefundNo}）异常 ABNORMAL：用户银行卡已注销，会员天数未扣回；可重新发起`;
       await refreshWeChatSide();
+    }),
+  );
+
+  // POST /admin/refunds/{outRefundNo}/apply-abnormal (v3): back to PROCESSING; WeChat (the sandbox) then pays it to
+  // the merchant's bank account and sends REFUND.SUCCESS, which revokes the days. v2 has no such API.
+  $('refund-reapply').addEventListener('click', () =>
+    run(async () => {
+      const { outTradeNo, refund } = abnormalRefund;
+      const before = await api.order(outTradeNo);
+      const path = `/admin/refunds/${encodeURIComponent(refund.outRefundNo)}/apply-abnormal`;
+      const body = await post(path, { type: 'MERCHANT_BANK_CARD' });
+      if (!body.success) {
+        // v2 never can: the button goes; anything else may be tried again.
+        $('refund-reapply').hidden = body.code === 'ABNORMAL_REFUND_V3_ONLY';
+        $('refund-result').textContent = `重新发起未成功：${body.message}（${body.code}）`;
+        return;
+      }
+      $('refund-reapply').hidden = true;
+      $('refund-result').textContent = `已重新发起（${body.data.refund.status}），等待微信退款通知…`;
+      await sandbox('/sandbox/refunds/resolve', { outRefundNo: refund.outRefundNo, status: 'SUCCESS' });
+      await showRefundOutcome(outTradeNo, before, refund);
     }),
   );
 

@@ -157,3 +157,41 @@ it('opens the H5 page as the same WeChat user: web OAuth, the wx.config signatur
     await page.screenshot({ path: process.env.SIMULATOR_H5_SCREENSHOT });
   expect(consoleErrors).toEqual([]);
 });
+
+it('takes an ABNORMAL refund back through apply-abnormal (v3), or says where to re-apply it (v2)', async () => {
+  // Prepare: a paid monthly order, refunded while the user's card is closed (WeChat reports ABNORMAL)
+  await page.getByTestId('plan-monthly').click();
+  await page.getByTestId('pay-confirm').click();
+  await expect.poll(() => page.getByTestId('membership').textContent(), WAIT).toMatch(/有效期至/);
+  await page.getByTestId('refund-abnormal').check();
+  await page.getByTestId('refund').click();
+  await expect.poll(() => page.getByTestId('refund-result').textContent(), WAIT).toContain('异常 ABNORMAL');
+  expect(await page.getByTestId('membership').textContent()).toMatch(/有效期至/);
+  const { refunds } = (await (await fetch(`${sandboxUrl}/sandbox/refunds`)).json()) as {
+    refunds: { version: string }[];
+  };
+  const version = refunds.at(-1)?.version;
+
+  // Act: the operator re-applies it to the merchant's bank account
+  await page.getByTestId('refund-reapply').click();
+
+  // Assess: v3 revokes the days once WeChat reports SUCCESS; v2 has no such API and says so
+  if (version === 'v3') {
+    await expect
+      .poll(() => page.getByTestId('refund-result').textContent(), WAIT)
+      .toMatch(/已退款 ¥[\d.]+ \/ ¥[\d.]+，订单 REFUNDED；会员已失效/);
+    expect(await page.getByTestId('membership').textContent()).toContain('尚未开通会员');
+  } else {
+    expect(version).toBe('v2');
+    await expect
+      .poll(() => page.getByTestId('refund-result').textContent(), WAIT)
+      .toContain('ABNORMAL_REFUND_V3_ONLY');
+    expect(await page.getByTestId('membership').textContent()).toMatch(/有效期至/);
+    // The browser logs the route's 409, the answer under test, as a failed resource load.
+    consoleErrors = consoleErrors.filter((error) => !error.includes('status of 409 (Conflict)'));
+  }
+  if (process.env.SIMULATOR_ABNORMAL_SCREENSHOT) {
+    await page.screenshot({ path: process.env.SIMULATOR_ABNORMAL_SCREENSHOT, fullPage: true });
+  }
+  expect(consoleErrors).toEqual([]);
+});
