@@ -18,7 +18,7 @@ export const handler = httpHandler(
       event.pathParameters?.outRefundNo ?? '',
       body,
     );
-    return ok({ refund: { ...refund } }, '已重新发起退款');
+    return ok({ refund }, '已重新发起退款');
   },
   { jsonBody: true, maxBodyBytes: 1024 },
 );

@@ -7,7 +7,6 @@ import type { HttpEvent, HttpResult } from './http';
 import { logger } from './logger';
 import {
   allowedRedirect,
-  type OAuthScope,
   SIGN_IN_SCOPES,
   type SignInScope,
   STATE_TTL_SECONDS,
@@ -69,13 +68,16 @@ export const BINDING_COOKIE = 'wx_oauth_nonce';
  * `publicApiUrl` (PUBLIC_API_URL) its path + `/wechat/oauth`, Secure unless its host is loopback; without, the
  * request's rawPath less `/authorize` (or `/callback`), Secure unless the Host header is loopback.
  */
+/** localhost or 127.0.0.1, with or without a port: served over plain http locally. */
+const LOOPBACK_HOST = /^(localhost|127\.0\.0\.1)(:\d+)?$/;
+
 export function bindingCookie(event: HttpEvent, nonce: string, publicApiUrl = ''): string {
   const base = publicApiUrl ? new URL(publicApiUrl) : undefined;
   const folder = base
     ? `${base.pathname.replace(/\/$/, '')}/wechat/oauth`
     : (event.rawPath ?? '/wechat/oauth/authorize').replace(/\/(authorize|callback)$/, '');
   const host = base ? base.host : (event.headers?.host ?? '');
-  const secure = /^(localhost|127\.0\.0\.1)(:\d+)?$/.test(host) ? '' : '; Secure';
+  const secure = LOOPBACK_HOST.test(host) ? '' : '; Secure';
   return `${BINDING_COOKIE}=${nonce}; Path=${folder}; Max-Age=${STATE_TTL_SECONDS}; HttpOnly; SameSite=Lax${secure}`;
 }
 
@@ -104,18 +106,23 @@ function query(event: HttpEvent, name: string): string | undefined {
  */
 export function callbackUrl(event: HttpEvent, redirect: string, publicApiUrl = ''): string {
   if (publicApiUrl) {
-    const url = new URL(`${publicApiUrl}/wechat/oauth/callback`);
+    const url = new URL(publicCallbackUrl(publicApiUrl));
     url.searchParams.set('redirect', redirect);
     return url.href;
   }
   const host = event.headers?.host ?? event.requestContext?.domainName ?? 'localhost';
   const forwarded = event.headers?.['x-forwarded-proto'];
-  const loopback = /^(localhost|127\.0\.0\.1)(:\d+)?$/.test(host);
+  const loopback = LOOPBACK_HOST.test(host);
   const scheme = forwarded === 'http' || forwarded === 'https' ? forwarded : loopback ? 'http' : 'https';
   const path = (event.rawPath ?? '/wechat/oauth/authorize').replace(/\/(authorize|callback)$/, '/callback');
   const url = new URL(`${scheme}://${host}${path}`);
   url.searchParams.set('redirect', redirect);
   return url.href;
+}
+
+/** The callback under PUBLIC_API_URL (no query): what WeChat's redirect_uri names when that setting is given. */
+export function publicCallbackUrl(publicApiUrl: string): string {
+  return `${publicApiUrl}/wechat/oauth/callback`;
 }
 
 /**
@@ -152,12 +159,11 @@ function toAuthorizePage(
   now: Date,
 ): HttpResult {
   const state = signState(keyOf(h5), scope, redirect, Math.floor(now.getTime() / 1000));
-  const asked: OAuthScope = wechatScope(scope);
   const params = [
     ['appid', h5.mpAppId],
     ['redirect_uri', callbackUrl(event, redirect, h5.publicApiUrl)],
     ['response_type', 'code'],
-    ['scope', asked],
+    ['scope', wechatScope(scope)],
     ['state', state],
   ];
   const search = params.map(([name, value]) => `${name}=${encodeURIComponent(value as string)}`).join('&');

@@ -3,8 +3,7 @@ import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { dynamo } from '#lib/clients/dynamodb';
 import { loadConfig, resetConfigCache } from '#lib/config';
 import { AppError } from '#lib/errors';
-import type { HttpEvent } from '#lib/http';
-import { callbackUrl } from '#lib/oauth';
+import { publicCallbackUrl } from '#lib/oauth';
 import { fetchSecretsFromSsm, type RawSecrets, SECRET_NAMES, secretNamesFor, splitPems } from '#lib/secrets';
 import { readSettings, type Settings } from '#lib/settings';
 import { V2_SIGN_TYPES } from '#lib/wechat-pay/fields';
@@ -223,9 +222,9 @@ export async function diagnose(env: NodeJS.ProcessEnv): Promise<Check[]> {
       if (!raw.WECHAT_MP_SECRET) fail('WECHAT_MP_APPID is set but WECHAT_MP_SECRET is missing');
       if (current.h5Origins.length === 0) fail('WECHAT_MP_APPID is set but H5_ORIGINS lists no origin');
       const open = await reach(current.openBase);
-      // The redirect_uri WeChat gets (the event is not read when PUBLIC_API_URL is set): its host must be the
+      // The redirect_uri WeChat gets when PUBLIC_API_URL is set: its host must be the
       // official account's 网页授权域名, or WeChat refuses the sign-in (10003).
-      const fixed = current.publicApiUrl && new URL(callbackUrl({} as HttpEvent, '', current.publicApiUrl));
+      const fixed = current.publicApiUrl && new URL(publicCallbackUrl(current.publicApiUrl));
       const callback = fixed
         ? `OAuth callback ${fixed.origin}${fixed.pathname} (PUBLIC_API_URL; 网页授权域名 ${fixed.hostname})`
         : 'OAuth callback on the host each H5 page calls (PUBLIC_API_URL unset; 网页授权域名 that host)';

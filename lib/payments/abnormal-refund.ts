@@ -1,5 +1,4 @@
 import * as v from 'valibot';
-import type { AbnormalRefundRequest } from '#lib/clients/payment-provider';
 import type { Config } from '#lib/config';
 import { ConflictError, NotFoundError } from '#lib/errors';
 import { logger } from '#lib/logger';
@@ -93,19 +92,11 @@ export async function applyAbnormalRefund(
   if (!refund.refundId && provider.version === 'v3') {
     throw new ConflictError('尚未取得微信退款单号，请稍后再试', 'REFUND_ID_UNKNOWN');
   }
-  const refundId = refund.refundId ?? '';
-  const request: AbnormalRefundRequest =
-    body.type === 'USER_BANK_CARD'
-      ? {
-          refundId,
-          outRefundNo,
-          type: body.type,
-          bankType: body.bankType,
-          bankAccount: body.bankAccount,
-          realName: body.realName,
-        }
-      : { refundId, outRefundNo, type: body.type };
-  const answer = await provider.applyAbnormalRefund(request);
+  const answer = await provider.applyAbnormalRefund({
+    refundId: refund.refundId ?? '',
+    outRefundNo,
+    ...body,
+  });
   const at = now();
   const reapplication = { at: at.toISOString(), type: body.type };
   const moved = await refunds.markRefundReapplied(

@@ -19,6 +19,7 @@
   } = window.SimulatorKit;
   const VARIANT_TEXT = { genuine: '正常', forged: '伪造签名', stale: '过期时间戳', signtest: 'SIGNTEST' };
 
+  /** GET (no body) or POST JSON to the sandbox, or through it to the local API's /wechat and /admin routes. */
   async function sandbox(path, body) {
     const response = await fetch(path, {
       method: body === undefined ? 'GET' : 'POST',
@@ -307,16 +308,6 @@
     await refreshWeChatSide();
   }
 
-  /** POSTs JSON to a route of the local API (through the sandbox); the envelope. */
-  async function post(path, body) {
-    const response = await fetch(path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    return response.json();
-  }
-
   /** Until WeChat (the sandbox) has reported `status` for the refund and our backend acknowledged it (≤ 10 s). */
   async function refundReported(outTradeNo, outRefundNo, status) {
     for (let waited = 0; waited < 10000; waited += 400) {
@@ -344,7 +335,7 @@
       const abnormal = $('refund-abnormal').checked;
       const before = await api.order(outTradeNo);
       if (abnormal) await sandbox('/sandbox/refunds/outcome', { mode: 'ABNORMAL' });
-      const body = await post(
+      const { data: body } = await sandbox(
         '/admin/refunds',
         text === '' ? { outTradeNo } : { outTradeNo, amount: Number(text) },
       );
@@ -371,7 +362,7 @@
       const { outTradeNo, refund } = abnormalRefund;
       const before = await api.order(outTradeNo);
       const path = `/admin/refunds/${encodeURIComponent(refund.outRefundNo)}/apply-abnormal`;
-      const body = await post(path, { type: 'MERCHANT_BANK_CARD' });
+      const { data: body } = await sandbox(path, { type: 'MERCHANT_BANK_CARD' });
       if (!body.success) {
         // v2 never can: the button goes; anything else may be tried again.
         $('refund-reapply').hidden = body.code === 'ABNORMAL_REFUND_V3_ONLY';
